@@ -1,0 +1,184 @@
+"""Faust wiring only: the app, its topics and table, the agent, the idle timer.
+
+One agent reads the input topic, the repartition topic and the tick topic (co-partitioned,
+so partition N of each lands on the same worker) and hands each record to `Processor`.
+The membership table is written only there, inside stream iteration. The timer never
+touches state: when an idle partition's wall-clock watermark reaches a sync time, it sends
+a tick record that the agent then processes. The only module that imports faust.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import faust
+from faust.types import TP
+
+from .config import Settings
+from .kafka_client import partition_for
+from .metrics import Metrics
+from .processor import Processor
+from .sinks import open_sink
+from .sync import SyncOutput
+from .writer import SyncWriter
+
+__all__ = ["Worker", "create_worker", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+class _FaustOutbox:
+    def __init__(self, dlq: Any, repartition: Any, writer: SyncWriter) -> None:
+        self._dlq = dlq
+        self._repartition = repartition
+        self._writer = writer
+
+    async def dead_letter(
+        self, *, topic: str, partition: int, offset: int, key: bytes | None,
+        value: bytes | None, reason: str,
+    ) -> None:
+        headers = [
+            ("cohort-sync-reason", reason.encode("utf-8")),
+            ("cohort-sync-source", f"{topic}/{partition}/{offset}".encode()),
+        ]
+        await self._dlq.send(key=key, value=value if value is not None else b"", headers=headers)
+
+    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
+        await self._repartition.send(key=key, value=value, partition=partition)
+
+    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+        return await self._writer.write(build)
+
+
+class Worker:
+    """A configured Faust app plus the processor it drives."""
+
+    def __init__(self, app: faust.App, processor: Processor, writer: SyncWriter) -> None:
+        self.app = app
+        self.processor = processor
+        self.writer = writer
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.processor.metrics
+
+
+def create_worker(
+    settings: Settings,
+    *,
+    broker_url: str,
+    faust_defaults: Mapping[str, Any] | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Worker:
+    kafka = settings.kafka
+    faust_settings: dict[str, Any] = {
+        "store": "memory://",
+        "topic_partitions": kafka.partitions,
+        "web_enabled": "web_port" in settings.faust,
+        **(faust_defaults or {}),
+        **settings.faust,
+    }
+    app = faust.App(kafka.app_id, broker=broker_url, **faust_settings)
+    ticks_topic = f"{kafka.app_id}-ticks"
+    repartition_topic = f"{kafka.app_id}-by-cohort"
+    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+           "value_serializer": "raw", "partitions": kafka.partitions}
+    sources = app.topic(kafka.topic, repartition_topic, ticks_topic, **raw)
+    repartition = app.topic(repartition_topic, internal=True, **raw)
+    ticks = app.topic(ticks_topic, internal=True, **raw)
+    dlq = app.topic(kafka.dlq_topic, **raw)
+    table = app.Table(
+        "membership", default=None, partitions=kafka.partitions, key_type=str,
+        value_serializer="json",
+    )
+    metrics = Metrics()
+    sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
+    writer = SyncWriter(sinks, metrics)
+    processor = Processor(
+        settings, table, _FaustOutbox(dlq, repartition, writer), partition_for, metrics
+    )
+    last_record: dict[int, float] = {}
+    tick_sent: dict[int, int] = {}
+
+    @app.agent(sources, name="cohort-sync-membership")
+    async def membership(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            partition = message.partition
+            if message.topic == ticks_topic:
+                tick_sent.pop(partition, None)
+                await processor.on_tick(partition, json.loads(event.value)["now"])
+                continue
+            last_record[partition] = clock()
+            await processor.on_record(
+                message.topic, partition, message.offset, message.key, event.value
+            )
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        mine = {tp.partition for tp in revoked if tp.topic == kafka.topic}
+        processor.forget(mine)
+        for partition in mine:
+            last_record.pop(partition, None)
+
+    if kafka.idle_timeout_ms is not None:
+        idle_after = kafka.idle_timeout_ms / 1000
+        started = clock()
+
+        @app.timer(interval=min(1.0, max(idle_after / 4, 0.1)))
+        async def advance_idle_partitions() -> None:
+            try:
+                now = clock()
+                for tp in sorted(app.consumer.assignment()):
+                    if tp.topic != kafka.topic:
+                        continue
+                    if now - last_record.get(tp.partition, started) < idle_after:
+                        continue
+                    if not await _caught_up(app, tp, TP(repartition_topic, tp.partition)):
+                        continue
+                    await _maybe_tick(processor, ticks, tick_sent, tp.partition, int(now * 1000))
+            except Exception:  # a timer that raises stops the worker: log and try next time
+                log.exception("idle timer failed")
+
+    return Worker(app, processor, writer)
+
+
+async def _caught_up(app: faust.App, *partitions: TP) -> bool:
+    for tp in partitions:
+        if tp not in app.consumer.assignment():
+            continue
+        highwater = app.consumer.highwater(tp)
+        position = await app.consumer.position(tp)
+        if highwater is None or position is None or position < highwater:
+            return False
+    return True
+
+
+async def _maybe_tick(
+    processor: Processor, ticks: Any, tick_sent: dict[int, int], partition: int, now_ms: int
+) -> None:
+    if partition in tick_sent:
+        return
+    if partition in processor.partitions:  # an unloaded partition gets one tick to load it
+        due = processor.next_due(partition)
+        lateness = processor.settings.kafka.allowed_lateness_ms
+        if due is None or now_ms - lateness < due:
+            return
+    tick_sent[partition] = now_ms
+    await ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
+
+
+def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop)."""
+    faust_worker = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
+    try:
+        faust_worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            raise
+    finally:
+        worker.writer.close()

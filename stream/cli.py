@@ -1,0 +1,150 @@
+"""`cohort-sync worker | demo | produce`: the command line.
+
+A user mistake (bad config, unreachable broker, missing file) prints one line on stderr
+and exits 2; there is no traceback for those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from . import __version__
+from .config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
+from .errors import CohortSyncError
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+Stream cohort membership changes from Kafka into entering/exiting/existing CSV files
+(plus a manifest) per cohort and sync time, in S3 or a local folder.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except CohortSyncError as exc:
+        print(f"cohort-sync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cohort-sync", description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cohort-sync {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    worker = commands.add_parser(
+        "worker", help="run the streaming worker until SIGTERM/SIGINT",
+        description="Consume membership events, keep cohort membership in Faust tables and "
+        "write every sync's three CSVs and manifest when its time is reached. Without "
+        "[kafka].broker an embedded Tansu broker is started and stopped with the worker.",
+    )
+    _config_argument(worker)
+    worker.add_argument("--log-level", default="info",
+                        choices=["crit", "error", "warn", "info", "debug"])
+    worker.set_defaults(run=_run_worker)
+
+    demo = commands.add_parser(
+        "demo", help="run everything on embedded defaults with simulated events",
+        description="Start an embedded broker and a worker, feed a few simulated hours of "
+        "events for several cohorts, wait for their syncs, check the files against a "
+        "reference run, print where they are and a summary, and exit 0.",
+    )
+    demo.add_argument("--dir", type=Path, default=Path("cohort-sync-demo"),
+                      help="folder for the config, the events and the files "
+                      "(default: ./cohort-sync-demo)")
+    demo.add_argument("--timeout", type=float, default=60.0,
+                      help="seconds to wait for the syncs (default: 60)")
+    demo.set_defaults(run=_run_demo)
+
+    produce = commands.add_parser(
+        "produce", help="send events from a JSON-lines file to the input topic",
+        description="Send each non-blank line of FILE (or - for stdin) as one record to "
+        "[kafka].topic, keyed by its cohort_id. Lines are sent as they are: invalid ones "
+        "reach the dead-letter topic through the worker.",
+    )
+    _config_argument(produce)
+    produce.add_argument("file", metavar="FILE.jsonl", help="JSON-lines file, or - for stdin")
+    produce.set_defaults(run=_run_produce)
+    return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="PATH",
+        help=f"TOML config file (default: ${CONFIG_ENV}); ${BROKER_ENV} overrides [kafka].broker",
+    )
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from .app import create_worker, run_worker
+    from .embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+    from .kafka_client import ensure_topics
+
+    settings = load_settings(args.config)
+    _configure_logging(args.log_level)
+    with contextlib.ExitStack() as stack:
+        defaults = {}
+        if settings.kafka.broker is None:
+            broker = stack.enter_context(EmbeddedBroker())
+            print(f"cohort-sync: embedded broker listening on {broker.bootstrap}", flush=True)
+            settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
+            defaults = TANSU_FAUST_SETTINGS
+        ensure_topics(settings.kafka)
+        worker = create_worker(settings, broker_url=_faust_url(settings), faust_defaults=defaults)
+        run_worker(worker, loglevel=args.log_level)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(args.dir, timeout=args.timeout)
+
+
+def _run_produce(args: argparse.Namespace) -> int:
+    from .kafka_client import ensure_topics, produce_lines
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(f"produce needs [kafka].broker or ${BROKER_ENV}")
+    try:
+        handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CohortSyncError(f"cannot read {args.file}: {exc.strerror}") from None
+    with handle:
+        ensure_topics(settings.kafka)
+        sent = produce_lines(settings.kafka, handle)
+    print(f"cohort-sync: sent {sent} records to {settings.kafka.topic}")
+    return 0
+
+
+def _faust_url(settings: Settings) -> str:
+    broker = settings.kafka.broker or ""
+    return ";".join(
+        part if "://" in part else f"kafka://{part}" for part in broker.replace(",", ";").split(";")
+    )
+
+
+def _configure_logging(level: str) -> None:
+    names = {"crit": "CRITICAL", "warn": "WARNING"}
+    logging.basicConfig(level=names.get(level, level.upper()),
+                        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Table keys and values: domain state <-> JSON-ready values for Faust's changelogs.
+
+Keys carry the input partition, so a worker rebuilds exactly the partitions it owns:
+`m␟{partition}␟{cohort}␟{amplitude_id}` a member, `c␟{partition}␟{cohort}` a cohort,
+`p␟{partition}` the partition's emitted watermark and rule starts (␟ is U+001F, which
+cohort ids cannot contain).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .membership import Member, Snapshot, Stamp
+
+__all__ = [
+    "member_key", "cohort_key", "partition_key", "parse_key",
+    "encode_member", "decode_member",
+]
+
+_SEP = "\x1f"
+
+
+def member_key(partition: int, cohort_id: str, amplitude_id: int) -> str:
+    return f"m{_SEP}{partition}{_SEP}{cohort_id}{_SEP}{amplitude_id}"
+
+
+def cohort_key(partition: int, cohort_id: str) -> str:
+    return f"c{_SEP}{partition}{_SEP}{cohort_id}"
+
+
+def partition_key(partition: int) -> str:
+    return f"p{_SEP}{partition}"
+
+
+def parse_key(key: str) -> tuple[str, int, list[str]]:
+    """-> (kind, partition, the remaining parts)."""
+    kind, partition, *rest = key.split(_SEP)
+    return kind, int(partition), rest
+
+
+def encode_member(member: Member) -> list[Any]:
+    return [_encode_snapshot(item) for item in member.history]
+
+
+def decode_member(value: list[Any]) -> Member:
+    return Member([_decode_snapshot(item) for item in value])
+
+
+def _encode_snapshot(item: Snapshot) -> list[Any]:
+    props = [
+        [name, app, value, None if stamp == item.stamp else list(stamp)]
+        for (name, app), (value, stamp) in item.properties.items()
+    ]
+    user_stamp = None if item.user_stamp == item.stamp else list(item.user_stamp)
+    return [list(item.stamp), item.visible, int(item.enter), item.user_id, user_stamp, props]
+
+
+def _decode_snapshot(value: list[Any]) -> Snapshot:
+    stamp_list, visible, enter, user_id, user_stamp, props = value
+    stamp: Stamp = (stamp_list[0], stamp_list[1], stamp_list[2])
+    return Snapshot(
+        stamp=stamp,
+        visible=visible,
+        enter=bool(enter),
+        user_id=user_id,
+        user_stamp=stamp if user_stamp is None else _stamp(user_stamp),
+        properties={
+            (name, app): (prop_value, stamp if prop_stamp is None else _stamp(prop_stamp))
+            for name, app, prop_value, prop_stamp in props
+        },
+    )
+
+
+def _stamp(value: list[int]) -> Stamp:
+    return (value[0], value[1], value[2])

@@ -1,0 +1,316 @@
+"""TOML file + environment -> frozen `Settings`. Every error names the key it is about.
+
+`load_settings(path)` reads the file; `settings_from_mapping(data)` validates an already
+parsed document (the demo and tests build one in code). `COHORT_SYNC_BROKER` overrides
+`[kafka].broker`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import ConfigError
+from .windows import parse_cadence, parse_duration
+
+__all__ = [
+    "KafkaSettings",
+    "Destination",
+    "SyncRule",
+    "Settings",
+    "load_settings",
+    "settings_from_mapping",
+    "CONFIG_ENV",
+    "BROKER_ENV",
+]
+
+CONFIG_ENV = "COHORT_SYNC_CONFIG"
+BROKER_ENV = "COHORT_SYNC_BROKER"
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_SAFE_NAME_PART = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KafkaSettings:
+    broker: str | None = None
+    topic: str = "cohort-membership"
+    app_id: str = "cohort-sync"
+    partitions: int = 8
+    allowed_lateness_ms: int = 0
+    idle_timeout_ms: int | None = 30_000
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.topic}-dlq"
+
+    def bootstrap_servers(self) -> list[str]:
+        """`kafka://h1:9092;h2:9092` -> `["h1:9092", "h2:9092"]` for kafka-python."""
+        if self.broker is None:
+            raise ConfigError("kafka.broker", "no broker configured")
+        return [urlsplit(part if "://" in part else f"kafka://{part}").netloc
+                for part in re.split(r"[;,]", self.broker) if part.strip()]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Destination:
+    name: str
+    url: str
+    scheme: str
+    bucket: str
+    path: str
+    region: str | None = None
+    endpoint_url: str | None = None
+    naming: str = "amplitude"
+    require_suffix: bool = False
+    user_property: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncRule:
+    index: int
+    cohort: str
+    destination: str
+    cadence: str
+    cadence_ms: int
+    routing_key: str | None = None
+    user_properties: tuple[str, ...] = ()
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.destination}|{self.routing_key or ''}|{self.cohort}|{self.cadence_ms}"
+
+    def covers(self, cohort_id: str) -> bool:
+        return self.cohort in ("*", cohort_id)
+
+    def properties(self, destination: Destination) -> tuple[str, ...]:
+        """The destination's `user_property`, then the rule's, without duplicates."""
+        names = ([destination.user_property] if destination.user_property else [])
+        return tuple(dict.fromkeys([*names, *self.user_properties]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    project_id: int = 0
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    faust: Mapping[str, Any] = field(default_factory=dict)
+    destinations: Mapping[str, Destination] = field(default_factory=dict)
+    syncs: tuple[SyncRule, ...] = ()
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read the TOML file at `path` (or `$COHORT_SYNC_CONFIG`) and validate it."""
+    path = path or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError("--config", f"no config file given (use --config PATH or ${CONFIG_ENV})")
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    return settings_from_mapping(data, environ=os.environ)
+
+
+def settings_from_mapping(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None
+) -> Settings:
+    _no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
+    project_id = _integer(data, "project_id", "project_id", default=0, minimum=0)
+    kafka = _kafka(_table(data, "kafka"), environ or {})
+    faust_settings = dict(_table(data, "faust"))
+    destinations = _destinations(data.get("destinations", []))
+    syncs = _syncs(data.get("syncs", []), destinations)
+    return Settings(
+        project_id=project_id, kafka=kafka, faust=faust_settings,
+        destinations=destinations, syncs=syncs,
+    )
+
+
+def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSettings:
+    keys = {"broker", "topic", "app_id", "partitions", "allowed_lateness", "idle_timeout"}
+    _no_unknown_keys(section, keys, "kafka.")
+    broker = environ.get(BROKER_ENV) or _string(section, "broker", "kafka.broker", default=None)
+    if broker is not None and not broker.strip():
+        raise ConfigError("kafka.broker", "must not be empty (omit it for the embedded broker)")
+    idle_text = _string(section, "idle_timeout", "kafka.idle_timeout", default="30s")
+    idle_timeout = None if idle_text == "off" else _duration(idle_text, "kafka.idle_timeout")
+    if idle_timeout == 0:
+        raise ConfigError("kafka.idle_timeout", "must be positive, or \"off\"")
+    return KafkaSettings(
+        broker=broker,
+        topic=_name(section, "topic", "kafka.topic", "cohort-membership"),
+        app_id=_name(section, "app_id", "kafka.app_id", "cohort-sync"),
+        partitions=_integer(section, "partitions", "kafka.partitions", default=8, minimum=1),
+        allowed_lateness_ms=_duration(
+            _string(section, "allowed_lateness", "kafka.allowed_lateness", default="0s"),
+            "kafka.allowed_lateness",
+        ),
+        idle_timeout_ms=idle_timeout,
+    )
+
+
+def _destinations(raw: Any) -> dict[str, Destination]:
+    if not isinstance(raw, list):
+        raise ConfigError("destinations", "must be an array of tables ([[destinations]])")
+    result: dict[str, Destination] = {}
+    for index, entry in enumerate(raw):
+        where = f"destinations[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, "must be a table")
+        keys = {"name", "url", "region", "endpoint_url", "naming", "require_suffix",
+                "user_property"}
+        _no_unknown_keys(entry, keys, f"{where}.")
+        name = _string(entry, "name", f"{where}.name")
+        if name in result:
+            raise ConfigError(f"{where}.name", f"destination {name!r} is defined twice")
+        scheme, bucket, path = _destination_url(_string(entry, "url", f"{where}.url"), where)
+        naming = _string(entry, "naming", f"{where}.naming", default="amplitude")
+        if naming not in ("amplitude", "no-colon"):
+            raise ConfigError(f"{where}.naming", f"must be \"amplitude\" or \"no-colon\", got {naming!r}")
+        endpoint = _string(entry, "endpoint_url", f"{where}.endpoint_url", default=None)
+        if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+            raise ConfigError(f"{where}.endpoint_url", f"must be an http(s) URL, got {endpoint!r}")
+        result[name] = Destination(
+            name=name, url=entry["url"], scheme=scheme, bucket=bucket, path=path,
+            region=_string(entry, "region", f"{where}.region", default=None),
+            endpoint_url=endpoint,
+            naming=naming,
+            require_suffix=_boolean(entry, "require_suffix", f"{where}.require_suffix", False),
+            user_property=_string(entry, "user_property", f"{where}.user_property", default=None),
+        )
+    return result
+
+
+def _destination_url(url: str, where: str) -> tuple[str, str, str]:
+    parts = urlsplit(url)
+    if parts.scheme == "s3":
+        if not _BUCKET.match(parts.netloc):
+            raise ConfigError(f"{where}.url", f"{parts.netloc!r} is not a valid S3 bucket name")
+        return "s3", parts.netloc, parts.path.strip("/")
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ConfigError(f"{where}.url", f"must be file:///absolute/dir, got {url!r}")
+        return "file", "", parts.path.rstrip("/") or "/"
+    raise ConfigError(f"{where}.url", f"must start with s3:// or file://, got {url!r}")
+
+
+def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError("syncs", "must be an array of tables ([[syncs]])")
+    rules: list[SyncRule] = []
+    for index, entry in enumerate(raw):
+        where = f"syncs[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, "must be a table")
+        keys = {"cohort", "destination", "cadence", "routing_key", "user_properties"}
+        _no_unknown_keys(entry, keys, f"{where}.")
+        cohort = entry.get("cohort")
+        if isinstance(cohort, int) and not isinstance(cohort, bool):
+            cohort = str(cohort)
+        if not isinstance(cohort, str) or not _SAFE_NAME_PART.match(cohort):
+            raise ConfigError(f"{where}.cohort", "must be a cohort id or \"*\"")
+        destination = _string(entry, "destination", f"{where}.destination")
+        if destination not in destinations:
+            known = ", ".join(sorted(destinations)) or "none defined"
+            raise ConfigError(f"{where}.destination", f"unknown destination {destination!r} ({known})")
+        cadence = _string(entry, "cadence", f"{where}.cadence")
+        try:
+            cadence_ms = parse_cadence(cadence)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.cadence", f"{exc} (or \"hourly\", \"daily\")") from None
+        routing_key = _string(entry, "routing_key", f"{where}.routing_key", default=None)
+        if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
+            raise ConfigError(f"{where}.routing_key", "must be non-empty, without '/' or control characters")
+        if routing_key is None and destinations[destination].require_suffix:
+            raise ConfigError(
+                f"{where}.routing_key",
+                f"required: destination {destination!r} has require_suffix = true",
+            )
+        properties = entry.get("user_properties", [])
+        if not isinstance(properties, list) or not all(isinstance(p, str) and p for p in properties):
+            raise ConfigError(f"{where}.user_properties", "must be a list of property names")
+        rule = SyncRule(
+            index=index, cohort=cohort, destination=destination, cadence=cadence,
+            cadence_ms=cadence_ms, routing_key=routing_key, user_properties=tuple(properties),
+        )
+        _no_clash(rule, rules, where)
+        rules.append(rule)
+    return tuple(rules)
+
+
+def _no_clash(rule: SyncRule, earlier: list[SyncRule], where: str) -> None:
+    """Two rules that could write the same file name would overwrite each other."""
+    for other in earlier:
+        same_target = (other.destination, other.routing_key) == (rule.destination, rule.routing_key)
+        overlapping = "*" in (other.cohort, rule.cohort) or other.cohort == rule.cohort
+        if same_target and overlapping:
+            raise ConfigError(
+                where,
+                f"writes the same file names as syncs[{other.index}] (same destination, "
+                "routing_key and cohort): give one of them another routing_key",
+            )
+
+
+def _no_unknown_keys(section: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+_REQUIRED: Any = object()
+
+
+def _string(section: Mapping[str, Any], key: str, where: str, default: Any = _REQUIRED) -> Any:
+    if key not in section:
+        if default is _REQUIRED:
+            raise ConfigError(where, "required key is missing")
+        return default
+    value = section[key]
+    if not isinstance(value, str):
+        raise ConfigError(where, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def _name(section: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value: str = _string(section, key, where, default=default)
+    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,200}", value):
+        raise ConfigError(where, f"{value!r} must use only letters, digits, '.', '_' and '-'")
+    return value
+
+
+def _integer(section: Mapping[str, Any], key: str, where: str, default: int, minimum: int) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(where, f"must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ConfigError(where, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _boolean(section: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(where, f"must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _duration(text: str, where: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None

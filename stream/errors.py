@@ -1,0 +1,54 @@
+"""The one exception tree of cohort-sync.
+
+Every error a user can cause (bad config, bad event, unreachable destination) is a
+`CohortSyncError`, so the command line can print one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CohortSyncError",
+    "ConfigError",
+    "InvalidEvent",
+    "SinkError",
+    "TransientSinkError",
+    "PermanentSinkError",
+    "BrokerError",
+]
+
+
+class CohortSyncError(Exception):
+    """Base of every error cohort-sync raises on purpose."""
+
+
+class ConfigError(CohortSyncError):
+    """The configuration is invalid; `key` names the offending setting."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config error: {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class InvalidEvent(CohortSyncError):
+    """A message cannot be turned into membership events; `reason` goes to the DLQ."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SinkError(CohortSyncError):
+    """Writing an object to a destination failed."""
+
+
+class TransientSinkError(SinkError):
+    """A write failed in a way that retrying later may fix (throttling, 5xx, network)."""
+
+
+class PermanentSinkError(SinkError):
+    """A write failed in a way that needs an operator (no bucket, access denied)."""
+
+
+class BrokerError(CohortSyncError):
+    """The Kafka broker could not be started or reached."""

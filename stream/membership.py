@@ -1,0 +1,158 @@
+"""One member's history in one cohort, and the entering/exiting/existing diff of a cohort.
+
+Each applied event becomes a `Snapshot`: the member's presence, user id and properties,
+every field stamped with the event that set it. Stamps order events: event time, then Kafka
+offset, then position inside a batch message. Folding snapshots keeps, field by field, the
+value with the highest stamp (last writer wins), so applying an event twice, or out of
+order, gives the same state: processing is at-least-once and this makes it idempotent.
+
+A snapshot also carries `visible`: the first instant a sync may see it. For an on-time event
+that is its event time. A late event (older than a sync already written) becomes visible
+only after the syncs already written, so the files of the past are never contradicted: it
+shows in the next sync, yet still competes by its real event time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Stamp", "PropertyKey", "Snapshot", "Member", "CohortDiff", "diff_cohort"]
+
+Stamp = tuple[int, int, int]
+"""(event time ms, Kafka offset, index inside a batch message)."""
+PropertyKey = tuple[str, int | None]
+"""(property name, app id or None): portfolio data keeps one value per source app."""
+
+_NO_STAMP: Stamp = (-1, -1, -1)
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A member's fields as of some events, each with the stamp of the event that set it."""
+
+    stamp: Stamp
+    visible: int
+    enter: bool
+    user_id: str | None = None
+    user_stamp: Stamp = _NO_STAMP
+    properties: dict[PropertyKey, tuple[Any, Stamp]] = field(default_factory=dict)
+
+    @classmethod
+    def of_event(
+        cls,
+        stamp: Stamp,
+        visible: int,
+        enter: bool,
+        user_id: str | None,
+        properties: dict[str, Any] | None,
+        app_id: int | None,
+    ) -> Snapshot:
+        props = {(name, app_id): (value, stamp) for name, value in (properties or {}).items()}
+        user_stamp = stamp if user_id is not None else _NO_STAMP
+        return cls(stamp, visible, enter, user_id, user_stamp, props)
+
+    def copy(self) -> Snapshot:
+        return Snapshot(
+            self.stamp, self.visible, self.enter, self.user_id, self.user_stamp,
+            dict(self.properties),
+        )
+
+    def absorb(self, other: Snapshot) -> None:
+        """Fold `other` into this snapshot, field by field, last writer wins."""
+        if other.stamp > self.stamp:
+            self.stamp, self.enter = other.stamp, other.enter
+        self.visible = max(self.visible, other.visible)
+        if other.user_stamp > self.user_stamp:
+            self.user_id, self.user_stamp = other.user_id, other.user_stamp
+        for key, (value, stamp) in other.properties.items():
+            current = self.properties.get(key)
+            if current is None or stamp > current[1]:
+                self.properties[key] = (value, stamp)
+
+
+class Member:
+    """The snapshots of one member in one cohort, oldest stamp first.
+
+    Snapshots visible before the compaction horizon are folded into the first one, so a
+    member costs one snapshot plus its events since the oldest sync still needed.
+    """
+
+    __slots__ = ("history",)
+
+    def __init__(self, history: list[Snapshot] | None = None) -> None:
+        self.history: list[Snapshot] = history or []
+
+    def apply(self, snapshot: Snapshot, horizon: int | None) -> bool:
+        """Add one event's snapshot; False when that exact event was applied already."""
+        if any(item.stamp == snapshot.stamp for item in self.history):
+            return False
+        self.history.append(snapshot)
+        self.history.sort(key=lambda item: item.stamp)
+        if horizon is not None:
+            self.compact(horizon)
+        return True
+
+    def compact(self, horizon: int) -> None:
+        """Fold every snapshot visible before `horizon` into one: no sync at or after the
+        horizon can tell them apart."""
+        old = [item for item in self.history if item.visible < horizon]
+        if len(old) < 2:
+            return
+        folded = old[0].copy()
+        for item in old[1:]:
+            folded.absorb(item)
+        self.history = sorted(
+            [folded, *(item for item in self.history if item.visible >= horizon)],
+            key=lambda item: item.stamp,
+        )
+
+    def view_at(self, sync_time: int) -> Snapshot | None:
+        """The member as a sync at `sync_time` sees it, or None if nothing is visible yet."""
+        visible = [item for item in self.history if item.visible < sync_time]
+        if not visible:
+            return None
+        if len(visible) == 1:
+            return visible[0]
+        view = visible[0].copy()
+        for item in visible[1:]:
+            view.absorb(item)
+        return view
+
+    def present_at(self, sync_time: int) -> bool:
+        view = self.view_at(sync_time)
+        return view is not None and view.enter
+
+
+@dataclass(frozen=True, slots=True)
+class CohortDiff:
+    """The rows of one sync: (amplitude id, member view) sorted by amplitude id."""
+
+    entering: list[tuple[int, Snapshot]]
+    exiting: list[tuple[int, Snapshot]]
+    existing: list[tuple[int, Snapshot]]
+
+    def all_rows(self) -> Iterator[tuple[int, Snapshot]]:
+        yield from self.existing
+        yield from self.exiting
+
+
+def diff_cohort(
+    members: Iterable[tuple[int, Member]], sync_time: int, previous: int | None
+) -> CohortDiff:
+    """entering = present(T) - present(T_prev), exiting = present(T_prev) - present(T),
+    existing = present(T); `previous=None` is a cohort's first sync (nobody was present)."""
+    entering, exiting, existing = [], [], []
+    for amplitude_id, member in sorted(members, key=lambda pair: pair[0]):
+        now = member.view_at(sync_time)
+        present_now = now is not None and now.enter
+        present_before = previous is not None and member.present_at(previous)
+        if present_now:
+            row = (amplitude_id, now)
+            existing.append(row)
+            if not present_before:
+                entering.append(row)
+        elif present_before and now is not None:
+            exiting.append((amplitude_id, now))
+    return CohortDiff(entering, exiting, existing)

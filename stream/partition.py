@@ -1,0 +1,131 @@
+"""The state of one input partition: its cohorts' members and which syncs are due.
+
+A partition emits sync time T of a rule once its watermark reaches T. `emitted_through` is
+the watermark at the last emission: everything at or before it has been written, and it is
+the only clock that is persisted, so a restart decides exactly as the first run did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .events import MembershipEvent
+from .membership import Member, Snapshot, Stamp
+from .windows import last_sync_at_or_before, next_sync_after, sync_times
+
+__all__ = ["Rule", "CohortState", "SyncJob", "PartitionState"]
+
+
+class Rule(Protocol):
+    """What scheduling needs of a sync rule (see `config.SyncRule`)."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def cohort(self) -> str: ...
+    @property
+    def cadence_ms(self) -> int: ...
+
+    def covers(self, cohort_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class CohortState:
+    """`first_ms`: the cohort's first event time (or the emitted watermark, if later)."""
+
+    first_ms: int
+    members: dict[int, Member] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncJob:
+    """One sync to write: `previous` is None at the cohort's first sync for the rule."""
+
+    rule: Rule
+    cohort_id: str
+    sync_time: int
+    previous: int | None
+
+
+class PartitionState:
+    def __init__(
+        self, emitted_through: int | None = None, rule_starts: dict[str, int] | None = None
+    ) -> None:
+        self.emitted_through = emitted_through
+        self.rule_starts: dict[str, int] = dict(rule_starts or {})
+        self.watermark = emitted_through
+        self.cohorts: dict[str, CohortState] = {}
+
+    def register_rules(self, rules: Iterable[Rule]) -> bool:
+        """Record when each rule starts here; True when something new must be persisted.
+
+        A rule this partition has not seen starts at the first sync time after the emitted
+        watermark: history before it is rebuilt by a replay, not flooded by a live worker.
+        """
+        changed = False
+        for rule in rules:
+            if rule.rule_id not in self.rule_starts:
+                start = 0
+                if self.emitted_through is not None:
+                    start = next_sync_after(self.emitted_through, rule.cadence_ms)
+                self.rule_starts[rule.rule_id] = start
+                changed = True
+        return changed
+
+    def horizon(self, rules: Sequence[Rule]) -> int | None:
+        """The oldest previous-sync time any future sync can ask about."""
+        if self.emitted_through is None or not rules:
+            return None
+        return min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
+
+    def is_late(self, event_time: int) -> bool:
+        return self.emitted_through is not None and event_time < self.emitted_through
+
+    def apply(
+        self, event: MembershipEvent, stamp: Stamp, horizon: int | None
+    ) -> tuple[CohortState, Member, bool]:
+        """Apply one event; returns its cohort, its member and whether anything changed."""
+        floor = self.emitted_through
+        visible = event.time_ms if floor is None else max(event.time_ms, floor)
+        cohort = self.cohorts.get(event.cohort_id)
+        if cohort is None:
+            cohort = self.cohorts[event.cohort_id] = CohortState(first_ms=visible)
+        member = cohort.members.get(event.amplitude_id)
+        if member is None:
+            member = cohort.members[event.amplitude_id] = Member()
+        snapshot = Snapshot.of_event(
+            stamp, visible, event.enter, event.user_id, event.user_properties, event.app_id
+        )
+        return cohort, member, member.apply(snapshot, horizon)
+
+    def observe(self, event_time: int, lateness_ms: int) -> int:
+        """Move the watermark for an event; it never goes back."""
+        candidate = event_time - lateness_ms
+        if self.watermark is None or candidate > self.watermark:
+            self.watermark = candidate
+        return self.watermark
+
+    def due_jobs(self, rules: Sequence[Rule], watermark: int) -> list[SyncJob]:
+        """Every sync with emitted_through < T <= watermark, by time, then rule order."""
+        after = self.emitted_through
+        jobs: list[tuple[int, int, str, SyncJob]] = []
+        for position, rule in enumerate(rules):
+            rule_start = self.rule_starts.get(rule.rule_id, 0)
+            for cohort_id, cohort in self.cohorts.items():
+                if not rule.covers(cohort_id):
+                    continue
+                start = max(next_sync_after(cohort.first_ms, rule.cadence_ms), rule_start)
+                first = start if after is None else max(start, after + 1)
+                for sync_time in sync_times(first, watermark, rule.cadence_ms):
+                    previous = None if sync_time == start else sync_time - rule.cadence_ms
+                    job = SyncJob(rule, cohort_id, sync_time, previous)
+                    jobs.append((sync_time, position, cohort_id, job))
+        jobs.sort(key=lambda item: item[:3])
+        return [item[3] for item in jobs]
+
+    def mark_emitted(self, watermark: int) -> None:
+        self.emitted_through = watermark
+        if self.watermark is None or self.watermark < watermark:
+            self.watermark = watermark

@@ -1,0 +1,223 @@
+"""The worker's logic, free of Faust: what to do with one record or one clock tick.
+
+`app.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
+place Faust tables may be written), with the table as `store`. Per partition it keeps a
+`PartitionState`, rebuilt from the store the first time the partition is touched after an
+assignment. For each record: parse (or dead-letter), forward to the repartition topic if
+the record is not on its cohort's partition, write every sync the new watermark makes due
+(before the record is applied, so a sync never sees events at or after its time), then
+apply the events and persist what changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from . import codec
+from .config import Settings, SyncRule
+from .errors import InvalidEvent
+from .events import MembershipEvent, parse_message
+from .membership import diff_cohort
+from .metrics import Metrics
+from .partition import CohortState, PartitionState, SyncJob
+from .sinks import Sink
+from .sync import InputPosition, SyncOutput, build_sync
+from .windows import next_sync_after
+
+__all__ = ["Outbox", "Processor"]
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """Where the processor sends records and files; Faust topics and `SyncWriter` in the app."""
+
+    async def dead_letter(
+        self, *, topic: str, partition: int, offset: int, key: bytes | None,
+        value: bytes | None, reason: str,
+    ) -> None: ...
+
+    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None: ...
+
+    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput: ...
+
+
+@dataclass
+class _Position:
+    topic: str
+    next_offset: int
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MutableMapping[str, Any],
+        outbox: Outbox,
+        partition_for: Callable[[bytes, int], int],
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rules: tuple[SyncRule, ...] = settings.syncs
+        self.store = store
+        self.outbox = outbox
+        self.partition_for = partition_for
+        self.metrics = metrics or Metrics()
+        self.partitions: dict[int, PartitionState] = {}
+        self._positions: dict[int, _Position] = {}
+
+    async def on_record(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """Handle one input (or repartitioned) record; never raises for bad input."""
+        try:
+            events = parse_message(value)
+        except InvalidEvent as exc:
+            self.metrics.dead_letters += 1
+            log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, exc.reason)
+            await self.outbox.dead_letter(
+                topic=topic, partition=partition, offset=offset, key=key, value=value,
+                reason=exc.reason,
+            )
+            return
+        if not events:
+            return
+        cohort_key = events[0].cohort_id.encode("utf-8")
+        home = self.partition_for(cohort_key, self.settings.kafka.partitions)
+        if topic == self.settings.kafka.topic and (key != cohort_key or home != partition):
+            self.metrics.forwarded += 1
+            await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
+            return
+        state = self.partition(partition)
+        position = InputPosition(topic, partition, offset)
+        newest = max(event.time_ms for event in events)
+        await self._advance(partition, state, state.observe(newest, self._lateness), position)
+        self._apply(partition, state, offset, events)
+        self._positions[partition] = _Position(topic, offset + 1)
+
+    async def on_tick(self, partition: int, now_ms: int) -> None:
+        """The wall clock reached `now_ms` on an idle partition: emit what became due."""
+        state = self.partition(partition)
+        watermark = state.observe(now_ms, self._lateness)
+        known = self._positions.get(partition)
+        position = InputPosition(
+            known.topic if known else self.settings.kafka.topic,
+            partition,
+            known.next_offset if known else 0,
+        )
+        await self._advance(partition, state, watermark, position)
+
+    def next_due(self, partition: int) -> int | None:
+        """The earliest sync time this partition will emit next (None: nothing to sync)."""
+        state = self.partitions.get(partition)
+        if state is None or not state.cohorts or not self.rules:
+            return None
+        after = state.emitted_through
+        candidates = [
+            next_sync_after(after if after is not None else cohort.first_ms, rule.cadence_ms)
+            for rule in self.rules
+            for cohort in state.cohorts.values()
+        ]
+        return min(candidates)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the state of partitions this worker no longer owns."""
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+            self._positions.pop(partition, None)
+
+    def partition(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is None:
+            state = self.partitions[partition] = self._load(partition)
+            if state.register_rules(self.rules):
+                self._persist_partition(partition, state)
+        return state
+
+    @property
+    def _lateness(self) -> int:
+        return self.settings.kafka.allowed_lateness_ms
+
+    async def _advance(
+        self, partition: int, state: PartitionState, watermark: int, position: InputPosition
+    ) -> None:
+        if state.emitted_through is not None and watermark <= state.emitted_through:
+            return
+        jobs = state.due_jobs(self.rules, watermark)
+        if not jobs:
+            return
+        for job in jobs:
+            await self.outbox.write(self._builder(state.cohorts[job.cohort_id], job, position))
+        state.mark_emitted(watermark)
+        self._persist_partition(partition, state)
+
+    def _builder(
+        self, cohort: CohortState, job: SyncJob, position: InputPosition
+    ) -> Callable[[], SyncOutput]:
+        rule = job.rule
+        assert isinstance(rule, SyncRule)
+        destination = self.settings.destinations[rule.destination]
+
+        def build() -> SyncOutput:
+            diff = diff_cohort(cohort.members.items(), job.sync_time, job.previous)
+            return build_sync(
+                project_id=self.settings.project_id, destination=destination, rule=rule,
+                cohort_id=job.cohort_id, sync_time=job.sync_time, previous=job.previous,
+                diff=diff, position=position,
+            )
+
+        return build
+
+    def _apply(
+        self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
+    ) -> None:
+        horizon = state.horizon(self.rules)
+        for index, event in enumerate(events):
+            self.metrics.events += 1
+            if state.is_late(event.time_ms):
+                self.metrics.late_events += 1
+            new_cohort = event.cohort_id not in state.cohorts
+            cohort, member, changed = state.apply(event, (event.time_ms, offset, index), horizon)
+            if new_cohort:
+                self.store[codec.cohort_key(partition, event.cohort_id)] = {
+                    "first": cohort.first_ms
+                }
+            if changed:
+                key = codec.member_key(partition, event.cohort_id, event.amplitude_id)
+                self.store[key] = codec.encode_member(member)
+
+    def _persist_partition(self, partition: int, state: PartitionState) -> None:
+        self.store[codec.partition_key(partition)] = {
+            "emitted": state.emitted_through,
+            "rules": dict(sorted(state.rule_starts.items())),
+            "offset": self._positions[partition].next_offset
+            if partition in self._positions else None,
+        }
+
+    def _load(self, partition: int) -> PartitionState:
+        meta = self.store.get(codec.partition_key(partition)) or {}
+        state = PartitionState(meta.get("emitted"), meta.get("rules"))
+        if meta.get("offset") is not None:
+            self._positions.setdefault(
+                partition, _Position(self.settings.kafka.topic, meta["offset"])
+            )
+        members: list[tuple[str, int, Any]] = []
+        for key, value in list(self.store.items()):
+            kind, key_partition, rest = codec.parse_key(key)
+            if key_partition != partition or value is None:
+                continue
+            if kind == "c":
+                state.cohorts[rest[0]] = CohortState(first_ms=value["first"])
+            elif kind == "m":
+                members.append((rest[0], int(rest[1]), value))
+        for cohort_id, amplitude_id, value in members:
+            cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
+            cohort.members[amplitude_id] = codec.decode_member(value)
+        if state.cohorts:
+            log.info("partition %d: rebuilt %d cohorts from the table", partition,
+                     len(state.cohorts))
+        return state
+

@@ -1,0 +1,48 @@
+"""`file://` destinations: the same key layout on a local file system.
+
+Each file is written to a temporary sibling, fsynced, then renamed over the target, so a
+reader never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import PermanentSinkError, TransientSinkError
+
+__all__ = ["LocalSink"]
+
+
+class LocalSink:
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def put(self, key: str, data: bytes) -> None:
+        target = self._resolve(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except PermissionError as exc:
+            raise PermanentSinkError(f"cannot write {target}: {exc.strerror}") from exc
+        except OSError as exc:
+            raise TransientSinkError(f"cannot write {target}: {exc.strerror}") from exc
+
+    def location(self, key: str) -> str:
+        return self._resolve(key).as_uri()
+
+    def _resolve(self, key: str) -> Path:
+        target = (self.root / key).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            raise PermanentSinkError(f"key {key!r} would escape {self.root}")
+        return target

@@ -1,0 +1,164 @@
+"""One sync: its three CSV files and its manifest, built from a cohort diff, then written.
+
+`build_sync` is pure: the same state gives the same keys and bytes. `write_sync` puts the
+CSVs first and the manifest last, so a reader that waits for the manifest never sees a
+partial sync; it blocks, so the worker runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import Destination, SyncRule
+from .csvfile import format_cell, render_csv
+from .membership import CohortDiff, PropertyKey, Snapshot
+from .naming import DIFF_TYPES, object_key
+from .sinks import Sink
+
+__all__ = ["SyncFile", "SyncOutput", "InputPosition", "build_sync", "write_sync", "columns_for"]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFile:
+    key: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InputPosition:
+    """Every input record of `topic`/`partition` below `end_offset` was applied."""
+
+    topic: str
+    partition: int
+    end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutput:
+    destination: str
+    cohort_id: str
+    sync_time: int
+    counts: dict[str, int]
+    csv_files: tuple[SyncFile, ...]
+    manifest: SyncFile
+
+
+def columns_for(
+    properties: Sequence[str], rows: Sequence[tuple[int, Snapshot]]
+) -> list[tuple[str, PropertyKey]]:
+    """Property columns: one per property, or in portfolio data one per property and
+    source app (`{property}_{app_id}`, apps ascending, values without an app first)."""
+    wanted = set(properties)
+    apps = {app for _, view in rows for name, app in view.properties if name in wanted}
+    if not apps - {None}:
+        return [(name, (name, None)) for name in properties]
+    ordered = sorted(apps, key=lambda app: (app is not None, app or 0))
+    return [
+        (name if app is None else f"{name}_{app}", (name, app))
+        for name in properties
+        for app in ordered
+    ]
+
+
+def build_sync(
+    *,
+    project_id: int,
+    destination: Destination,
+    rule: SyncRule,
+    cohort_id: str,
+    sync_time: int,
+    previous: int | None,
+    diff: CohortDiff,
+    position: InputPosition,
+) -> SyncOutput:
+    columns = columns_for(rule.properties(destination), list(diff.all_rows()))
+    header = ["amplitudeID", "userID", *(name for name, _ in columns)]
+
+    def key(kind: str) -> str:
+        return object_key(
+            path=destination.path if destination.scheme == "s3" else "",
+            project_id=project_id, cohort_id=cohort_id, sync_time=sync_time,
+            kind=kind, naming=destination.naming, routing_key=rule.routing_key,
+        )
+
+    groups = {"entering": diff.entering, "exiting": diff.exiting, "existing": diff.existing}
+    files = tuple(
+        SyncFile(key(kind), render_csv(header, _cells(groups[kind], columns)))
+        for kind in DIFF_TYPES
+    )
+    counts = {kind: len(groups[kind]) for kind in DIFF_TYPES}
+    manifest = _manifest(
+        project_id, destination, rule, cohort_id, sync_time, previous, files, counts, position
+    )
+    return SyncOutput(
+        destination=destination.name, cohort_id=cohort_id, sync_time=sync_time, counts=counts,
+        csv_files=files, manifest=SyncFile(key("manifest"), manifest),
+    )
+
+
+def write_sync(sink: Sink, output: SyncOutput) -> None:
+    """Put the three CSVs, then the manifest (a sync is complete once it exists)."""
+    for file in output.csv_files:
+        sink.put(file.key, file.data)
+    sink.put(output.manifest.key, output.manifest.data)
+
+
+def _cells(
+    rows: Sequence[tuple[int, Snapshot]], columns: Sequence[tuple[str, PropertyKey]]
+) -> list[list[str | None]]:
+    cells: list[list[str | None]] = [
+        [str(amplitude_id) for amplitude_id, _ in rows],
+        [view.user_id for _, view in rows],
+    ]
+    for _, prop in columns:
+        cells.append([format_cell(view.properties.get(prop, (None,))[0]) for _, view in rows])
+    return cells
+
+
+def _manifest(
+    project_id: int,
+    destination: Destination,
+    rule: SyncRule,
+    cohort_id: str,
+    sync_time: int,
+    previous: int | None,
+    files: Sequence[SyncFile],
+    counts: dict[str, int],
+    position: InputPosition,
+) -> bytes:
+    document: dict[str, Any] = {
+        "format": "cohort-sync/manifest/1",
+        "project_id": project_id,
+        "cohort_id": cohort_id,
+        "destination": destination.name,
+        "routing_key": rule.routing_key,
+        "cadence": rule.cadence,
+        "sync_time": _iso(sync_time),
+        "window_start": _iso(sync_time - rule.cadence_ms),
+        "window_end": _iso(sync_time),
+        "first_sync": previous is None,
+        "files": {
+            kind: {
+                "key": file.key,
+                "rows": counts[kind],
+                "bytes": len(file.data),
+                "sha256": hashlib.sha256(file.data).hexdigest(),
+            }
+            for kind, file in zip(DIFF_TYPES, files, strict=True)
+        },
+        "input": {
+            "topic": position.topic,
+            "partition": position.partition,
+            "end_offset": position.end_offset,
+        },
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+
+def _iso(time_ms: int) -> str:
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

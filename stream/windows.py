@@ -1,0 +1,75 @@
+"""Cadences, sync times and watermark arithmetic: pure functions of integers (epoch ms).
+
+Sync times of a cadence are its multiples since the Unix epoch (UTC). A partition's
+watermark is the newest event time seen minus the allowed lateness; sync time T is due
+once the watermark reaches T (`watermark >= T`). No function here reads a clock: the
+caller passes "now" in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+__all__ = [
+    "parse_duration",
+    "parse_cadence",
+    "next_sync_after",
+    "last_sync_at_or_before",
+    "sync_times",
+    "format_sync_time",
+    "advance_watermark",
+]
+
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_NAMED_CADENCES = {"hourly": 3_600_000, "daily": 86_400_000}
+
+
+def parse_duration(text: str) -> int:
+    """`"15m"`, `"2h"`, `"1d"`, `"30s"`, `"0s"` -> milliseconds; ValueError when malformed."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like '30s', '15m', '2h' or '1d'")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def parse_cadence(text: str) -> int:
+    """`"hourly"`, `"daily"` or a positive whole-minute duration -> milliseconds."""
+    if text in _NAMED_CADENCES:
+        return _NAMED_CADENCES[text]
+    cadence = parse_duration(text)
+    if cadence <= 0 or cadence % 60_000:
+        raise ValueError(f"{text!r}: a cadence must be a positive whole number of minutes")
+    return cadence
+
+
+def next_sync_after(time_ms: int, cadence_ms: int) -> int:
+    """The first sync time strictly after `time_ms`."""
+    return (time_ms // cadence_ms + 1) * cadence_ms
+
+
+def last_sync_at_or_before(time_ms: int, cadence_ms: int) -> int:
+    """The latest sync time that is not after `time_ms`."""
+    return time_ms // cadence_ms * cadence_ms
+
+
+def sync_times(first: int, through: int, cadence_ms: int) -> Iterator[int]:
+    """Sync times T with first <= T <= through, ascending (`first` is rounded up)."""
+    start = -(-first // cadence_ms) * cadence_ms
+    return iter(range(start, through + 1, cadence_ms))
+
+
+def format_sync_time(time_ms: int, naming: str) -> str:
+    """Sync time as it appears in file names: `amplitude` -> `2026-01-05T01:00`,
+    `no-colon` -> `2026-01-05T01-00` (UTC)."""
+    moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    separator = ":" if naming == "amplitude" else "-"
+    return moment.strftime(f"%Y-%m-%dT%H{separator}%M")
+
+
+def advance_watermark(current: int | None, event_time_ms: int, lateness_ms: int) -> int:
+    """The watermark after seeing an event: it never moves backwards."""
+    candidate = event_time_ms - lateness_ms
+    return candidate if current is None else max(current, candidate)

@@ -1,0 +1,73 @@
+"""Writes built syncs to their destinations from a thread pool, retrying until they land.
+
+The event loop only awaits: building the files (CPU) and uploading them (I/O) both run in
+worker threads. A failed write is retried with exponential backoff and jitter, for ever:
+skipping a sync would break every later diff, so the partition waits for its destination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+from .errors import SinkError
+from .metrics import Metrics
+from .sinks import Sink
+from .sync import SyncOutput, write_sync
+
+__all__ = ["SyncWriter"]
+
+log = logging.getLogger(__name__)
+
+
+class SyncWriter:
+    def __init__(
+        self,
+        sinks: Mapping[str, Sink],
+        metrics: Metrics,
+        *,
+        threads: int = 4,
+        first_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.sinks = sinks
+        self.metrics = metrics
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cohort-sync-io")
+        self._first_backoff = first_backoff
+        self._max_backoff = max_backoff
+        self._sleep = sleep
+
+    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+        """Build a sync in a thread, then write it until it has landed."""
+        loop = asyncio.get_running_loop()
+        output = await loop.run_in_executor(self._pool, build)
+        sink = self.sinks[output.destination]
+        backoff = self._first_backoff
+        while True:
+            try:
+                await loop.run_in_executor(self._pool, write_sync, sink, output)
+                break
+            except SinkError as exc:
+                self.metrics.upload_retries += 1
+                delay = backoff * (0.5 + random.random())
+                log.error(
+                    "destination %s: sync %s of cohort %s not written, retrying in %.1fs: %s",
+                    output.destination, output.manifest.key, output.cohort_id, delay, exc,
+                )
+                await self._sleep(delay)
+                backoff = min(backoff * 2, self._max_backoff)
+        self.metrics.files += len(output.csv_files) + 1
+        self.metrics.syncs[output.destination] += 1
+        log.info(
+            "wrote %s (entering %d, exiting %d, existing %d)",
+            sink.location(output.manifest.key), output.counts["entering"],
+            output.counts["exiting"], output.counts["existing"],
+        )
+        return output
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
