@@ -93,7 +93,7 @@ def create_worker(
     dlq = app.topic(kafka.dlq_topic, **raw)
     table = app.Table(
         "membership", default=None, partitions=kafka.partitions, key_type=str,
-        value_serializer="json",
+
     )
     metrics = Metrics()
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
