@@ -1,0 +1,141 @@
+"""Config loading: defaults, the documented example, and one clear error per mistake."""
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from stream.config import load_settings, settings_from_mapping
+from stream.errors import ConfigError
+
+EXAMPLE = """
+project_id = 4242
+
+[kafka]
+broker = "kafka://127.0.0.1:9092"
+topic = "cohort-membership"
+app_id = "cohort-sync"
+partitions = 8
+allowed_lateness = "0s"
+idle_timeout = "30s"
+
+[faust]
+broker_session_timeout = 10.0
+
+[[destinations]]
+name = "analytics"
+url = "s3://my-bucket/cohorts/daily"
+region = "us-east-1"
+endpoint_url = "http://127.0.0.1:9000"
+naming = "amplitude"
+require_suffix = false
+user_property = "plan"
+
+[[syncs]]
+cohort = "c1"
+destination = "analytics"
+cadence = "hourly"
+routing_key = "crm"
+user_properties = ["country"]
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, EXAMPLE))
+    assert settings.project_id == 4242
+    assert settings.kafka.bootstrap_servers() == ["127.0.0.1:9092"]
+    assert settings.kafka.idle_timeout_ms == 30_000
+    assert settings.faust == {"broker_session_timeout": 10.0}
+    destination = settings.destinations["analytics"]
+    assert (destination.bucket, destination.path) == ("my-bucket", "cohorts/daily")
+    [rule] = settings.syncs
+    assert rule.cadence_ms == 3_600_000 and rule.routing_key == "crm"
+    assert rule.properties(destination) == ("plan", "country")
+
+
+def test_defaults() -> None:
+    settings = settings_from_mapping({})
+    kafka = settings.kafka
+    assert (kafka.broker, kafka.topic, kafka.app_id, kafka.partitions) == (
+        None, "cohort-membership", "cohort-sync", 8)
+    assert (kafka.allowed_lateness_ms, kafka.idle_timeout_ms, kafka.dlq_topic) == (
+        0, 30_000, "cohort-membership-dlq")
+
+
+def test_broker_environment_variable_overrides_the_file() -> None:
+    settings = settings_from_mapping({"kafka": {"broker": "kafka://a:1"}},
+                                     environ={"COHORT_SYNC_BROKER": "b:2"})
+    assert settings.kafka.bootstrap_servers() == ["b:2"]
+
+
+def test_idle_timeout_off() -> None:
+    assert settings_from_mapping({"kafka": {"idle_timeout": "off"}}).kafka.idle_timeout_ms is None
+
+
+def test_duplicate_user_property_is_one_column() -> None:
+    settings = settings_from_mapping({
+        "destinations": [{"name": "d", "url": "file:///tmp/x", "user_property": "plan"}],
+        "syncs": [{"cohort": "*", "destination": "d", "cadence": "daily",
+                   "user_properties": ["plan", "country"]}],
+    })
+    assert settings.syncs[0].properties(settings.destinations["d"]) == ("plan", "country")
+
+
+DEST = {"name": "d", "url": "s3://bucket-a/p"}
+RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
+
+
+@pytest.mark.parametrize(
+    "document, key",
+    [
+        ({"unknown": 1}, "unknown"),
+        ({"project_id": "x"}, "project_id"),
+        ({"kafka": {"partitions": 0}}, "kafka.partitions"),
+        ({"kafka": {"partitions": "8"}}, "kafka.partitions"),
+        ({"kafka": {"allowed_lateness": "soon"}}, "kafka.allowed_lateness"),
+        ({"kafka": {"idle_timeout": "0s"}}, "kafka.idle_timeout"),
+        ({"kafka": {"topic": "a b"}}, "kafka.topic"),
+        ({"kafka": {"colour": "blue"}}, "kafka.colour"),
+        ({"faust": 3}, "faust"),
+        ({"destinations": [{"name": "d", "url": "http://x"}]}, "destinations[0].url"),
+        ({"destinations": [{"name": "d", "url": "s3://B_ad"}]}, "destinations[0].url"),
+        ({"destinations": [{"name": "d", "url": "file://relative/dir"}]}, "destinations[0].url"),
+        ({"destinations": [{"url": "s3://bucket-a"}]}, "destinations[0].name"),
+        ({"destinations": [DEST, DEST]}, "destinations[1].name"),
+        ({"destinations": [{**DEST, "naming": "dots"}]}, "destinations[0].naming"),
+        ({"destinations": [{**DEST, "require_suffix": "yes"}]}, "destinations[0].require_suffix"),
+        ({"destinations": [{**DEST, "endpoint_url": "ftp://x"}]}, "destinations[0].endpoint_url"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "destination": "e"}]},
+         "syncs[0].destination"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "weekly"}]}, "syncs[0].cadence"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "90s"}]}, "syncs[0].cadence"),
+        ({"destinations": [{**DEST, "require_suffix": True}], "syncs": [RULE]},
+         "syncs[0].routing_key"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "routing_key": "a/b"}]},
+         "syncs[0].routing_key"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "user_properties": "plan"}]},
+         "syncs[0].user_properties"),
+        ({"destinations": [DEST], "syncs": [{k: v for k, v in RULE.items() if k != "cohort"}]},
+         "syncs[0].cohort"),
+        ({"destinations": [DEST], "syncs": [RULE, {**RULE, "cohort": "*", "cadence": "daily"}]},
+         "syncs[1]"),
+    ],
+)
+def test_each_mistake_names_its_key(document: dict[str, object], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_mapping(document)
+    assert caught.value.key == key
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "project_id = ="))

@@ -1,0 +1,223 @@
+"""The worker's logic without Kafka: syncs, restart from the store, dead letters,
+repartitioning, late events and rules added later. The store is a dict, as Faust's
+table is a mapping."""
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from stream.config import Settings, settings_from_mapping
+from stream.kafka_client import partition_for
+from stream.processor import Processor
+from stream.sync import SyncOutput
+
+JAN5 = 1_767_571_200_000
+MIN = 60_000
+H = 60 * MIN
+
+
+def iso(ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event(cohort: str, user: int, action: str, at: int, **props: object) -> bytes:
+    return json.dumps({"cohort_id": cohort, "amplitude_id": user, "user_id": f"u{user}",
+                       "action": action, "time": iso(JAN5 + at),
+                       "user_properties": props or None}).encode()
+
+
+def config(**kafka: object) -> Settings:
+    return settings_from_mapping({
+        "project_id": 7,
+        "kafka": {"partitions": 1, "idle_timeout": "off", **kafka},
+        "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+        "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
+    })
+
+
+class Outbox:
+    def __init__(self) -> None:
+        self.outputs: list[SyncOutput] = []
+        self.dead: list[tuple[bytes | None, str]] = []
+        self.forwarded: list[tuple[bytes, int]] = []
+
+    async def dead_letter(self, *, value: bytes | None, reason: str, **_: Any) -> None:
+        self.dead.append((value, reason))
+
+    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
+        self.forwarded.append((key, partition))
+
+    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+        output = build()
+        self.outputs.append(output)
+        return output
+
+
+class Harness:
+    def __init__(self, settings: Settings, store: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.store: dict[str, Any] = {} if store is None else store
+        self.outbox = Outbox()
+        self.processor = Processor(settings, self.store, self.outbox, partition_for)
+        self.offset = 0
+
+    def feed(self, *records: bytes, key: bytes | None = b"c1", partition: int = 0) -> None:
+        async def run() -> None:
+            for record in records:
+                await self.processor.on_record(self.settings.kafka.topic, partition,
+                                               self.offset, key, record)
+                self.offset += 1
+        asyncio.run(run())
+
+    def files(self) -> dict[str, str]:
+        return {f.key: f.data.decode() for o in self.outbox.outputs
+                for f in (*o.csv_files, o.manifest) if f.key.endswith(".csv")}
+
+
+SCENARIO = [
+    event("c1", 1001, "enter", 10 * MIN, plan="pro"),
+    event("c1", 1002, "enter", 20 * MIN, plan="free"),
+    event("c1", 1003, "enter", 40 * MIN),
+    event("c1", 1003, "exit", 50 * MIN),
+    event("c1", 1002, "exit", 65 * MIN, plan="gone"),
+    event("c1", 1001, "enter", 90 * MIN, plan="enterprise"),
+    event("c1", 1004, "enter", 135 * MIN),
+    event("c1", 1005, "enter", 4 * H + MIN),
+]
+
+EXPECTED = {
+    "7_c1_2026-01-05T01:00_entering.csv": "amplitudeID,userID,plan\n1001,u1001,pro\n1002,u1002,free\n",
+    "7_c1_2026-01-05T01:00_exiting.csv": "amplitudeID,userID,plan\n",
+    "7_c1_2026-01-05T01:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,pro\n1002,u1002,free\n",
+    "7_c1_2026-01-05T02:00_entering.csv": "amplitudeID,userID,plan\n",
+    "7_c1_2026-01-05T02:00_exiting.csv": "amplitudeID,userID,plan\n1002,u1002,gone\n",
+    "7_c1_2026-01-05T02:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n",
+    "7_c1_2026-01-05T03:00_entering.csv": "amplitudeID,userID,plan\n1004,u1004,\n",
+    "7_c1_2026-01-05T03:00_exiting.csv": "amplitudeID,userID,plan\n",
+    "7_c1_2026-01-05T03:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n1004,u1004,\n",
+    "7_c1_2026-01-05T04:00_entering.csv": "amplitudeID,userID,plan\n",
+    "7_c1_2026-01-05T04:00_exiting.csv": "amplitudeID,userID,plan\n",
+    "7_c1_2026-01-05T04:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n1004,u1004,\n",
+}
+
+
+def test_a_multi_hour_scenario_gives_the_expected_files() -> None:
+    harness = Harness(config())
+    harness.feed(*SCENARIO)
+    assert harness.files() == EXPECTED
+
+
+def test_manifest_describes_the_files_and_the_input_covered() -> None:
+    harness = Harness(config())
+    harness.feed(*SCENARIO[:5])
+    [output] = harness.outbox.outputs
+    manifest = json.loads(output.manifest.data)
+    assert output.manifest.key == "7_c1_2026-01-05T01:00_manifest.json"
+    assert manifest["files"]["existing"]["rows"] == 2
+    assert manifest["files"]["entering"]["bytes"] == len(output.csv_files[0].data)
+    assert (manifest["window_start"], manifest["window_end"]) == (
+        "2026-01-05T00:00:00Z", "2026-01-05T01:00:00Z")
+    assert manifest["input"] == {"topic": "cohort-membership", "partition": 0, "end_offset": 4}
+    assert manifest["first_sync"] is True
+
+
+def test_a_restart_from_the_store_continues_exactly_like_one_run() -> None:
+    first = Harness(config())
+    first.feed(*SCENARIO[:6])
+    second = Harness(config(), store=first.store)  # the changelog restored the table
+    second.offset = first.offset - 2  # at-least-once: the last two records come again
+    second.feed(*SCENARIO[4:])
+    assert {**first.files(), **second.files()} == EXPECTED
+    written_first = [o.sync_time for o in first.outbox.outputs]
+    written_second = [o.sync_time for o in second.outbox.outputs]
+    assert written_first == [JAN5 + H]  # 01:00 is not written again after the restart
+    assert written_second == [JAN5 + 2 * H, JAN5 + 3 * H, JAN5 + 4 * H]
+
+
+def test_invalid_records_are_dead_lettered_and_processing_goes_on() -> None:
+    harness = Harness(config())
+    harness.feed(b"{oops", SCENARIO[0], b'{"cohort_id": "c1"}', *SCENARIO[1:])
+    assert [value for value, _ in harness.outbox.dead] == [b"{oops", b'{"cohort_id": "c1"}']
+    assert harness.processor.metrics.dead_letters == 2
+    assert harness.files() == EXPECTED
+
+
+def test_records_off_their_cohort_partition_are_forwarded() -> None:
+    harness = Harness(config(partitions=4))
+    home = partition_for(b"c1", 4)
+    harness.feed(SCENARIO[0], key=None, partition=home)
+    harness.feed(SCENARIO[0], key=b"c1", partition=(home + 1) % 4)
+    harness.feed(SCENARIO[0], key=b"c1", partition=home)
+    assert harness.outbox.forwarded == [(b"c1", home), (b"c1", home)]
+    assert harness.processor.metrics.events == 1
+
+
+def test_a_late_event_shows_in_the_next_sync_and_never_rewrites_the_past() -> None:
+    harness = Harness(config())
+    harness.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 70 * MIN))
+    harness.feed(event("c1", 3, "enter", 30 * MIN))  # late for 01:00, already written
+    harness.feed(event("c1", 4, "enter", 2 * H + MIN))
+    files = harness.files()
+    assert files["7_c1_2026-01-05T01:00_existing.csv"] == "amplitudeID,userID,plan\n1,u1,\n"
+    assert files["7_c1_2026-01-05T02:00_entering.csv"] == (
+        "amplitudeID,userID,plan\n2,u2,\n3,u3,\n")
+    assert harness.processor.metrics.late_events == 1
+
+
+def test_allowed_lateness_holds_the_sync_back() -> None:
+    harness = Harness(config(allowed_lateness="10m"))
+    harness.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 65 * MIN))
+    assert harness.outbox.outputs == []
+    harness.feed(event("c1", 3, "enter", 50 * MIN))  # within lateness: in the 01:00 sync
+    harness.feed(event("c1", 4, "enter", 70 * MIN))
+    assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
+        "amplitudeID,userID,plan\n1,u1,\n3,u3,\n")
+
+
+def test_every_sync_time_is_written_even_without_events() -> None:
+    harness = Harness(config())
+    harness.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 5 * H + MIN))
+    times = [o.manifest.key.split("_")[2] for o in harness.outbox.outputs]
+    assert times == [f"2026-01-05T0{h}:00" for h in range(1, 6)]
+
+
+def test_a_rule_added_later_starts_after_the_watermark() -> None:
+    first = Harness(config())
+    first.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
+    settings = settings_from_mapping({
+        "project_id": 7,
+        "kafka": {"partitions": 1, "idle_timeout": "off"},
+        "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+        "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"},
+                  {"cohort": "c1", "destination": "d", "cadence": "15m", "routing_key": "q"}],
+    })
+    second = Harness(settings, store=first.store)
+    second.offset = first.offset
+    second.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
+    keys = sorted(o.manifest.key for o in second.outbox.outputs)
+    assert keys == ["7_c1_2026-01-05T02:15_manifest_q.json", "7_c1_2026-01-05T02:30_manifest_q.json"]
+    first_quarter = second.outbox.outputs[0]
+    assert first_quarter.counts == {"entering": 2, "exiting": 0, "existing": 2}
+
+
+def test_idle_tick_emits_due_syncs() -> None:
+    harness = Harness(config())
+    harness.feed(event("c1", 1, "enter", 10 * MIN))
+    assert harness.processor.next_due(0) == JAN5 + H
+    asyncio.run(harness.processor.on_tick(0, JAN5 + 2 * H + 5))
+    assert [o.sync_time - JAN5 for o in harness.outbox.outputs] == [H, 2 * H]
+
+
+def test_portfolio_data_has_one_column_per_property_and_app() -> None:
+    harness = Harness(config())
+    record = json.dumps({"cohort_id": "c1", "in_cohort": True, "computed_time": JAN5 // 1000,
+                         "users": [{"amplitude_id": 1, "user_id": "a", "app_id": 20,
+                                    "user_properties": {"plan": "x"}},
+                                   {"amplitude_id": 2, "user_id": "b", "app_id": 10,
+                                    "user_properties": {"plan": "y"}}]}).encode()
+    harness.feed(record, event("c1", 9, "exit", H + MIN))
+    assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
+        "amplitudeID,userID,plan_10,plan_20\n1,a,,x\n2,b,y,\n")
