@@ -21,7 +21,7 @@ def test_fields_are_quoted_only_when_needed() -> None:
         '2,"a,b","cr\rx"\n'
         '3,"say ""hi""",\n'
         "4,,ünïcødé ✓\n"
-    ).encode("utf-8")
+    ).encode()
 
 
 def test_header_names_are_quoted_too() -> None:

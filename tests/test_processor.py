@@ -7,26 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from scenario import C1, C2, JAN5, MIN, H, event, expected_csvs
+
 from stream.config import Settings, settings_from_mapping
 from stream.kafka_client import partition_for
 from stream.processor import Processor
 from stream.sync import SyncOutput
-
-JAN5 = 1_767_571_200_000
-MIN = 60_000
-H = 60 * MIN
-
-
-def iso(ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def event(cohort: str, user: int, action: str, at: int, **props: object) -> bytes:
-    return json.dumps({"cohort_id": cohort, "amplitude_id": user, "user_id": f"u{user}",
-                       "action": action, "time": iso(JAN5 + at),
-                       "user_properties": props or None}).encode()
 
 
 def config(**kafka: object) -> Settings:
@@ -77,37 +63,20 @@ class Harness:
                 for f in (*o.csv_files, o.manifest) if f.key.endswith(".csv")}
 
 
-SCENARIO = [
-    event("c1", 1001, "enter", 10 * MIN, plan="pro"),
-    event("c1", 1002, "enter", 20 * MIN, plan="free"),
-    event("c1", 1003, "enter", 40 * MIN),
-    event("c1", 1003, "exit", 50 * MIN),
-    event("c1", 1002, "exit", 65 * MIN, plan="gone"),
-    event("c1", 1001, "enter", 90 * MIN, plan="enterprise"),
-    event("c1", 1004, "enter", 135 * MIN),
-    event("c1", 1005, "enter", 4 * H + MIN),
-]
-
-EXPECTED = {
-    "7_c1_2026-01-05T01:00_entering.csv": "amplitudeID,userID,plan\n1001,u1001,pro\n1002,u1002,free\n",
-    "7_c1_2026-01-05T01:00_exiting.csv": "amplitudeID,userID,plan\n",
-    "7_c1_2026-01-05T01:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,pro\n1002,u1002,free\n",
-    "7_c1_2026-01-05T02:00_entering.csv": "amplitudeID,userID,plan\n",
-    "7_c1_2026-01-05T02:00_exiting.csv": "amplitudeID,userID,plan\n1002,u1002,gone\n",
-    "7_c1_2026-01-05T02:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n",
-    "7_c1_2026-01-05T03:00_entering.csv": "amplitudeID,userID,plan\n1004,u1004,\n",
-    "7_c1_2026-01-05T03:00_exiting.csv": "amplitudeID,userID,plan\n",
-    "7_c1_2026-01-05T03:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n1004,u1004,\n",
-    "7_c1_2026-01-05T04:00_entering.csv": "amplitudeID,userID,plan\n",
-    "7_c1_2026-01-05T04:00_exiting.csv": "amplitudeID,userID,plan\n",
-    "7_c1_2026-01-05T04:00_existing.csv": "amplitudeID,userID,plan\n1001,u1001,enterprise\n1004,u1004,\n",
-}
+SCENARIO = C1
+EXPECTED = expected_csvs(cohorts=("c1",))
 
 
 def test_a_multi_hour_scenario_gives_the_expected_files() -> None:
     harness = Harness(config())
     harness.feed(*SCENARIO)
     assert harness.files() == EXPECTED
+
+
+def test_values_that_need_quoting_booleans_and_objects() -> None:
+    harness = Harness(config())
+    harness.feed(*C2, key=b"c2")
+    assert harness.files() == expected_csvs(cohorts=("c2",))
 
 
 def test_manifest_describes_the_files_and_the_input_covered() -> None:
@@ -198,7 +167,8 @@ def test_a_rule_added_later_starts_after_the_watermark() -> None:
     second.offset = first.offset
     second.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
     keys = sorted(o.manifest.key for o in second.outbox.outputs)
-    assert keys == ["7_c1_2026-01-05T02:15_manifest_q.json", "7_c1_2026-01-05T02:30_manifest_q.json"]
+    assert keys == ["7_c1_2026-01-05T02:15_manifest_q.json",
+                    "7_c1_2026-01-05T02:30_manifest_q.json"]
     first_quarter = second.outbox.outputs[0]
     assert first_quarter.counts == {"entering": 2, "exiting": 0, "existing": 2}
 
