@@ -115,9 +115,9 @@ def run_demo(folder: Path, *, timeout: float = 60.0) -> int:
         log_path = folder / "worker.log"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--config", str(config_path),
-                 "--log-level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                [sys.executable, "-m", "stream.cli", "worker", "--config",
+                 str(config_path.resolve()), "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
             )
             try:
                 _wait_for(expected, files, timeout, worker, log_path)

@@ -1,0 +1,71 @@
+"""The local sink's atomic writes, and the writer's retries (the sink is the seam)."""
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from stream.errors import PermanentSinkError, TransientSinkError
+from stream.metrics import Metrics
+from stream.sinks.local import LocalSink
+from stream.sync import SyncFile, SyncOutput
+from stream.writer import SyncWriter
+
+
+def test_local_sink_writes_whole_files_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "out")
+    sink.put("a/b.csv", b"first")
+    sink.put("a/b.csv", b"second")
+    assert (tmp_path / "out" / "a" / "b.csv").read_bytes() == b"second"
+    assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["b.csv"]
+    assert sink.location("a/b.csv") == (tmp_path / "out" / "a" / "b.csv").as_uri()
+
+
+def test_local_sink_refuses_keys_that_escape_its_folder(tmp_path: Path) -> None:
+    with pytest.raises(PermanentSinkError):
+        LocalSink(tmp_path).put("../outside.csv", b"x")
+
+
+class FlakySink:
+    """Fails the first `failures` puts, then stores."""
+
+    def __init__(self, failures: int, error: type[Exception] = TransientSinkError) -> None:
+        self.failures = failures
+        self.error = error
+        self.stored: dict[str, bytes] = {}
+        self.attempts = 0
+
+    def put(self, key: str, data: bytes) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise self.error("503 SlowDown")
+        self.stored[key] = data
+
+    def location(self, key: str) -> str:
+        return f"mem://{key}"
+
+
+def output() -> SyncOutput:
+    files = tuple(SyncFile(f"k_{kind}.csv", kind.encode())
+                  for kind in ("entering", "exiting", "existing"))
+    return SyncOutput(destination="d", cohort_id="c", sync_time=0,
+                      counts={"entering": 0, "exiting": 0, "existing": 0},
+                      csv_files=files, manifest=SyncFile("k_manifest.json", b"{}"))
+
+
+@pytest.mark.parametrize("error", [TransientSinkError, PermanentSinkError])
+def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Exception]) -> None:
+    sink, delays = FlakySink(failures=3, error=error), []
+
+    async def no_sleep(delay: float) -> None:
+        delays.append(delay)
+
+    metrics = Metrics()
+    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0,
+                        sleep=no_sleep)
+    asyncio.run(writer.write(output))
+    writer.close()
+    assert list(sink.stored) == ["k_entering.csv", "k_exiting.csv", "k_existing.csv",
+                                 "k_manifest.json"]  # the manifest last
+    assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
+    assert 0.5 <= delays[0] <= 1.5 and 1.0 <= delays[1] <= 3.0 and 1.5 <= delays[2] <= 4.5
