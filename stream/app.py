@@ -39,8 +39,14 @@ class _FaustOutbox:
         self._writer = writer
 
     async def dead_letter(
-        self, *, topic: str, partition: int, offset: int, key: bytes | None,
-        value: bytes | None, reason: str,
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
     ) -> None:
         headers = [
             ("cohort-sync-reason", reason.encode("utf-8")),
@@ -103,15 +109,22 @@ def create_worker(
     app = _App(kafka.app_id, broker=broker_url, **faust_settings)
     ticks_topic = f"{kafka.app_id}-ticks"
     repartition_topic = f"{kafka.app_id}-by-cohort"
-    raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
-           "value_serializer": "raw", "partitions": kafka.partitions}
+    raw: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": kafka.partitions,
+    }
     sources = app.topic(kafka.topic, repartition_topic, ticks_topic, **raw)
     repartition = app.topic(repartition_topic, internal=True, **raw)
     ticks = app.topic(ticks_topic, internal=True, **raw)
     dlq = app.topic(kafka.dlq_topic, **raw)
     table = app.Table(
-        "membership", default=None, partitions=kafka.partitions, key_type=str,
-
+        "membership",
+        default=None,
+        partitions=kafka.partitions,
+        key_type=str,
     )
     metrics = Metrics()
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
@@ -136,7 +149,7 @@ def create_worker(
                 message.topic, partition, message.offset, message.key, event.value
             )
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == kafka.topic}
         processor.forget(mine)

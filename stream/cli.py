@@ -41,38 +41,47 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="cohort-sync", description=_DESCRIPTION,
+        prog="cohort-sync",
+        description=_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cohort-sync {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     worker = commands.add_parser(
-        "worker", help="run the streaming worker until SIGTERM/SIGINT",
+        "worker",
+        help="run the streaming worker until SIGTERM/SIGINT",
         description="Consume membership events, keep cohort membership in Faust tables and "
         "write every sync's three CSVs and manifest when its time is reached. Without "
         "[kafka].broker an embedded Tansu broker is started and stopped with the worker.",
     )
     _config_argument(worker)
-    worker.add_argument("--log-level", default="info",
-                        choices=["crit", "error", "warn", "info", "debug"])
+    worker.add_argument(
+        "--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"]
+    )
     worker.set_defaults(run=_run_worker)
 
     demo = commands.add_parser(
-        "demo", help="run everything on embedded defaults with simulated events",
+        "demo",
+        help="run everything on embedded defaults with simulated events",
         description="Start an embedded broker and a worker, feed a few simulated hours of "
         "events for several cohorts, wait for their syncs, check the files against a "
         "reference run, print where they are and a summary, and exit 0.",
     )
-    demo.add_argument("--dir", type=Path, default=Path("cohort-sync-demo"),
-                      help="folder for the config, the events and the files "
-                      "(default: ./cohort-sync-demo)")
-    demo.add_argument("--timeout", type=float, default=60.0,
-                      help="seconds to wait for the syncs (default: 60)")
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("cohort-sync-demo"),
+        help="folder for the config, the events and the files (default: ./cohort-sync-demo)",
+    )
+    demo.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the syncs (default: 60)"
+    )
     demo.set_defaults(run=_run_demo)
 
     produce = commands.add_parser(
-        "produce", help="send events from a JSON-lines file to the input topic",
+        "produce",
+        help="send events from a JSON-lines file to the input topic",
         description="Send each non-blank line of FILE (or - for stdin) as one record to "
         "[kafka].topic, keyed by its cohort_id. Lines are sent as they are: invalid ones "
         "reach the dead-letter topic through the worker.",
@@ -85,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", metavar="PATH",
+        "--config",
+        metavar="PATH",
         help=f"TOML config file (default: ${CONFIG_ENV}); ${BROKER_ENV} overrides [kafka].broker",
     )
 
@@ -142,8 +152,10 @@ def _faust_url(settings: Settings) -> str:
 
 def _configure_logging(level: str) -> None:
     names = {"crit": "CRITICAL", "warn": "WARNING"}
-    logging.basicConfig(level=names.get(level, level.upper()),
-                        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=names.get(level, level.upper()),
+        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s",
+    )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ from typing import Any
 from .membership import Member, Snapshot, Stamp
 
 __all__ = [
-    "member_key", "cohort_key", "partition_key", "parse_key",
-    "encode_member", "decode_member",
+    "member_key",
+    "cohort_key",
+    "partition_key",
+    "parse_key",
+    "encode_member",
+    "decode_member",
 ]
 
 _SEP = "\x1f"

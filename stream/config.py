@@ -53,8 +53,11 @@ class KafkaSettings:
         """`kafka://h1:9092;h2:9092` -> `["h1:9092", "h2:9092"]` for kafka-python."""
         if self.broker is None:
             raise ConfigError("kafka.broker", "no broker configured")
-        return [urlsplit(part if "://" in part else f"kafka://{part}").netloc
-                for part in re.split(r"[;,]", self.broker) if part.strip()]
+        return [
+            urlsplit(part if "://" in part else f"kafka://{part}").netloc
+            for part in re.split(r"[;,]", self.broker)
+            if part.strip()
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +93,7 @@ class SyncRule:
 
     def properties(self, destination: Destination) -> tuple[str, ...]:
         """The destination's `user_property`, then the rule's, without duplicates."""
-        names = ([destination.user_property] if destination.user_property else [])
+        names = [destination.user_property] if destination.user_property else []
         return tuple(dict.fromkeys([*names, *self.user_properties]))
 
 
@@ -129,8 +132,11 @@ def settings_from_mapping(
     destinations = _destinations(data.get("destinations", []))
     syncs = _syncs(data.get("syncs", []), destinations)
     return Settings(
-        project_id=project_id, kafka=kafka, faust=faust_settings,
-        destinations=destinations, syncs=syncs,
+        project_id=project_id,
+        kafka=kafka,
+        faust=faust_settings,
+        destinations=destinations,
+        syncs=syncs,
     )
 
 
@@ -143,7 +149,7 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
     idle_text = _string(section, "idle_timeout", "kafka.idle_timeout", default="30s")
     idle_timeout = None if idle_text == "off" else _duration(idle_text, "kafka.idle_timeout")
     if idle_timeout == 0:
-        raise ConfigError("kafka.idle_timeout", "must be positive, or \"off\"")
+        raise ConfigError("kafka.idle_timeout", 'must be positive, or "off"')
     return KafkaSettings(
         broker=broker,
         topic=_name(section, "topic", "kafka.topic", "cohort-membership"),
@@ -165,8 +171,15 @@ def _destinations(raw: Any) -> dict[str, Destination]:
         where = f"destinations[{index}]"
         if not isinstance(entry, dict):
             raise ConfigError(where, "must be a table")
-        keys = {"name", "url", "region", "endpoint_url", "naming", "require_suffix",
-                "user_property"}
+        keys = {
+            "name",
+            "url",
+            "region",
+            "endpoint_url",
+            "naming",
+            "require_suffix",
+            "user_property",
+        }
         _no_unknown_keys(entry, keys, f"{where}.")
         name = _string(entry, "name", f"{where}.name")
         if name in result:
@@ -174,12 +187,18 @@ def _destinations(raw: Any) -> dict[str, Destination]:
         scheme, bucket, path = _destination_url(_string(entry, "url", f"{where}.url"), where)
         naming = _string(entry, "naming", f"{where}.naming", default="amplitude")
         if naming not in ("amplitude", "no-colon"):
-            raise ConfigError(f"{where}.naming", f"must be \"amplitude\" or \"no-colon\", got {naming!r}")
+            raise ConfigError(
+                f"{where}.naming", f'must be "amplitude" or "no-colon", got {naming!r}'
+            )
         endpoint = _string(entry, "endpoint_url", f"{where}.endpoint_url", default=None)
         if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
             raise ConfigError(f"{where}.endpoint_url", f"must be an http(s) URL, got {endpoint!r}")
         result[name] = Destination(
-            name=name, url=entry["url"], scheme=scheme, bucket=bucket, path=path,
+            name=name,
+            url=entry["url"],
+            scheme=scheme,
+            bucket=bucket,
+            path=path,
             region=_string(entry, "region", f"{where}.region", default=None),
             endpoint_url=endpoint,
             naming=naming,
@@ -216,30 +235,41 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
         if isinstance(cohort, int) and not isinstance(cohort, bool):
             cohort = str(cohort)
         if not isinstance(cohort, str) or not _SAFE_NAME_PART.match(cohort):
-            raise ConfigError(f"{where}.cohort", "must be a cohort id or \"*\"")
+            raise ConfigError(f"{where}.cohort", 'must be a cohort id or "*"')
         destination = _string(entry, "destination", f"{where}.destination")
         if destination not in destinations:
             known = ", ".join(sorted(destinations)) or "none defined"
-            raise ConfigError(f"{where}.destination", f"unknown destination {destination!r} ({known})")
+            raise ConfigError(
+                f"{where}.destination", f"unknown destination {destination!r} ({known})"
+            )
         cadence = _string(entry, "cadence", f"{where}.cadence")
         try:
             cadence_ms = parse_cadence(cadence)
         except ValueError as exc:
-            raise ConfigError(f"{where}.cadence", f"{exc} (or \"hourly\", \"daily\")") from None
+            raise ConfigError(f"{where}.cadence", f'{exc} (or "hourly", "daily")') from None
         routing_key = _string(entry, "routing_key", f"{where}.routing_key", default=None)
         if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
-            raise ConfigError(f"{where}.routing_key", "must be non-empty, without '/' or control characters")
+            raise ConfigError(
+                f"{where}.routing_key", "must be non-empty, without '/' or control characters"
+            )
         if routing_key is None and destinations[destination].require_suffix:
             raise ConfigError(
                 f"{where}.routing_key",
                 f"required: destination {destination!r} has require_suffix = true",
             )
         properties = entry.get("user_properties", [])
-        if not isinstance(properties, list) or not all(isinstance(p, str) and p for p in properties):
+        if not isinstance(properties, list) or not all(
+            isinstance(p, str) and p for p in properties
+        ):
             raise ConfigError(f"{where}.user_properties", "must be a list of property names")
         rule = SyncRule(
-            index=index, cohort=cohort, destination=destination, cadence=cadence,
-            cadence_ms=cadence_ms, routing_key=routing_key, user_properties=tuple(properties),
+            index=index,
+            cohort=cohort,
+            destination=destination,
+            cadence=cadence,
+            cadence_ms=cadence_ms,
+            routing_key=routing_key,
+            user_properties=tuple(properties),
         )
         _no_clash(rule, rules, where)
         rules.append(rule)

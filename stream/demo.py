@@ -42,22 +42,37 @@ def demo_events(seed: int = 7) -> list[bytes]:
     for minute in range(0, HOURS * 60, 2):
         cohort = rng.choice(COHORTS)
         user = rng.randrange(1000, 1060)
-        lines.append({
-            "cohort_id": int(cohort) if cohort.isdigit() else cohort,
-            "amplitude_id": user,
-            "user_id": f"user{user}@example.com" if user % 7 else None,
-            "action": rng.choice(("enter", "enter", "exit")),
-            "time": _iso(START_MS + minute * 60_000 + rng.randrange(60_000)),
-            "user_properties": {"plan": rng.choice(PLANS), "country": rng.choice(COUNTRIES)},
-        })
-    lines.append({
-        "cohort_id": "trial", "in_cohort": True, "computed_time": str(START_MS // 1000 + 5400),
-        "users": [{"amplitude_id": n, "user_id": f"batch{n}", "user_properties": {"plan": "free"}}
-                  for n in range(2000, 2005)],
-    })
+        lines.append(
+            {
+                "cohort_id": int(cohort) if cohort.isdigit() else cohort,
+                "amplitude_id": user,
+                "user_id": f"user{user}@example.com" if user % 7 else None,
+                "action": rng.choice(("enter", "enter", "exit")),
+                "time": _iso(START_MS + minute * 60_000 + rng.randrange(60_000)),
+                "user_properties": {"plan": rng.choice(PLANS), "country": rng.choice(COUNTRIES)},
+            }
+        )
+    lines.append(
+        {
+            "cohort_id": "trial",
+            "in_cohort": True,
+            "computed_time": str(START_MS // 1000 + 5400),
+            "users": [
+                {"amplitude_id": n, "user_id": f"batch{n}", "user_properties": {"plan": "free"}}
+                for n in range(2000, 2005)
+            ],
+        }
+    )
     for cohort in COHORTS:
-        lines.append({"cohort_id": cohort, "amplitude_id": 1, "user_id": "heartbeat",
-                      "action": "exit", "time": _iso(START_MS + HOURS * 3_600_000 + 60_000)})
+        lines.append(
+            {
+                "cohort_id": cohort,
+                "amplitude_id": 1,
+                "user_id": "heartbeat",
+                "action": "exit",
+                "time": _iso(START_MS + HOURS * 3_600_000 + 60_000),
+            }
+        )
     return [json.dumps(line, separators=(",", ":")).encode() for line in lines]
 
 
@@ -108,16 +123,30 @@ def run_demo(folder: Path, *, timeout: float = 60.0) -> int:
         config_path.write_text(demo_config(broker.url, files), encoding="utf-8")
         settings = settings_from_mapping(_toml(config_path))
         expected = expected_outputs(settings, lines)
-        print(f"embedded broker on {broker.bootstrap}; producing {len(lines)} events "
-              f"for {len(COHORTS)} cohorts over {HOURS} simulated hours", flush=True)
+        print(
+            f"embedded broker on {broker.bootstrap}; producing {len(lines)} events "
+            f"for {len(COHORTS)} cohorts over {HOURS} simulated hours",
+            flush=True,
+        )
         ensure_topics(settings.kafka)
         produce_lines(settings.kafka, lines)
         log_path = folder / "worker.log"
         with open(log_path, "wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--config",
-                 str(config_path.resolve()), "--log-level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=folder,
+                [
+                    sys.executable,
+                    "-m",
+                    "stream.cli",
+                    "worker",
+                    "--config",
+                    str(config_path.resolve()),
+                    "--log-level",
+                    "warn",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=folder,
             )
             try:
                 _wait_for(expected, files, timeout, worker, log_path)
@@ -128,7 +157,10 @@ def run_demo(folder: Path, *, timeout: float = 60.0) -> int:
 
 
 def _wait_for(
-    expected: list[SyncOutput], files: Path, timeout: float, worker: subprocess.Popen[bytes],
+    expected: list[SyncOutput],
+    files: Path,
+    timeout: float,
+    worker: subprocess.Popen[bytes],
     log_path: Path,
 ) -> None:
     wanted = {file.key: file.data for out in expected for file in (*out.csv_files, out.manifest)}
@@ -142,23 +174,29 @@ def _wait_for(
         if done == len(wanted):
             return
         if worker.poll() is not None:
-            raise CohortSyncError(f"the demo worker exited with {worker.returncode}; "
-                                  f"see {log_path}")
+            raise CohortSyncError(
+                f"the demo worker exited with {worker.returncode}; see {log_path}"
+            )
         if time.monotonic() > deadline:
-            raise CohortSyncError(f"only {done}/{len(wanted)} files after {timeout:.0f}s; "
-                                  f"see {log_path}")
+            raise CohortSyncError(
+                f"only {done}/{len(wanted)} files after {timeout:.0f}s; see {log_path}"
+            )
         time.sleep(0.2)
 
 
 def _summary(expected: list[SyncOutput], files: Path) -> None:
     print(f"\n{len(expected)} syncs, {4 * len(expected)} files in {files.resolve()}\n")
-    print(f"{'cohort':<12} {'sync time (UTC)':<17} {'suffix':<6} {'entering':>8} "
-          f"{'exiting':>8} {'existing':>8}")
+    print(
+        f"{'cohort':<12} {'sync time (UTC)':<17} {'suffix':<6} {'entering':>8} "
+        f"{'exiting':>8} {'existing':>8}"
+    )
     for out in sorted(expected, key=lambda o: (o.cohort_id, o.sync_time, o.manifest.key)):
         suffix = "crm" if out.manifest.key.endswith("_crm.json") else ""
-        print(f"{out.cohort_id:<12} {format_sync_time(out.sync_time, 'amplitude'):<17} "
-              f"{suffix:<6} {out.counts['entering']:>8} {out.counts['exiting']:>8} "
-              f"{out.counts['existing']:>8}")
+        print(
+            f"{out.cohort_id:<12} {format_sync_time(out.sync_time, 'amplitude'):<17} "
+            f"{suffix:<6} {out.counts['entering']:>8} {out.counts['exiting']:>8} "
+            f"{out.counts['existing']:>8}"
+        )
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:
@@ -192,4 +230,6 @@ def _toml(path: Path) -> dict[str, object]:
 
 
 def _iso(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return (
+        datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    )

@@ -54,11 +54,21 @@ class EmbeddedBroker:
     def start(self) -> EmbeddedBroker:
         binary = _tansu_binary()
         address = f"tcp://127.0.0.1:{self.port}"
-        self._log = tempfile.TemporaryFile(prefix="tansu-")
+        self._log = tempfile.TemporaryFile(prefix="tansu-")  # noqa: SIM115 (closed in stop)
         self._process = subprocess.Popen(
-            [binary, "broker", "--listener-url", address, "--advertised-listener-url", address,
-             "--storage-engine", "memory://tansu/"],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._wait_until_listening()
@@ -82,7 +92,9 @@ class EmbeddedBroker:
         return self.start()
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
         self.stop()
@@ -92,16 +104,19 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise BrokerError(f"Tansu exited at start with code {self._process.returncode}:"
-                                  f" {self._output()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.2
+                raise BrokerError(
+                    f"Tansu exited at start with code {self._process.returncode}: {self._output()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2),
             ):
                 return
             time.sleep(0.05)
         self.stop()
-        raise BrokerError(f"Tansu did not listen on port {self.port} within "
-                          f"{self.startup_timeout:.0f}s")
+        raise BrokerError(
+            f"Tansu did not listen on port {self.port} within {self.startup_timeout:.0f}s"
+        )
 
     def _output(self) -> str:
         if self._log is None:

@@ -164,7 +164,9 @@ def _amplitude_id(doc: dict[str, Any], field: str, where: str = "") -> int:
 def _user_id(doc: dict[str, Any], field: str, where: str = "") -> str | None:
     value = doc.get(field)
     if value is not None and not isinstance(value, str):
-        raise InvalidEvent(f"{_at(where, field)}: must be a string or null, got {_type_name(value)}")
+        raise InvalidEvent(
+            f"{_at(where, field)}: must be a string or null, got {_type_name(value)}"
+        )
     return value
 
 

@@ -55,7 +55,11 @@ class Snapshot:
 
     def copy(self) -> Snapshot:
         return Snapshot(
-            self.stamp, self.visible, self.enter, self.user_id, self.user_stamp,
+            self.stamp,
+            self.visible,
+            self.enter,
+            self.user_id,
+            self.user_stamp,
             dict(self.properties),
         )
 
@@ -143,16 +147,18 @@ def diff_cohort(
 ) -> CohortDiff:
     """entering = present(T) - present(T_prev), exiting = present(T_prev) - present(T),
     existing = present(T); `previous=None` is a cohort's first sync (nobody was present)."""
-    entering, exiting, existing = [], [], []
+    entering: list[tuple[int, Snapshot]] = []
+    exiting: list[tuple[int, Snapshot]] = []
+    existing: list[tuple[int, Snapshot]] = []
     for amplitude_id, member in sorted(members, key=lambda pair: pair[0]):
         now = member.view_at(sync_time)
-        present_now = now is not None and now.enter
+        if now is None:
+            continue
         present_before = previous is not None and member.present_at(previous)
-        if present_now:
-            row = (amplitude_id, now)
-            existing.append(row)
+        if now.enter:
+            existing.append((amplitude_id, now))
             if not present_before:
-                entering.append(row)
-        elif present_before and now is not None:
+                entering.append((amplitude_id, now))
+        elif present_before:
             exiting.append((amplitude_id, now))
     return CohortDiff(entering, exiting, existing)

@@ -23,7 +23,6 @@ from .events import MembershipEvent, parse_message
 from .membership import diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, SyncJob
-from .sinks import Sink
 from .sync import InputPosition, SyncOutput, build_sync
 from .windows import next_sync_after
 
@@ -36,8 +35,14 @@ class Outbox(Protocol):
     """Where the processor sends records and files; Faust topics and `SyncWriter` in the app."""
 
     async def dead_letter(
-        self, *, topic: str, partition: int, offset: int, key: bytes | None,
-        value: bytes | None, reason: str,
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
     ) -> None: ...
 
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None: ...
@@ -79,7 +84,11 @@ class Processor:
             self.metrics.dead_letters += 1
             log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, exc.reason)
             await self.outbox.dead_letter(
-                topic=topic, partition=partition, offset=offset, key=key, value=value,
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                key=key,
+                value=value,
                 reason=exc.reason,
             )
             return
@@ -164,9 +173,14 @@ class Processor:
         def build() -> SyncOutput:
             diff = diff_cohort(cohort.members.items(), job.sync_time, job.previous)
             return build_sync(
-                project_id=self.settings.project_id, destination=destination, rule=rule,
-                cohort_id=job.cohort_id, sync_time=job.sync_time, previous=job.previous,
-                diff=diff, position=position,
+                project_id=self.settings.project_id,
+                destination=destination,
+                rule=rule,
+                cohort_id=job.cohort_id,
+                sync_time=job.sync_time,
+                previous=job.previous,
+                diff=diff,
+                position=position,
             )
 
         return build
@@ -194,7 +208,8 @@ class Processor:
             "emitted": state.emitted_through,
             "rules": dict(sorted(state.rule_starts.items())),
             "offset": self._positions[partition].next_offset
-            if partition in self._positions else None,
+            if partition in self._positions
+            else None,
         }
 
     def _load(self, partition: int) -> PartitionState:
@@ -217,7 +232,7 @@ class Processor:
             cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
             cohort.members[amplitude_id] = codec.decode_member(value)
         if state.cohorts:
-            log.info("partition %d: rebuilt %d cohorts from the table", partition,
-                     len(state.cohorts))
+            log.info(
+                "partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts)
+            )
         return state
-

@@ -82,8 +82,12 @@ def build_sync(
     def key(kind: str) -> str:
         return object_key(
             path=destination.path if destination.scheme == "s3" else "",
-            project_id=project_id, cohort_id=cohort_id, sync_time=sync_time,
-            kind=kind, naming=destination.naming, routing_key=rule.routing_key,
+            project_id=project_id,
+            cohort_id=cohort_id,
+            sync_time=sync_time,
+            kind=kind,
+            naming=destination.naming,
+            routing_key=rule.routing_key,
         )
 
     groups = {"entering": diff.entering, "exiting": diff.exiting, "existing": diff.existing}
@@ -96,8 +100,12 @@ def build_sync(
         project_id, destination, rule, cohort_id, sync_time, previous, files, counts, position
     )
     return SyncOutput(
-        destination=destination.name, cohort_id=cohort_id, sync_time=sync_time, counts=counts,
-        csv_files=files, manifest=SyncFile(key("manifest"), manifest),
+        destination=destination.name,
+        cohort_id=cohort_id,
+        sync_time=sync_time,
+        counts=counts,
+        csv_files=files,
+        manifest=SyncFile(key("manifest"), manifest),
     )
 
 

@@ -56,7 +56,11 @@ class SyncWriter:
                 delay = backoff * (0.5 + random.random())
                 log.error(
                     "destination %s: sync %s of cohort %s not written, retrying in %.1fs: %s",
-                    output.destination, output.manifest.key, output.cohort_id, delay, exc,
+                    output.destination,
+                    output.manifest.key,
+                    output.cohort_id,
+                    delay,
+                    exc,
                 )
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self._max_backoff)
@@ -64,8 +68,10 @@ class SyncWriter:
         self.metrics.syncs[output.destination] += 1
         log.info(
             "wrote %s (entering %d, exiting %d, existing %d)",
-            sink.location(output.manifest.key), output.counts["entering"],
-            output.counts["exiting"], output.counts["existing"],
+            sink.location(output.manifest.key),
+            output.counts["entering"],
+            output.counts["exiting"],
+            output.counts["existing"],
         )
         return output
 

@@ -18,9 +18,16 @@ def iso(ms: int) -> str:
 
 def event(cohort: str, user: int, action: str, at: int, **props: object) -> bytes:
     """One event `at` ms after 2026-01-05T00:00Z."""
-    return json.dumps({"cohort_id": cohort, "amplitude_id": user, "user_id": f"u{user}",
-                       "action": action, "time": iso(JAN5 + at),
-                       "user_properties": props or None}).encode()
+    return json.dumps(
+        {
+            "cohort_id": cohort,
+            "amplitude_id": user,
+            "user_id": f"u{user}",
+            "action": action,
+            "time": iso(JAN5 + at),
+            "user_properties": props or None,
+        }
+    ).encode()
 
 
 C1 = [
@@ -76,8 +83,9 @@ EXPECTED_C2 = {
 }
 
 
-def expected_csvs(path: str = "", cohorts: tuple[str, ...] = ("c1", "c2"),
-                  naming: str = "amplitude") -> dict[str, str]:
+def expected_csvs(
+    path: str = "", cohorts: tuple[str, ...] = ("c1", "c2"), naming: str = "amplitude"
+) -> dict[str, str]:
     """Key -> CSV text for the scenario, as written with `project_id = 7`."""
     tables = {"c1": EXPECTED_C1, "c2": EXPECTED_C2}
     prefix = f"{path}/" if path else ""

@@ -12,8 +12,13 @@ from stream.config import settings_from_mapping
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "stream.cli", *args], capture_output=True,
-                          text=True, timeout=60, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
 
 
 @pytest.mark.parametrize("command", ["worker", "demo", "produce"])
@@ -42,9 +47,12 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_faust_settings_are_passed_through_as_they_are() -> None:
-    settings = settings_from_mapping({"kafka": {"partitions": 3},
-                                      "faust": {"broker_session_timeout": 7.5,
-                                                "stream_buffer_maxsize": 123}})
+    settings = settings_from_mapping(
+        {
+            "kafka": {"partitions": 3},
+            "faust": {"broker_session_timeout": 7.5, "stream_buffer_maxsize": 123},
+        }
+    )
     worker = create_worker(settings, broker_url="kafka://127.0.0.1:1")
     assert worker.app.conf.broker_session_timeout == 7.5
     assert worker.app.conf.stream_buffer_maxsize == 123

@@ -63,14 +63,22 @@ def test_defaults() -> None:
     settings = settings_from_mapping({})
     kafka = settings.kafka
     assert (kafka.broker, kafka.topic, kafka.app_id, kafka.partitions) == (
-        None, "cohort-membership", "cohort-sync", 8)
+        None,
+        "cohort-membership",
+        "cohort-sync",
+        8,
+    )
     assert (kafka.allowed_lateness_ms, kafka.idle_timeout_ms, kafka.dlq_topic) == (
-        0, 30_000, "cohort-membership-dlq")
+        0,
+        30_000,
+        "cohort-membership-dlq",
+    )
 
 
 def test_broker_environment_variable_overrides_the_file() -> None:
-    settings = settings_from_mapping({"kafka": {"broker": "kafka://a:1"}},
-                                     environ={"COHORT_SYNC_BROKER": "b:2"})
+    settings = settings_from_mapping(
+        {"kafka": {"broker": "kafka://a:1"}}, environ={"COHORT_SYNC_BROKER": "b:2"}
+    )
     assert settings.kafka.bootstrap_servers() == ["b:2"]
 
 
@@ -79,11 +87,19 @@ def test_idle_timeout_off() -> None:
 
 
 def test_duplicate_user_property_is_one_column() -> None:
-    settings = settings_from_mapping({
-        "destinations": [{"name": "d", "url": "file:///tmp/x", "user_property": "plan"}],
-        "syncs": [{"cohort": "*", "destination": "d", "cadence": "daily",
-                   "user_properties": ["plan", "country"]}],
-    })
+    settings = settings_from_mapping(
+        {
+            "destinations": [{"name": "d", "url": "file:///tmp/x", "user_property": "plan"}],
+            "syncs": [
+                {
+                    "cohort": "*",
+                    "destination": "d",
+                    "cadence": "daily",
+                    "user_properties": ["plan", "country"],
+                }
+            ],
+        }
+    )
     assert settings.syncs[0].properties(settings.destinations["d"]) == ("plan", "country")
 
 
@@ -111,20 +127,29 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"destinations": [{**DEST, "naming": "dots"}]}, "destinations[0].naming"),
         ({"destinations": [{**DEST, "require_suffix": "yes"}]}, "destinations[0].require_suffix"),
         ({"destinations": [{**DEST, "endpoint_url": "ftp://x"}]}, "destinations[0].endpoint_url"),
-        ({"destinations": [DEST], "syncs": [{**RULE, "destination": "e"}]},
-         "syncs[0].destination"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "destination": "e"}]}, "syncs[0].destination"),
         ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "weekly"}]}, "syncs[0].cadence"),
         ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "90s"}]}, "syncs[0].cadence"),
-        ({"destinations": [{**DEST, "require_suffix": True}], "syncs": [RULE]},
-         "syncs[0].routing_key"),
-        ({"destinations": [DEST], "syncs": [{**RULE, "routing_key": "a/b"}]},
-         "syncs[0].routing_key"),
-        ({"destinations": [DEST], "syncs": [{**RULE, "user_properties": "plan"}]},
-         "syncs[0].user_properties"),
-        ({"destinations": [DEST], "syncs": [{k: v for k, v in RULE.items() if k != "cohort"}]},
-         "syncs[0].cohort"),
-        ({"destinations": [DEST], "syncs": [RULE, {**RULE, "cohort": "*", "cadence": "daily"}]},
-         "syncs[1]"),
+        (
+            {"destinations": [{**DEST, "require_suffix": True}], "syncs": [RULE]},
+            "syncs[0].routing_key",
+        ),
+        (
+            {"destinations": [DEST], "syncs": [{**RULE, "routing_key": "a/b"}]},
+            "syncs[0].routing_key",
+        ),
+        (
+            {"destinations": [DEST], "syncs": [{**RULE, "user_properties": "plan"}]},
+            "syncs[0].user_properties",
+        ),
+        (
+            {"destinations": [DEST], "syncs": [{k: v for k, v in RULE.items() if k != "cohort"}]},
+            "syncs[0].cohort",
+        ),
+        (
+            {"destinations": [DEST], "syncs": [RULE, {**RULE, "cohort": "*", "cadence": "daily"}]},
+            "syncs[1]",
+        ),
     ],
 )
 def test_each_mistake_names_its_key(document: dict[str, object], key: str) -> None:

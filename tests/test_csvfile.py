@@ -12,16 +12,22 @@ def test_header_only_when_empty() -> None:
 def test_fields_are_quoted_only_when_needed() -> None:
     data = render_csv(
         ["amplitudeID", "userID", "note"],
-        [["1", "2", "3", "4"], ["plain", "a,b", 'say "hi"', None],
-         ["line\nbreak", "cr\rx", "", "ünïcødé ✓"]],
+        [
+            ["1", "2", "3", "4"],
+            ["plain", "a,b", 'say "hi"', None],
+            ["line\nbreak", "cr\rx", "", "ünïcødé ✓"],
+        ],
     )
-    assert data == (
-        "amplitudeID,userID,note\n"
-        '1,plain,"line\nbreak"\n'
-        '2,"a,b","cr\rx"\n'
-        '3,"say ""hi""",\n'
-        "4,,ünïcødé ✓\n"
-    ).encode()
+    assert (
+        data
+        == (
+            "amplitudeID,userID,note\n"
+            '1,plain,"line\nbreak"\n'
+            '2,"a,b","cr\rx"\n'
+            '3,"say ""hi""",\n'
+            "4,,ünïcødé ✓\n"
+        ).encode()
+    )
 
 
 def test_header_names_are_quoted_too() -> None:
@@ -31,8 +37,15 @@ def test_header_names_are_quoted_too() -> None:
 @pytest.mark.parametrize(
     "value, cell",
     [
-        (None, None), ("x", "x"), (True, "true"), (False, "false"), (3, "3"), (2.5, "2.5"),
-        (1e20, "1e+20"), ([1, "a", None], '[1,"a",null]'), ({"k": {"é": 1}}, '{"k":{"é":1}}'),
+        (None, None),
+        ("x", "x"),
+        (True, "true"),
+        (False, "false"),
+        (3, "3"),
+        (2.5, "2.5"),
+        (1e20, "1e+20"),
+        ([1, "a", None], '[1,"a",null]'),
+        ({"k": {"é": 1}}, '{"k":{"é":1}}'),
     ],
 )
 def test_cells_are_formatted_as_json_writes_them(value: object, cell: str | None) -> None:

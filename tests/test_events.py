@@ -16,8 +16,11 @@ def encode(document: object) -> bytes:
 
 def single(**overrides: object) -> dict[str, object]:
     event: dict[str, object] = {
-        "cohort_id": "c1", "amplitude_id": 1001, "user_id": "alice@example.com",
-        "action": "enter", "time": "2025-01-05T00:10:00Z",
+        "cohort_id": "c1",
+        "amplitude_id": 1001,
+        "user_id": "alice@example.com",
+        "action": "enter",
+        "time": "2025-01-05T00:10:00Z",
         "user_properties": {"plan": "pro", "country": "DE"},
     }
     event.update(overrides)
@@ -27,8 +30,13 @@ def single(**overrides: object) -> dict[str, object]:
 def test_single_event_is_parsed_with_every_field() -> None:
     [event] = parse_message(encode(single(app_id=7)))
     assert event == MembershipEvent(
-        cohort_id="c1", amplitude_id=1001, user_id="alice@example.com", enter=True,
-        time_ms=T0, user_properties={"plan": "pro", "country": "DE"}, app_id=7,
+        cohort_id="c1",
+        amplitude_id=1001,
+        user_id="alice@example.com",
+        enter=True,
+        time_ms=T0,
+        user_properties={"plan": "pro", "country": "DE"},
+        app_id=7,
     )
 
 
@@ -59,7 +67,9 @@ def test_time_as_iso_with_offset_or_epoch_milliseconds(value: object, expected: 
 
 def test_batch_form_expands_to_one_event_per_user() -> None:
     batch = {
-        "cohort_id": "c1", "in_cohort": False, "computed_time": "1736035800",
+        "cohort_id": "c1",
+        "in_cohort": False,
+        "computed_time": "1736035800",
         "users": [
             {"amplitude_id": 1, "user_id": "u", "user_properties": {"plan": "x"}},
             {"amplitude_id": 2, "user_id": None, "app_id": 9},
@@ -104,14 +114,29 @@ def test_batch_computed_time_may_be_a_number() -> None:
         (encode(single(time=12)), "outside the years"),
         (encode(single(user_properties=[1])), "user_properties"),
         (encode(single(app_id="7")), "app_id"),
-        (encode({"cohort_id": "c", "in_cohort": "yes", "computed_time": 1, "users": []}),
-         "in_cohort"),
-        (encode({"cohort_id": "c", "in_cohort": True, "computed_time": "x", "users": []}),
-         "computed_time"),
-        (encode({"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800,
-                 "users": {}}), "users"),
-        (encode({"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800,
-                 "users": [{"amplitude_id": "x"}]}), "users[0].amplitude_id"),
+        (
+            encode({"cohort_id": "c", "in_cohort": "yes", "computed_time": 1, "users": []}),
+            "in_cohort",
+        ),
+        (
+            encode({"cohort_id": "c", "in_cohort": True, "computed_time": "x", "users": []}),
+            "computed_time",
+        ),
+        (
+            encode({"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800, "users": {}}),
+            "users",
+        ),
+        (
+            encode(
+                {
+                    "cohort_id": "c",
+                    "in_cohort": True,
+                    "computed_time": 1736035800,
+                    "users": [{"amplitude_id": "x"}],
+                }
+            ),
+            "users[0].amplitude_id",
+        ),
     ],
 )
 def test_invalid_messages_raise_with_a_reason(raw: bytes | None, reason: str) -> None:

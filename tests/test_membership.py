@@ -9,10 +9,17 @@ from stream.membership import Member, Snapshot, diff_cohort
 H = 3_600_000
 
 
-def snap(time: int, offset: int, enter: bool, visible: int | None = None, **props: object
-         ) -> Snapshot:
-    return Snapshot.of_event((time, offset, 0), time if visible is None else visible, enter,
-                             f"u{offset}", props or None, None)
+def snap(
+    time: int, offset: int, enter: bool, visible: int | None = None, **props: object
+) -> Snapshot:
+    return Snapshot.of_event(
+        (time, offset, 0),
+        time if visible is None else visible,
+        enter,
+        f"u{offset}",
+        props or None,
+        None,
+    )
 
 
 def test_latest_event_time_wins_not_arrival_order() -> None:
@@ -113,9 +120,7 @@ def test_rows_are_sorted_by_amplitude_id() -> None:
     assert [row[0] for row in diff_cohort(members, H, None).existing] == [2, 11, 30, 100]
 
 
-history = st.lists(
-    st.tuples(st.integers(0, 9), st.integers(0, 6 * H), st.booleans()), max_size=40
-)
+history = st.lists(st.tuples(st.integers(0, 9), st.integers(0, 6 * H), st.booleans()), max_size=40)
 
 
 @settings(max_examples=200, deadline=None)

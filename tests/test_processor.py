@@ -16,12 +16,14 @@ from stream.sync import SyncOutput
 
 
 def config(**kafka: object) -> Settings:
-    return settings_from_mapping({
-        "project_id": 7,
-        "kafka": {"partitions": 1, "idle_timeout": "off", **kafka},
-        "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
-        "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
-    })
+    return settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off", **kafka},
+            "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+            "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
+        }
+    )
 
 
 class Outbox:
@@ -53,14 +55,20 @@ class Harness:
     def feed(self, *records: bytes, key: bytes | None = b"c1", partition: int = 0) -> None:
         async def run() -> None:
             for record in records:
-                await self.processor.on_record(self.settings.kafka.topic, partition,
-                                               self.offset, key, record)
+                await self.processor.on_record(
+                    self.settings.kafka.topic, partition, self.offset, key, record
+                )
                 self.offset += 1
+
         asyncio.run(run())
 
     def files(self) -> dict[str, str]:
-        return {f.key: f.data.decode() for o in self.outbox.outputs
-                for f in (*o.csv_files, o.manifest) if f.key.endswith(".csv")}
+        return {
+            f.key: f.data.decode()
+            for o in self.outbox.outputs
+            for f in (*o.csv_files, o.manifest)
+            if f.key.endswith(".csv")
+        }
 
 
 SCENARIO = C1
@@ -88,7 +96,9 @@ def test_manifest_describes_the_files_and_the_input_covered() -> None:
     assert manifest["files"]["existing"]["rows"] == 2
     assert manifest["files"]["entering"]["bytes"] == len(output.csv_files[0].data)
     assert (manifest["window_start"], manifest["window_end"]) == (
-        "2026-01-05T00:00:00Z", "2026-01-05T01:00:00Z")
+        "2026-01-05T00:00:00Z",
+        "2026-01-05T01:00:00Z",
+    )
     assert manifest["input"] == {"topic": "cohort-membership", "partition": 0, "end_offset": 4}
     assert manifest["first_sync"] is True
 
@@ -132,7 +142,8 @@ def test_a_late_event_shows_in_the_next_sync_and_never_rewrites_the_past() -> No
     files = harness.files()
     assert files["7_c1_2026-01-05T01:00_existing.csv"] == "amplitudeID,userID,plan\n1,u1,\n"
     assert files["7_c1_2026-01-05T02:00_entering.csv"] == (
-        "amplitudeID,userID,plan\n2,u2,\n3,u3,\n")
+        "amplitudeID,userID,plan\n2,u2,\n3,u3,\n"
+    )
     assert harness.processor.metrics.late_events == 1
 
 
@@ -143,7 +154,8 @@ def test_allowed_lateness_holds_the_sync_back() -> None:
     harness.feed(event("c1", 3, "enter", 50 * MIN))  # within lateness: in the 01:00 sync
     harness.feed(event("c1", 4, "enter", 70 * MIN))
     assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
-        "amplitudeID,userID,plan\n1,u1,\n3,u3,\n")
+        "amplitudeID,userID,plan\n1,u1,\n3,u3,\n"
+    )
 
 
 def test_every_sync_time_is_written_even_without_events() -> None:
@@ -156,19 +168,25 @@ def test_every_sync_time_is_written_even_without_events() -> None:
 def test_a_rule_added_later_starts_after_the_watermark() -> None:
     first = Harness(config())
     first.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
-    settings = settings_from_mapping({
-        "project_id": 7,
-        "kafka": {"partitions": 1, "idle_timeout": "off"},
-        "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
-        "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"},
-                  {"cohort": "c1", "destination": "d", "cadence": "15m", "routing_key": "q"}],
-    })
+    settings = settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+            "syncs": [
+                {"cohort": "*", "destination": "d", "cadence": "hourly"},
+                {"cohort": "c1", "destination": "d", "cadence": "15m", "routing_key": "q"},
+            ],
+        }
+    )
     second = Harness(settings, store=first.store)
     second.offset = first.offset
     second.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
     keys = sorted(o.manifest.key for o in second.outbox.outputs)
-    assert keys == ["7_c1_2026-01-05T02:15_manifest_q.json",
-                    "7_c1_2026-01-05T02:30_manifest_q.json"]
+    assert keys == [
+        "7_c1_2026-01-05T02:15_manifest_q.json",
+        "7_c1_2026-01-05T02:30_manifest_q.json",
+    ]
     first_quarter = second.outbox.outputs[0]
     assert first_quarter.counts == {"entering": 2, "exiting": 0, "existing": 2}
 
@@ -183,11 +201,18 @@ def test_idle_tick_emits_due_syncs() -> None:
 
 def test_portfolio_data_has_one_column_per_property_and_app() -> None:
     harness = Harness(config())
-    record = json.dumps({"cohort_id": "c1", "in_cohort": True, "computed_time": JAN5 // 1000,
-                         "users": [{"amplitude_id": 1, "user_id": "a", "app_id": 20,
-                                    "user_properties": {"plan": "x"}},
-                                   {"amplitude_id": 2, "user_id": "b", "app_id": 10,
-                                    "user_properties": {"plan": "y"}}]}).encode()
+    record = json.dumps(
+        {
+            "cohort_id": "c1",
+            "in_cohort": True,
+            "computed_time": JAN5 // 1000,
+            "users": [
+                {"amplitude_id": 1, "user_id": "a", "app_id": 20, "user_properties": {"plan": "x"}},
+                {"amplitude_id": 2, "user_id": "b", "app_id": 10, "user_properties": {"plan": "y"}},
+            ],
+        }
+    ).encode()
     harness.feed(record, event("c1", 9, "exit", H + MIN))
     assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
-        "amplitudeID,userID,plan_10,plan_20\n1,a,,x\n2,b,y,\n")
+        "amplitudeID,userID,plan_10,plan_20\n1,a,,x\n2,b,y,\n"
+    )

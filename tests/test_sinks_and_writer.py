@@ -46,11 +46,17 @@ class FlakySink:
 
 
 def output() -> SyncOutput:
-    files = tuple(SyncFile(f"k_{kind}.csv", kind.encode())
-                  for kind in ("entering", "exiting", "existing"))
-    return SyncOutput(destination="d", cohort_id="c", sync_time=0,
-                      counts={"entering": 0, "exiting": 0, "existing": 0},
-                      csv_files=files, manifest=SyncFile("k_manifest.json", b"{}"))
+    files = tuple(
+        SyncFile(f"k_{kind}.csv", kind.encode()) for kind in ("entering", "exiting", "existing")
+    )
+    return SyncOutput(
+        destination="d",
+        cohort_id="c",
+        sync_time=0,
+        counts={"entering": 0, "exiting": 0, "existing": 0},
+        csv_files=files,
+        manifest=SyncFile("k_manifest.json", b"{}"),
+    )
 
 
 @pytest.mark.parametrize("error", [TransientSinkError, PermanentSinkError])
@@ -61,11 +67,14 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
         delays.append(delay)
 
     metrics = Metrics()
-    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0,
-                        sleep=no_sleep)
+    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0, sleep=no_sleep)
     asyncio.run(writer.write(output))
     writer.close()
-    assert list(sink.stored) == ["k_entering.csv", "k_exiting.csv", "k_existing.csv",
-                                 "k_manifest.json"]  # the manifest last
+    assert list(sink.stored) == [
+        "k_entering.csv",
+        "k_exiting.csv",
+        "k_existing.csv",
+        "k_manifest.json",
+    ]  # the manifest last
     assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
     assert 0.5 <= delays[0] <= 1.5 and 1.0 <= delays[1] <= 3.0 and 1.5 <= delays[2] <= 4.5

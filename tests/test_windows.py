@@ -41,7 +41,9 @@ def test_sync_times_are_aligned_to_the_epoch_in_utc() -> None:
     assert next_sync_after(JAN5 + HOUR, HOUR) == JAN5 + 2 * HOUR  # strictly after
     assert last_sync_at_or_before(JAN5 + HOUR - 1, HOUR) == JAN5
     assert list(sync_times(JAN5 + 1, JAN5 + 3 * 900_000, 900_000)) == [
-        JAN5 + 900_000, JAN5 + 1_800_000, JAN5 + 2_700_000
+        JAN5 + 900_000,
+        JAN5 + 1_800_000,
+        JAN5 + 2_700_000,
     ]
     assert list(sync_times(JAN5, JAN5 - 1, HOUR)) == []
 

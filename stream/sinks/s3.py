@@ -17,9 +17,15 @@ from ..errors import PermanentSinkError, TransientSinkError
 __all__ = ["S3Sink"]
 
 _PERMANENT_CODES = {
-    "NoSuchBucket", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-    "PermanentRedirect", "AuthorizationHeaderMalformed", "InvalidBucketName",
-    "AllAccessDisabled", "AccountProblem",
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "InvalidBucketName",
+    "AllAccessDisabled",
+    "AccountProblem",
 }
 
 

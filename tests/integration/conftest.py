@@ -113,9 +113,20 @@ class WorkerProcess:
         env = {**os.environ, **AWS_ENV}
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "stream.cli", "worker", "--config", str(self.config),
-                 "--log-level", os.environ.get("TEST_WORKER_LOG_LEVEL", "info")],
-                cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "stream.cli",
+                    "worker",
+                    "--config",
+                    str(self.config),
+                    "--log-level",
+                    os.environ.get("TEST_WORKER_LOG_LEVEL", "info"),
+                ],
+                cwd=self.cwd,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
             )
         return self

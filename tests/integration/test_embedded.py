@@ -37,7 +37,8 @@ cadence = "hourly"
     worker = workers(config)
     found = wait_until(
         lambda: re.search(r"embedded broker listening on 127\.0\.0\.1:(\d+)", worker.log()),
-        60, "the embedded broker's address",
+        60,
+        "the embedded broker's address",
     )
     port = int(found.group(1))
     settings = load_settings(config)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from scenario import C1, C2, H, JAN5, MIN, event, expected_csvs
+from scenario import C1, C2, MIN, H, event, expected_csvs
 
 from stream.config import settings_from_mapping
 from stream.embedded import EmbeddedBroker
@@ -23,8 +23,13 @@ WAIT = 60.0
 
 
 def write_config(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], destinations: str,
-    syncs: str, kafka_extra: str = "", name: str = "config.toml",
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    destinations: str,
+    syncs: str,
+    kafka_extra: str = "",
+    name: str = "config.toml",
 ) -> Path:
     path = tmp_path / name
     path.write_text(f"""
@@ -32,8 +37,8 @@ project_id = 7
 
 [kafka]
 broker = "{broker.url}"
-topic = "{names['topic']}"
-app_id = "{names['app_id']}"
+topic = "{names["topic"]}"
+app_id = "{names["app_id"]}"
 partitions = 4
 idle_timeout = "off"
 {kafka_extra}
@@ -44,8 +49,9 @@ idle_timeout = "off"
     return path
 
 
-def s3_destination(name: str, bucket: str, endpoint: str, path: str = "exports/hourly",
-                   naming: str = "amplitude") -> str:
+def s3_destination(
+    name: str, bucket: str, endpoint: str, path: str = "exports/hourly", naming: str = "amplitude"
+) -> str:
     return f"""
 [[destinations]]
 name = "{name}"
@@ -75,8 +81,9 @@ def csvs_in(objects: dict[str, bytes]) -> dict[str, str]:
     return {key: data.decode() for key, data in objects.items() if key.endswith(".csv")}
 
 
-def wait_for_objects(s3: Any, bucket: str, count: int, worker: WorkerProcess,
-                     prefix: str = "") -> dict[str, bytes]:
+def wait_for_objects(
+    s3: Any, bucket: str, count: int, worker: WorkerProcess, prefix: str = ""
+) -> dict[str, bytes]:
     def ready() -> dict[str, bytes] | None:
         worker.assert_running()
         objects = read_bucket(s3, bucket, prefix)
@@ -86,36 +93,55 @@ def wait_for_objects(s3: Any, bucket: str, count: int, worker: WorkerProcess,
 
 
 def test_multi_cohort_scenario_writes_exactly_the_expected_files(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                          HOURLY_ALL)
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
     produce(config, C1 + C2)
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 32, worker)
     assert csvs_in(objects) == expected_csvs("exports/hourly")
     manifests = {k for k in objects if k.endswith(".json")}
-    assert manifests == {f"exports/hourly/7_{c}_2026-01-05T0{h}:00_manifest.json"
-                         for c in ("c1", "c2") for h in range(1, 5)}
+    assert manifests == {
+        f"exports/hourly/7_{c}_2026-01-05T0{h}:00_manifest.json"
+        for c in ("c1", "c2")
+        for h in range(1, 5)
+    }
     manifest = json.loads(objects["exports/hourly/7_c2_2026-01-05T02:00_manifest.json"])
     assert manifest["files"]["exiting"]["rows"] == 1
     assert worker.stop() == 0
 
 
 def test_two_rules_with_different_cadences_and_destinations(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
     local = tmp_path / "files"
-    destinations = s3_destination("s3", bucket, s3_endpoint) + f"""
+    destinations = (
+        s3_destination("s3", bucket, s3_endpoint)
+        + f"""
 [[destinations]]
 name = "disk"
 url = "{local.as_uri()}"
 naming = "no-colon"
 require_suffix = true
 """
-    syncs = HOURLY_ALL + """
+    )
+    syncs = (
+        HOURLY_ALL
+        + """
 [[syncs]]
 cohort = "c1"
 destination = "disk"
@@ -123,31 +149,50 @@ cadence = "30m"
 routing_key = "crm"
 user_properties = ["plan"]
 """
+    )
     config = write_config(tmp_path, broker, names, destinations, syncs)
     produce(config, C1 + C2)
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 32, worker)
     assert csvs_in(objects) == expected_csvs("exports/hourly")
     half_hours = [f"0{h}-{m}" for h in range(0, 5) for m in ("00", "30")][1:-1]  # 00:30..04:00
-    wanted = {f"7_c1_2026-01-05T{t}_{kind}_crm.{ext}"
-              for t in half_hours for kind, ext in
-              [("entering", "csv"), ("exiting", "csv"), ("existing", "csv"), ("manifest", "json")]}
-    wait_until(lambda: wanted <= {p.name for p in local.iterdir()} if local.exists() else False,
-               WAIT, "the 30-minute files on disk")
+    wanted = {
+        f"7_c1_2026-01-05T{t}_{kind}_crm.{ext}"
+        for t in half_hours
+        for kind, ext in [
+            ("entering", "csv"),
+            ("exiting", "csv"),
+            ("existing", "csv"),
+            ("manifest", "json"),
+        ]
+    }
+    wait_until(
+        lambda: wanted <= {p.name for p in local.iterdir()} if local.exists() else False,
+        WAIT,
+        "the 30-minute files on disk",
+    )
     assert {p.name for p in local.iterdir()} == wanted  # no temporary files left behind
     assert (local / "7_c1_2026-01-05T01-30_existing_crm.csv").read_text() == (
-        "amplitudeID,userID,plan\n1001,u1001,pro\n")
+        "amplitudeID,userID,plan\n1001,u1001,pro\n"
+    )
     assert (local / "7_c1_2026-01-05T01-30_exiting_crm.csv").read_text() == (
-        "amplitudeID,userID,plan\n1002,u1002,gone\n")
+        "amplitudeID,userID,plan\n1002,u1002,gone\n"
+    )
     worker.stop()
 
 
 def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    first = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                         HOURLY_ALL)
+    first = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
     produce(first, C1 + C2)
     worker = workers(first)
     original = wait_for_objects(s3, bucket, 32, worker)
@@ -155,21 +200,36 @@ def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
     for key in original:
         s3.delete_object(Bucket=bucket, Key=key)
     replay_names = {**names, "app_id": names["app_id"] + "-replay"}
-    second = write_config(tmp_path, broker, replay_names,
-                          s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL,
-                          name="replay.toml")
+    second = write_config(
+        tmp_path,
+        broker,
+        replay_names,
+        s3_destination("s3", bucket, s3_endpoint),
+        HOURLY_ALL,
+        name="replay.toml",
+    )
     replayed = wait_for_objects(s3, bucket, 32, workers(second))
     assert replayed == original
 
 
 def test_bad_messages_reach_the_dead_letter_topic_while_good_ones_sync(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                          HOURLY_ALL)
-    bad = [b"not json", b'{"cohort_id": "c1", "amplitude_id": "x", "action": "enter", "time": 1767571200000}',
-           event("c1", 5, "leave", 20 * MIN), b"\xff\xfe"]
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
+    bad = [
+        b"not json",
+        b'{"cohort_id": "c1", "amplitude_id": "x", "action": "enter", "time": 1767571200000}',
+        event("c1", 5, "leave", 20 * MIN),
+        b"\xff\xfe",
+    ]
     produce(config, [C1[0], *bad[:2], *C1[1:4], *bad[2:], *C1[4:]])
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 16, worker)
@@ -185,11 +245,17 @@ def test_bad_messages_reach_the_dead_letter_topic_while_good_ones_sync(
 
 
 def test_a_restarted_worker_loses_no_membership(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                          HOURLY_ALL)
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
     produce(config, C1[:5])  # up to 01:05: the 01:00 sync is due
     worker = workers(config)
     wait_for_objects(s3, bucket, 4, worker)
@@ -202,11 +268,17 @@ def test_a_restarted_worker_loses_no_membership(
 
 
 def test_records_keyed_otherwise_are_repartitioned_by_cohort(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                          HOURLY_ALL)
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
     ensure_topics(settings_from_mapping(_toml(config)).kafka)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     for index, record in enumerate(C1 + C2):  # keyed by user, on a partition not the cohort's
@@ -220,28 +292,44 @@ def test_records_keyed_otherwise_are_repartitioned_by_cohort(
 
 
 def test_an_idle_partition_follows_the_wall_clock(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3: Any, bucket: str,
-    s3_endpoint: str, workers: Any,
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint),
-                          HOURLY_ALL, kafka_extra='idle_timeout = "1s"')
+    config = write_config(
+        tmp_path,
+        broker,
+        names,
+        s3_destination("s3", bucket, s3_endpoint),
+        HOURLY_ALL,
+        kafka_extra='idle_timeout = "1s"',
+    )
     config.write_text(config.read_text().replace('idle_timeout = "off"\n', "", 1))
     now = int(time.time() * 1000)
     hour_ago = (now // H - 1) * H  # the previous full hour: its end has passed
-    record = json.dumps({"cohort_id": "c1", "amplitude_id": 1, "action": "enter",
-                         "time": hour_ago + MIN}).encode()
+    record = json.dumps(
+        {"cohort_id": "c1", "amplitude_id": 1, "action": "enter", "time": hour_ago + MIN}
+    ).encode()
     produce(config, [record])
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 4, worker)  # no later event: only the clock
     assert csvs_in(objects)[next(k for k in objects if k.endswith("_existing.csv"))] == (
-        "amplitudeID,userID,plan\n1,,\n")
+        "amplitudeID,userID,plan\n1,,\n"
+    )
     worker.stop()
 
 
 def test_the_demo_runs_and_exits_zero(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "stream.cli", "demo", "--dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "96/96" in result.stdout and "24 syncs" in result.stdout
@@ -249,8 +337,12 @@ def test_the_demo_runs_and_exits_zero(tmp_path: Path) -> None:
 
 
 def _consume_all(broker: EmbeddedBroker, topic: str, count: int) -> list[tuple[bytes, dict]]:
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=500)
+    consumer = KafkaConsumer(
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=500,
+    )
     partitions = wait_until(lambda: consumer.partitions_for_topic(topic), WAIT, topic)
     consumer.assign([TopicPartition(topic, p) for p in partitions])
     consumer.seek_to_beginning()
