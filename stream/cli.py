@@ -114,7 +114,7 @@ def _run_worker(args: argparse.Namespace) -> int:
             print(f"cohort-sync: embedded broker listening on {broker.bootstrap}", flush=True)
             settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
             defaults = TANSU_FAUST_SETTINGS
-        ensure_topics(settings.kafka)
+        settings = _with_real_partition_count(settings, ensure_topics(settings.kafka))
         worker = create_worker(settings, broker_url=_faust_url(settings), faust_defaults=defaults)
         run_worker(worker, loglevel=args.log_level)
     return 0
@@ -141,6 +141,20 @@ def _run_produce(args: argparse.Namespace) -> int:
         sent = produce_lines(settings.kafka, handle)
     print(f"cohort-sync: sent {sent} records to {settings.kafka.topic}")
     return 0
+
+
+def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:
+    """An existing input topic decides the partition count of everything the worker makes."""
+    if partitions == settings.kafka.partitions:
+        return settings
+    logging.getLogger(__name__).warning(
+        "topic %s has %d partitions, not kafka.partitions = %d: using %d",
+        settings.kafka.topic,
+        partitions,
+        settings.kafka.partitions,
+        partitions,
+    )
+    return replace(settings, kafka=replace(settings.kafka, partitions=partitions))
 
 
 def _faust_url(settings: Settings) -> str:

@@ -16,7 +16,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from .config import KafkaSettings
-from .errors import BrokerError, ConfigError
+from .errors import BrokerError
 
 __all__ = ["partition_for", "ensure_topics", "produce_lines", "cohort_key_of"]
 
@@ -28,9 +28,9 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
-    """Create the input and dead-letter topics with `kafka.partitions` partitions if missing;
-    stop with a config error if the input topic exists with another partition count."""
+def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> int:
+    """Create the input and dead-letter topics with `kafka.partitions` partitions if they are
+    missing; return how many partitions the input topic really has."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=kafka.bootstrap_servers(), request_timeout_ms=int(timeout_s * 1000)
@@ -45,12 +45,7 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> None:
             except TopicAlreadyExistsError:
                 pass
         described = admin.describe_topics([kafka.topic])
-        actual = len(described[0].get("partitions") or []) if described else 0
-        if actual and actual != kafka.partitions:
-            raise ConfigError(
-                "kafka.partitions",
-                f"is {kafka.partitions} but topic {kafka.topic!r} has {actual} partitions",
-            )
+        return len(described[0].get("partitions") or []) if described else kafka.partitions
     except KafkaError as exc:
         raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
     finally:
@@ -79,10 +74,8 @@ def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     sent = 0
     try:
-        for line in _records(lines):
-            key = cohort_key_of(line)
-            partition = None if key is None else partition_for(key, kafka.partitions)
-            producer.send(kafka.topic, key=key, value=line, partition=partition)
+        for line in _records(lines):  # Kafka's default partitioner places each cohort's key
+            producer.send(kafka.topic, key=cohort_key_of(line), value=line)
             sent += 1
         producer.flush()
     except KafkaError as exc:

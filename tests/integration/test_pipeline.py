@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
 from scenario import C1, C2, MIN, H, event, expected_csvs
 
 from stream.config import settings_from_mapping
@@ -359,3 +360,45 @@ def _toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     return tomllib.loads(path.read_text())
+
+
+def test_an_existing_topic_with_another_partition_count_is_followed(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(names["topic"], 3, 1)])  # the config says 4
+    admin.close()
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
+    produce(config, C1 + C2)
+    worker = workers(config)
+    objects = wait_for_objects(s3, bucket, 32, worker)
+    assert csvs_in(objects) == expected_csvs("exports/hourly")
+    assert "has 3 partitions, not kafka.partitions = 4" in worker.log()
+
+
+def test_syncs_wait_for_a_missing_bucket_and_land_once_it_exists(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    bucket = f"late-{names['app_id'][-8:]}"
+    config = write_config(
+        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
+    )
+    produce(config, C1)
+    worker = workers(config)
+    wait_until(lambda: "NoSuchBucket" in worker.log(), WAIT, "a logged NoSuchBucket error")
+    s3.create_bucket(Bucket=bucket)
+    objects = wait_for_objects(s3, bucket, 16, worker)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
