@@ -108,13 +108,13 @@ def _run_worker(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     _configure_logging(args.log_level)
     with contextlib.ExitStack() as stack:
-        defaults = {}
         if settings.kafka.broker is None:
             broker = stack.enter_context(EmbeddedBroker())
             print(f"cohort-sync: embedded broker listening on {broker.bootstrap}", flush=True)
             settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
-            defaults = TANSU_FAUST_SETTINGS
-        settings = _with_real_partition_count(settings, ensure_topics(settings.kafka))
+        info = ensure_topics(settings.kafka)
+        settings = _with_real_partition_count(settings, info.partitions)
+        defaults = TANSU_FAUST_SETTINGS if info.is_tansu else {}
         worker = create_worker(settings, broker_url=_faust_url(settings), faust_defaults=defaults)
         run_worker(worker, loglevel=args.log_level)
     return 0

@@ -18,12 +18,15 @@ from .errors import BrokerError
 
 __all__ = ["EmbeddedBroker", "free_port", "TANSU_FAUST_SETTINGS"]
 
-#: Tansu answers a JoinGroup after half the group's session timeout: keep it short
-#: (see DESIGN.md, section 6).
+#: Faust defaults for a Tansu broker (the embedded one, or any whose cluster id is Tansu's);
+#: `[faust]` still overrides them. Tansu answers a JoinGroup after half the group's session
+#: timeout, so keep it short; and its ListOffsets(LATEST) points at the last batch's base
+#: offset, so table recovery is only right when every changelog batch holds one record.
 TANSU_FAUST_SETTINGS = {
     "broker_session_timeout": 2.0,
     "broker_heartbeat_interval": 0.5,
     "broker_rebalance_timeout": 2.0,
+    "producer_max_batch_size": 1,
 }
 
 

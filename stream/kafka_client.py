@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaProducer
@@ -18,7 +19,7 @@ from kafka.partitioner.default import murmur2
 from .config import KafkaSettings
 from .errors import BrokerError
 
-__all__ = ["partition_for", "ensure_topics", "produce_lines", "cohort_key_of"]
+__all__ = ["BrokerInfo", "partition_for", "ensure_topics", "produce_lines", "cohort_key_of"]
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,22 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> int:
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What the worker needs to know of the cluster before it starts."""
+
+    partitions: int
+    """How many partitions the input topic really has."""
+    cluster_id: str | None
+
+    @property
+    def is_tansu(self) -> bool:
+        return self.cluster_id == "tansu_cluster"
+
+
+def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
     """Create the input and dead-letter topics with `kafka.partitions` partitions if they are
-    missing; return how many partitions the input topic really has."""
+    missing, and describe the input topic and the cluster."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=kafka.bootstrap_servers(), request_timeout_ms=int(timeout_s * 1000)
@@ -45,7 +59,9 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> int:
             except TopicAlreadyExistsError:
                 pass
         described = admin.describe_topics([kafka.topic])
-        return len(described[0].get("partitions") or []) if described else kafka.partitions
+        partitions = len(described[0].get("partitions") or []) if described else 0
+        cluster_id = admin.describe_cluster().get("cluster_id")
+        return BrokerInfo(partitions or kafka.partitions, cluster_id)
     except KafkaError as exc:
         raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
     finally:

@@ -105,7 +105,16 @@ def test_multi_cohort_scenario_writes_exactly_the_expected_files(
     config = write_config(
         tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
     )
-    produce(config, C1 + C2)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(C1 + C2) + b"\n")
+    produced = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "produce", "--config", str(config), str(events)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert produced.returncode == 0, produced.stderr
+    assert produced.stdout.strip() == f"cohort-sync: sent 14 records to {names['topic']}"
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 32, worker)
     assert csvs_in(objects) == expected_csvs("exports/hourly")
