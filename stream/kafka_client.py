@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
@@ -19,7 +20,17 @@ from kafka.partitioner.default import murmur2
 from .config import KafkaSettings
 from .errors import BrokerError
 
-__all__ = ["BrokerInfo", "partition_for", "ensure_topics", "produce_lines", "cohort_key_of"]
+__all__ = [
+    "BrokerInfo",
+    "Record",
+    "TopicReader",
+    "partition_for",
+    "ensure_topics",
+    "produce_lines",
+    "cohort_key_of",
+    "committed_offsets",
+    "end_offsets",
+]
 
 log = logging.getLogger(__name__)
 
@@ -106,3 +117,151 @@ def _records(lines: Iterable[bytes]) -> Iterator[bytes]:
         stripped = line.strip()
         if stripped:
             yield stripped
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class TopicReader:
+    """Reads every partition of a topic from its beginning up to the end offsets seen at
+    start, with no consumer group (nothing is committed, no live worker is disturbed).
+
+    End offsets come from the high watermark of Fetch responses, which is right on Tansu
+    too (its ListOffsets(LATEST) is not). Blocking: call it from a thread.
+    """
+
+    def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 30.0) -> None:
+        self.topic = kafka.topic
+        try:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=kafka.bootstrap_servers(),
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=5000,
+            )
+        except KafkaError as exc:
+            raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
+        self._timeout_s = timeout_s
+        self._pending: list[Record] = []
+        self.begin: dict[int, int] = {}
+        self.end: dict[int, int] = {}
+        self._next: dict[int, int] = {}
+
+    def start(self) -> None:
+        """Assign every partition from its beginning and learn the end offsets."""
+        partitions = _wait_for(
+            lambda: self._consumer.partitions_for_topic(self.topic),
+            self._timeout_s,
+            f"topic {self.topic!r} does not exist",
+        )
+        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._consumer.assign(tps)
+        self._consumer.seek_to_beginning(*tps)
+        self.begin = {tp.partition: self._consumer.position(tp) for tp in tps}
+        self._next = dict(self.begin)
+        highwaters = _highwaters(self._consumer, tps, self._timeout_s, self._pending.extend)
+        self.end = {tp.partition: highwaters[tp] for tp in tps}
+
+    @property
+    def total(self) -> int:
+        return sum(self.end[p] - self.begin[p] for p in self.end)
+
+    def done(self) -> bool:
+        return all(self._next[p] >= self.end[p] for p in self.end)
+
+    def poll(self) -> list[Record]:
+        """The next records below the end offsets (an empty list when none came in 1 s)."""
+        if not self._pending and not self.done():
+            self._pending.extend(_records_of(self._consumer.poll(timeout_ms=1000)))
+        batch, self._pending = self._pending, []
+        wanted = [r for r in batch if self._next[r.partition] <= r.offset < self.end[r.partition]]
+        for record in wanted:
+            self._next[record.partition] = record.offset + 1
+        return wanted
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int | None]:
+    """The group's committed offset per partition of the input topic (None: nothing yet)."""
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
+    try:
+        offsets = admin.list_group_offsets(group).get(group, {})
+    except KafkaError as exc:
+        raise BrokerError(f"cannot read the offsets of group {group!r}: {exc}") from None
+    finally:
+        admin.close()
+    return {
+        tp.partition: (meta.offset if meta.offset >= 0 else None)
+        for tp, meta in offsets.items()
+        if tp.topic == kafka.topic
+    }
+
+
+def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]:
+    """End offset per partition, from the high watermark a Fetch response carries."""
+    try:
+        consumer = KafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers(),
+            group_id=None,
+            enable_auto_commit=False,
+            max_poll_records=1,
+            max_partition_fetch_bytes=1024,
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
+    try:
+        partitions = _wait_for(
+            lambda: consumer.partitions_for_topic(kafka.topic),
+            timeout_s,
+            f"topic {kafka.topic!r} does not exist",
+        )
+        tps = [TopicPartition(kafka.topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        consumer.seek_to_end(*tps)  # a valid offset even where ListOffsets under-reports
+        highwaters = _highwaters(consumer, tps, timeout_s, lambda records: None)
+        return {tp.partition: highwaters[tp] for tp in tps}
+    finally:
+        consumer.close()
+
+
+def _highwaters(
+    consumer: KafkaConsumer, tps: list[TopicPartition], timeout_s: float, keep: Any
+) -> dict[TopicPartition, int]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        known = {tp: consumer.highwater(tp) for tp in tps}
+        if all(value is not None for value in known.values()):
+            return {tp: int(value) for tp, value in known.items()}
+        if time.monotonic() > deadline:
+            raise BrokerError(f"no fetch response for {len(tps)} partitions in {timeout_s:.0f}s")
+        keep(_records_of(consumer.poll(timeout_ms=200)))
+
+
+def _records_of(polled: Any) -> list[Record]:
+    return [
+        Record(tp.partition, r.offset, r.key, r.value)
+        for tp, records in polled.items()
+        for r in records
+    ]
+
+
+def _wait_for(probe: Any, timeout_s: float, failure: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise BrokerError(failure)
+        time.sleep(0.1)

@@ -15,6 +15,7 @@ class Metrics:
     late_events: int = 0
     forwarded: int = 0
     files: int = 0
+    bytes: int = 0
     upload_retries: int = 0
     syncs: Counter[str] = field(default_factory=Counter)
     """Syncs written, by destination name."""

@@ -64,13 +64,18 @@ class Processor:
         outbox: Outbox,
         partition_for: Callable[[bytes, int], int],
         metrics: Metrics | None = None,
+        *,
+        wanted: Callable[[SyncJob], bool] | None = None,
     ) -> None:
+        """`wanted` (a replay's --since/--until) picks which due syncs are written; state
+        and the written watermark advance the same either way."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self.store = store
         self.outbox = outbox
         self.partition_for = partition_for
         self.metrics = metrics or Metrics()
+        self.wanted = wanted
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
 
@@ -159,7 +164,8 @@ class Processor:
         if not jobs:
             return
         for job in jobs:
-            await self.outbox.write(self._builder(state.cohorts[job.cohort_id], job, position))
+            if self.wanted is None or self.wanted(job):
+                await self.outbox.write(self._builder(state.cohorts[job.cohort_id], job, position))
         state.mark_emitted(watermark)
         self._persist_partition(partition, state)
 

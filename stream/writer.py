@@ -65,6 +65,7 @@ class SyncWriter:
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self._max_backoff)
         self.metrics.files += len(output.csv_files) + 1
+        self.metrics.bytes += sum(len(f.data) for f in (*output.csv_files, output.manifest))
         self.metrics.syncs[output.destination] += 1
         log.info(
             "wrote %s (entering %d, exiting %d, existing %d)",
