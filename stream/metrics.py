@@ -1,11 +1,24 @@
-"""In-process counters of what the worker did, for logs, the demo summary and tests."""
+"""What the worker did, kept in process: counters for logs, the demo and the replay summary,
+Prometheus text for `/metrics`, and the recent syncs and errors for the status page."""
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "RecentSync", "UPLOAD_BUCKETS", "render_prometheus"]
+
+UPLOAD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True, slots=True)
+class RecentSync:
+    destination: str
+    cohort_id: str
+    sync_time_ms: int
+    counts: Mapping[str, int]
+    manifest: str
 
 
 @dataclass
@@ -19,3 +32,96 @@ class Metrics:
     upload_retries: int = 0
     syncs: Counter[str] = field(default_factory=Counter)
     """Syncs written, by destination name."""
+    last_sync_time_ms: dict[str, int] = field(default_factory=dict)
+    """Newest sync time written, by destination name."""
+    upload_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(UPLOAD_BUCKETS))
+    upload_seconds_sum: float = 0.0
+    upload_count: int = 0
+    recent_syncs: deque[RecentSync] = field(default_factory=lambda: deque(maxlen=20))
+    recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def observe_upload(self, seconds: float) -> None:
+        """One sync's upload (three CSVs and the manifest) took `seconds`."""
+        self.upload_count += 1
+        self.upload_seconds_sum += seconds
+        for index, bound in enumerate(UPLOAD_BUCKETS):
+            if seconds <= bound:
+                self.upload_bucket_counts[index] += 1
+
+    def synced(self, sync: RecentSync) -> None:
+        self.syncs[sync.destination] += 1
+        newest = self.last_sync_time_ms.get(sync.destination)
+        if newest is None or sync.sync_time_ms > newest:
+            self.last_sync_time_ms[sync.destination] = sync.sync_time_ms
+        self.recent_syncs.appendleft(sync)
+
+
+def render_prometheus(
+    metrics: Metrics,
+    consumer_lag: Mapping[int, int],
+    watermark_lag_seconds: Mapping[int, float],
+) -> str:
+    """The Prometheus text exposition format (version 0.0.4)."""
+    out: list[str] = []
+
+    def family(name: str, kind: str, text: str) -> None:
+        out.append(f"# HELP {name} {text}")
+        out.append(f"# TYPE {name} {kind}")
+
+    def sample(name: str, value: float, **labels: object) -> None:
+        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+        out.append(
+            f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}"
+        )
+
+    counters = [
+        ("cohort_sync_events_total", metrics.events, "Membership events applied."),
+        ("cohort_sync_dead_letters_total", metrics.dead_letters, "Records sent to the DLQ."),
+        (
+            "cohort_sync_late_events_total",
+            metrics.late_events,
+            "Events older than a sync already written.",
+        ),
+        ("cohort_sync_files_total", metrics.files, "Files written (CSVs and manifests)."),
+        ("cohort_sync_upload_retries_total", metrics.upload_retries, "Failed sync writes retried."),
+    ]
+    for name, value, text in counters:
+        family(name, "counter", text)
+        sample(name, value)
+    family("cohort_sync_syncs_total", "counter", "Syncs written, by destination.")
+    for destination, count in sorted(metrics.syncs.items()):
+        sample("cohort_sync_syncs_total", count, destination=destination)
+    family("cohort_sync_upload_seconds", "histogram", "Time to write one sync's four files.")
+    for bound, count in zip(UPLOAD_BUCKETS, metrics.upload_bucket_counts, strict=True):
+        sample("cohort_sync_upload_seconds_bucket", count, le=_number(bound))
+    sample("cohort_sync_upload_seconds_bucket", metrics.upload_count, le="+Inf")
+    sample("cohort_sync_upload_seconds_sum", metrics.upload_seconds_sum)
+    sample("cohort_sync_upload_seconds_count", metrics.upload_count)
+    family("cohort_sync_consumer_lag", "gauge", "Records not yet processed, by input partition.")
+    for partition, lag in sorted(consumer_lag.items()):
+        sample("cohort_sync_consumer_lag", lag, partition=partition)
+    family(
+        "cohort_sync_watermark_lag_seconds",
+        "gauge",
+        "Wall clock minus the partition's event-time watermark.",
+    )
+    for partition, seconds in sorted(watermark_lag_seconds.items()):
+        sample("cohort_sync_watermark_lag_seconds", seconds, partition=partition)
+    family(
+        "cohort_sync_last_sync_timestamp_seconds",
+        "gauge",
+        "Sync time (epoch seconds) of the newest sync written, by destination.",
+    )
+    for destination, time_ms in sorted(metrics.last_sync_time_ms.items()):
+        sample("cohort_sync_last_sync_timestamp_seconds", time_ms / 1000, destination=destination)
+    return "\n".join(out) + "\n"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

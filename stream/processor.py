@@ -78,16 +78,29 @@ class Processor:
         self.wanted = wanted
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
+        self.input_next_offset: dict[int, int] = {}
+        """Per input partition: the offset after the last record handled (for lag)."""
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         """Handle one input (or repartitioned) record; never raises for bad input."""
         try:
+            await self._handle(topic, partition, offset, key, value)
+        finally:
+            if topic == self.settings.kafka.topic:
+                self.input_next_offset[partition] = offset + 1
+
+    async def _handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        try:
             events = parse_message(value)
         except InvalidEvent as exc:
             self.metrics.dead_letters += 1
-            log.warning("dead-lettered %s/%d@%d: %s", topic, partition, offset, exc.reason)
+            message = f"dead letter {topic}/{partition}@{offset}: {exc.reason}"
+            log.warning("%s", message)
+            self.metrics.recent_errors.appendleft(message)
             await self.outbox.dead_letter(
                 topic=topic,
                 partition=partition,
@@ -142,6 +155,7 @@ class Processor:
         for partition in partitions:
             self.partitions.pop(partition, None)
             self._positions.pop(partition, None)
+            self.input_next_offset.pop(partition, None)
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)

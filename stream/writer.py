@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from .errors import SinkError
-from .metrics import Metrics
+from .metrics import Metrics, RecentSync
 from .sinks import Sink
 from .sync import SyncOutput, write_sync
 
@@ -48,25 +49,33 @@ class SyncWriter:
         sink = self.sinks[output.destination]
         backoff = self._first_backoff
         while True:
+            started = time.monotonic()
             try:
                 await loop.run_in_executor(self._pool, write_sync, sink, output)
                 break
             except SinkError as exc:
                 self.metrics.upload_retries += 1
                 delay = backoff * (0.5 + random.random())
-                log.error(
-                    "destination %s: sync %s of cohort %s not written, retrying in %.1fs: %s",
-                    output.destination,
-                    output.manifest.key,
-                    output.cohort_id,
-                    delay,
-                    exc,
+                message = (
+                    f"destination {output.destination}: sync {output.manifest.key} of cohort "
+                    f"{output.cohort_id} not written, retrying in {delay:.1f}s: {exc}"
                 )
+                log.error("%s", message)
+                self.metrics.recent_errors.appendleft(message)
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self._max_backoff)
+        self.metrics.observe_upload(time.monotonic() - started)
         self.metrics.files += len(output.csv_files) + 1
         self.metrics.bytes += sum(len(f.data) for f in (*output.csv_files, output.manifest))
-        self.metrics.syncs[output.destination] += 1
+        self.metrics.synced(
+            RecentSync(
+                output.destination,
+                output.cohort_id,
+                output.sync_time,
+                output.counts,
+                sink.location(output.manifest.key),
+            )
+        )
         log.info(
             "wrote %s (entering %d, exiting %d, existing %d)",
             sink.location(output.manifest.key),

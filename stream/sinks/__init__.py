@@ -28,6 +28,10 @@ class Sink(Protocol):
         """A human-readable URL of `key`, for logs and summaries."""
         ...
 
+    def probe(self) -> None:
+        """Raise a `SinkError` if the destination cannot take writes now (for /health)."""
+        ...
+
 
 def open_sink(destination: Destination) -> Sink:
     """The sink for a configured destination (boto3 is imported only for S3)."""

@@ -38,6 +38,14 @@ class LocalSink:
         except OSError as exc:
             raise TransientSinkError(f"cannot write {target}: {exc.strerror}") from exc
 
+    def probe(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PermanentSinkError(f"cannot create {self.root}: {exc.strerror}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise PermanentSinkError(f"{self.root} is not writable")
+
     def location(self, key: str) -> str:
         return self._resolve(key).as_uri()
 

@@ -8,6 +8,9 @@ imports boto3.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -49,16 +52,29 @@ class S3Sink:
         )
 
     def put(self, key: str, data: bytes) -> None:
-        try:
+        with _classified(f"s3://{self.bucket}/{key}"):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "Unknown")
-            message = f"s3://{self.bucket}/{key}: {code}: {exc}"
-            if code in _PERMANENT_CODES:
-                raise PermanentSinkError(message) from exc
-            raise TransientSinkError(message) from exc
-        except BotoCoreError as exc:
-            raise TransientSinkError(f"s3://{self.bucket}/{key}: {exc}") from exc
+
+    def probe(self) -> None:
+        with _classified(f"s3://{self.bucket}"):
+            self._client.head_bucket(Bucket=self.bucket)
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+@contextmanager
+def _classified(where: str) -> Iterator[None]:
+    """boto3's errors as `PermanentSinkError` (needs an operator) or `TransientSinkError`."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "Unknown")
+        if code == "404":  # head_bucket answers a bare status code
+            code = "NoSuchBucket"
+        message = f"{where}: {code}: {exc}"
+        if code in _PERMANENT_CODES or code == "403":
+            raise PermanentSinkError(message) from exc
+        raise TransientSinkError(message) from exc
+    except BotoCoreError as exc:
+        raise TransientSinkError(f"{where}: {exc}") from exc
