@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +107,36 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--destination", metavar="NAME", help="write only this destination's syncs")
     replay.set_defaults(run=_run_replay)
 
+    lag = commands.add_parser(
+        "lag",
+        help="show how far the worker's consumer group is behind",
+        description="Per partition of the input topic: the worker group's committed offset, "
+        "the end offset, the lag, and the event-time freshness (now minus the partition's "
+        "watermark, read from the worker's /status.json when [faust] web_port is set), "
+        "plus totals.",
+    )
+    _config_argument(lag)
+    lag.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {topic, partition, committed, end, lag}",
+    )
+    lag.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted"
+    )
+    lag.add_argument(
+        "--max-lag",
+        type=int,
+        metavar="N",
+        help="exit 1 when any partition's lag exceeds N (for cron and checks)",
+    )
+    lag.add_argument(
+        "--worker-url",
+        metavar="URL",
+        help="the worker's web address (default: from [faust] web_port)",
+    )
+    lag.set_defaults(run=_run_lag)
+
     produce = commands.add_parser(
         "produce",
         help="send events from a JSON-lines file to the input topic",
@@ -171,6 +202,26 @@ def _run_replay(args: argparse.Namespace) -> int:
     _configure_logging("warn")
     run_replay(settings, options)
     return 0
+
+
+def _run_lag(args: argparse.Namespace) -> int:
+    from .lag import measure_lag, render_json, render_table, worker_url
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(f"lag needs [kafka].broker or ${BROKER_ENV}")
+    url = args.worker_url or worker_url(settings)
+    while True:
+        rows = measure_lag(settings, int(time.time() * 1000), url)
+        too_far = args.max_lag is not None and any(row.lag > args.max_lag for row in rows)
+        if args.watch and sys.stdout.isatty():
+            print("\x1b[2J\x1b[H", end="")
+        print(render_json(rows) if args.json else render_table(rows), flush=True)
+        if too_far and not args.json:
+            print(f"lag above --max-lag {args.max_lag}", file=sys.stderr)
+        if not args.watch:
+            return 1 if too_far else 0
+        time.sleep(args.watch)
 
 
 def _run_produce(args: argparse.Namespace) -> int:
