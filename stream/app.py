@@ -29,7 +29,7 @@ from .status import PartitionStatus, Snapshot, render_status_page
 from .sync import SyncOutput
 from .writer import SyncWriter
 
-__all__ = ["Worker", "create_worker", "run_worker"]
+__all__ = ["Worker", "create_worker", "create_floor_app", "run_worker"]
 
 log = logging.getLogger(__name__)
 
@@ -305,13 +305,47 @@ async def _maybe_tick(
     await ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
 
 
-def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
-    """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop)."""
-    faust_worker = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
+def create_floor_app(
+    settings: Settings, *, broker_url: str, faust_defaults: Mapping[str, Any] | None = None
+) -> faust.App:
+    """The benchmark's framework floor: the same Faust settings and topic, an agent that only
+    decodes each record as JSON and drops it (no state, no table, no syncs)."""
+    app = faust.App(
+        settings.kafka.app_id,
+        broker=broker_url,
+        store="memory://",
+        topic_partitions=settings.kafka.partitions,
+        web_enabled=False,
+        **{**(faust_defaults or {}), **settings.faust},
+    )
+    topic = app.topic(
+        settings.kafka.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+    @app.agent(topic, name="cohort-sync-floor")
+    async def decode_only(stream: Any) -> None:
+        async for value in stream:
+            json.loads(value)
+
+    return app
+
+
+def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
+    """Run a bare Faust app until SIGTERM or SIGINT."""
     try:
-        faust_worker.execute_from_commandline()
+        faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             raise
+
+
+def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
+    """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop)."""
+    try:
+        run_app(worker.app, loglevel=loglevel)
     finally:
         worker.writer.close()

@@ -137,6 +137,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     lag.set_defaults(run=_run_lag)
 
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput, flush time and memory against the raw client",
+        description="Start a Tansu broker and a moto S3 server, then measure in one run: raw "
+        "aiokafka consumption, a stateless Faust agent, the real worker on single events and "
+        "on Amplitude's batch form, the flush of a 1,000,000-member cohort against a bare "
+        "pyarrow write + put, and memory per member. Prints a table, then one JSON line. "
+        "Needs the test extras (moto[server]).",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller sizes (flush still at 1,000,000 members), one run each",
+    )
+    bench.set_defaults(run=_run_bench)
+    floor = commands.add_parser("bench-floor", help=argparse.SUPPRESS)
+    _config_argument(floor)
+    floor.set_defaults(run=_run_floor)
+
     produce = commands.add_parser(
         "produce",
         help="send events from a JSON-lines file to the input topic",
@@ -222,6 +241,25 @@ def _run_lag(args: argparse.Namespace) -> int:
         if not args.watch:
             return 1 if too_far else 0
         time.sleep(args.watch)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    run_bench(quick=args.quick)
+    return 0
+
+
+def _run_floor(args: argparse.Namespace) -> int:
+    from .app import create_floor_app, run_app
+    from .embedded import TANSU_FAUST_SETTINGS
+
+    settings = load_settings(args.config)
+    app = create_floor_app(
+        settings, broker_url=_faust_url(settings), faust_defaults=TANSU_FAUST_SETTINGS
+    )
+    run_app(app)
+    return 0
 
 
 def _run_produce(args: argparse.Namespace) -> int:

@@ -1,0 +1,522 @@
+"""`cohort-sync bench`: throughput, flush time and memory, each beside its baseline.
+
+One run starts its own Tansu broker and moto S3 server, pre-produces the input topics, then
+measures: raw aiokafka consumption (the stack's limit), a stateless Faust agent (the
+framework's floor), the real worker on single events and on Amplitude's batch form, the
+flush of a 1,000,000-member cohort against pyarrow's bare `write_csv` plus one put, and the
+memory a member costs. Throughput is measured from outside the worker processes, by polling
+their group's committed offsets, the same way for the floor and for the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import Settings, settings_from_mapping
+from .csvfile import bare_arrow_csv, format_cell
+from .embedded import EmbeddedBroker, free_port
+from .errors import CohortSyncError
+from .kafka_client import committed_offsets, ensure_topics, partition_for, produce_lines
+from .membership import diff_cohort
+from .processor import Processor
+from .sinks.s3 import S3Sink
+
+__all__ = ["Sizes", "run_bench"]
+
+_MEMORY_CHILD = (
+    "import sys; from stream.bench import _memory_child; print(_memory_child(int(sys.argv[1])))"
+)
+HOUR_MS = 3_600_000
+T0 = 1_767_571_200_000  # 2026-01-05T00:00Z
+COHORTS = 100
+PARTITIONS = 4
+
+
+@dataclass(frozen=True)
+class Sizes:
+    single_events: int
+    batch_messages: int
+    flush_members: int
+    memory_members: int
+    repeats: int
+
+
+FULL = Sizes(
+    single_events=100_000,
+    batch_messages=200,
+    flush_members=1_000_000,
+    memory_members=2_000_000,
+    repeats=3,
+)
+QUICK = Sizes(
+    single_events=20_000,
+    batch_messages=40,
+    flush_members=1_000_000,
+    memory_members=300_000,
+    repeats=1,
+)
+
+
+def run_bench(
+    *, quick: bool, out: TextIO = sys.stdout, sizes: Sizes | None = None
+) -> dict[str, float]:
+    sizes = sizes or (QUICK if quick else FULL)
+    results: dict[str, list[float]] = {}
+    with (
+        EmbeddedBroker() as broker,
+        _MotoServer() as s3_endpoint,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        bench = _Bench(broker, s3_endpoint, Path(tmp), out)
+        bench.say(
+            f"producing {sizes.single_events:,} single events and "
+            f"{sizes.batch_messages:,} batch messages of 1,000 users"
+        )
+        single = bench.topic("bench-single", single_events(sizes.single_events))
+        batch = bench.topic("bench-batch", batch_messages(sizes.batch_messages))
+        for run in range(sizes.repeats):
+            bench.say(f"run {run + 1}/{sizes.repeats}")
+            results.setdefault("raw", []).append(bench.raw(single, sizes.single_events))
+            results.setdefault("floor", []).append(bench.floor(single, sizes.single_events))
+            results.setdefault("ingest", []).append(bench.ingest(single, sizes.single_events))
+            results.setdefault("batch", []).append(bench.ingest(batch, sizes.batch_messages) * 1000)
+        bench.say(f"memory: loading {sizes.memory_members:,} members")
+        bytes_per_member = bench.memory(sizes.memory_members)
+        bench.say(f"flush: loading a cohort of {sizes.flush_members:,} members")
+        flush_seconds, bare_seconds = bench.flush(sizes.flush_members)
+    figures = {key: statistics.median(values) for key, values in results.items()}
+    summary = {
+        "raw_events_per_s": round(figures["raw"]),
+        "faust_floor_events_per_s": round(figures["floor"]),
+        "ingest_events_per_s": round(figures["ingest"]),
+        "ingest_ratio": round(figures["ingest"] / figures["raw"], 3),
+        "state_overhead_ratio": round(figures["ingest"] / figures["floor"], 3),
+        "batch_changes_per_s": round(figures["batch"]),
+        "flush_1m_seconds": round(flush_seconds, 2),
+        "flush_ratio": round(flush_seconds / bare_seconds, 2),
+        "bytes_per_member": round(bytes_per_member),
+    }
+    _table(summary, bare_seconds, sizes, out)
+    out.write(json.dumps(summary) + "\n")
+    out.flush()
+    return summary
+
+
+def single_events(count: int) -> list[bytes]:
+    """`count` enter/exit events over COHORTS cohorts, all inside one hour (no sync is due)."""
+    return [
+        json.dumps(
+            {
+                "cohort_id": f"c{n % COHORTS}",
+                "amplitude_id": n // 3,
+                "user_id": f"u{n // 3}",
+                "action": "exit" if n % 5 == 4 else "enter",
+                "time": T0 + (n * 997) % (HOUR_MS - 1000),
+                "user_properties": {"plan": ("free", "pro")[n % 2], "country": "DE"},
+            },
+            separators=(",", ":"),
+        ).encode()
+        for n in range(count)
+    ]
+
+
+def batch_messages(count: int, users: int = 1000) -> list[bytes]:
+    """`count` messages in Amplitude's batch form, `users` users each, inside one hour."""
+    return [
+        json.dumps(
+            {
+                "cohort_id": f"c{m % COHORTS}",
+                "in_cohort": m % 4 != 3,
+                "computed_time": str((T0 + m * 1000) // 1000),
+                "users": [
+                    {
+                        "amplitude_id": m * users + u,
+                        "user_id": f"u{m * users + u}",
+                        "user_properties": {"plan": "pro"},
+                    }
+                    for u in range(users)
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+        for m in range(count)
+    ]
+
+
+class _Bench:
+    def __init__(self, broker: EmbeddedBroker, s3_endpoint: str, tmp: Path, out: TextIO) -> None:
+        self.broker = broker
+        self.s3_endpoint = s3_endpoint
+        self.tmp = tmp
+        self.out = out
+        self.runs = 0
+
+    def say(self, text: str) -> None:
+        self.out.write(f"  {text}\n")
+        self.out.flush()
+
+    def settings(self, topic: str, app_id: str, faust: dict[str, Any] | None = None) -> Settings:
+        return settings_from_mapping(
+            {
+                "project_id": 1,
+                "kafka": {
+                    "broker": self.broker.url,
+                    "topic": topic,
+                    "app_id": app_id,
+                    "partitions": PARTITIONS,
+                    "idle_timeout": "off",
+                },
+                "faust": {"broker_commit_interval": 0.5, **(faust or {})},
+                "destinations": [
+                    {
+                        "name": "s3",
+                        "url": "s3://bench/out",
+                        "region": "us-east-1",
+                        "endpoint_url": self.s3_endpoint,
+                        "user_property": "plan",
+                    }
+                ],
+                "syncs": [{"cohort": "*", "destination": "s3", "cadence": "hourly"}],
+            }
+        )
+
+    def topic(self, name: str, records: list[bytes]) -> Settings:
+        settings = self.settings(name, "unused")
+        ensure_topics(settings.kafka)
+        produce_lines(settings.kafka, records)
+        return settings
+
+    def raw(self, topic: Settings, count: int) -> float:
+        """aiokafka `getmany` and `json.loads` per record: the stack's limit."""
+        return asyncio.run(_raw_consume(self.broker.bootstrap, topic.kafka.topic, count))
+
+    def floor(self, topic: Settings, count: int) -> float:
+        return self._timed_worker(topic, count, "bench-floor")
+
+    def ingest(self, topic: Settings, count: int) -> float:
+        return self._timed_worker(topic, count, "worker")
+
+    def _timed_worker(self, topic: Settings, count: int, command: str) -> float:
+        """Records/s of a worker process, from its first commit to its last."""
+        self.runs += 1
+        app_id = f"bench-{command}-{self.runs}"
+        settings = replace(topic, kafka=replace(topic.kafka, app_id=app_id))
+        config = self.tmp / f"{app_id}.toml"
+        config.write_text(_toml(settings, self.s3_endpoint))
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "stream.cli",
+                command,
+                "--config",
+                str(config),
+                *(["--log-level", "warn"] if command == "worker" else []),
+            ],
+            cwd=self.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"},
+        )
+        try:
+            return _rate_from_commits(settings, count, process)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def memory(self, members: int) -> float:
+        """RSS growth per member of a fresh process that loads `members` members."""
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                _MEMORY_CHILD,
+                str(members),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=1800,
+        )
+        return float(result.stdout.strip().splitlines()[-1])
+
+    def flush(self, members: int) -> tuple[float, float]:
+        """Seconds from a 1M-member cohort's sync time being reached to its files in S3,
+        and seconds for pyarrow's bare write_csv of the same rows plus one put."""
+        settings = self.settings("bench-flush", "bench-flush")
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+        sink = S3Sink(bucket="bench", region="us-east-1", endpoint_url=self.s3_endpoint)
+        processor, writer_close = _flush_processor(settings)
+        feed = _feeder(processor, settings)
+        feed(_one_cohort(members, T0 + 1000))
+        feed([_trigger(T0 + HOUR_MS + 1000, 1)])  # the first sync (every member enters)
+        feed([_trigger(T0 + HOUR_MS + 2000, 2), _trigger(T0 + HOUR_MS + 3000, 3)])
+        started = time.perf_counter()
+        feed([_trigger(T0 + 2 * HOUR_MS + 1000, 4)])  # the measured sync: 1M existing
+        flush_seconds = time.perf_counter() - started
+        writer_close()
+        cohort = processor.partitions[partition_for(b"big", PARTITIONS)].cohorts["big"]
+        diff = diff_cohort(cohort.members.items(), T0 + 2 * HOUR_MS, T0 + HOUR_MS)
+        rows = diff.existing
+        header = ["amplitudeID", "userID", "plan"]
+        cells: list[list[str | None]] = [
+            [str(a) for a, _ in rows],
+            [v.user_id for _, v in rows],
+            [format_cell(v.properties.get(("plan", None), (None,))[0]) for _, v in rows],
+        ]
+        del processor, cohort, diff
+        gc.collect()
+        started = time.perf_counter()
+        sink.put("bare/existing.csv", bare_arrow_csv(header, cells))
+        return flush_seconds, time.perf_counter() - started
+
+
+async def _raw_consume(bootstrap: str, topic: str, count: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        seen = 0
+        started: float | None = None
+        while seen < count:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    json.loads(record.value)
+                seen += len(records)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+        return count / max(elapsed, 1e-9)
+    finally:
+        await consumer.stop()
+
+
+def _rate_from_commits(settings: Settings, count: int, process: subprocess.Popen[bytes]) -> float:
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise CohortSyncError(f"benchmark worker exited with {process.returncode}")
+        done = sum(
+            v or 0 for v in committed_offsets(settings.kafka, settings.kafka.app_id).values()
+        )
+        now = time.perf_counter()
+        if done and first is None:
+            first = (now, done)
+        if done >= count and first is not None:
+            elapsed = now - first[0]
+            return (count - first[1]) / elapsed if elapsed > 0 else float("nan")
+        time.sleep(0.05)
+    raise CohortSyncError("benchmark worker did not finish within 15 minutes")
+
+
+def _toml(settings: Settings, endpoint: str) -> str:
+    faust = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.faust.items())
+    return f"""project_id = 1
+[kafka]
+broker = "{settings.kafka.broker}"
+topic = "{settings.kafka.topic}"
+app_id = "{settings.kafka.app_id}"
+partitions = {settings.kafka.partitions}
+idle_timeout = "off"
+[faust]
+{faust}
+[[destinations]]
+name = "s3"
+url = "s3://bench/out"
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+user_property = "plan"
+[[syncs]]
+cohort = "*"
+destination = "s3"
+cadence = "hourly"
+"""
+
+
+def _one_cohort(members: int, at_ms: int, per_message: int = 10_000) -> list[bytes]:
+    return [
+        json.dumps(
+            {
+                "cohort_id": "big",
+                "in_cohort": True,
+                "computed_time": at_ms / 1000,
+                "users": [
+                    {
+                        "amplitude_id": n,
+                        "user_id": f"user-{n}",
+                        "user_properties": {"plan": ("free", "pro", "team")[n % 3]},
+                    }
+                    for n in range(start, min(start + per_message, members))
+                ],
+            },
+            separators=(",", ":"),
+        ).encode()
+        for start in range(0, members, per_message)
+    ]
+
+
+def _trigger(at_ms: int, n: int) -> bytes:
+    return json.dumps(
+        {"cohort_id": "big", "amplitude_id": 10**9 + n, "action": "exit", "time": at_ms}
+    ).encode()
+
+
+def _flush_processor(settings: Settings) -> tuple[Processor, Callable[[], None]]:
+    from .metrics import Metrics
+    from .sinks import open_sink
+    from .writer import SyncWriter
+
+    class _Outbox:
+        def __init__(self, writer: SyncWriter) -> None:
+            self.write = writer.write
+
+        async def dead_letter(self, **_: object) -> None:
+            raise AssertionError("benchmark records are valid")
+
+        async def forward(self, **_: object) -> None:
+            raise AssertionError("benchmark records are keyed by cohort")
+
+    metrics = Metrics()
+    writer = SyncWriter({n: open_sink(d) for n, d in settings.destinations.items()}, metrics)
+    return Processor(settings, {}, _Outbox(writer), partition_for, metrics), writer.close
+
+
+def _feeder(processor: Processor, settings: Settings) -> Callable[[list[bytes]], None]:
+    offsets = [0] * PARTITIONS
+    loop = asyncio.new_event_loop()
+
+    def feed(records: list[bytes]) -> None:
+        async def run() -> None:
+            for record in records:
+                partition = partition_for(b"big", PARTITIONS)
+                await processor.on_record(
+                    settings.kafka.topic, partition, offsets[partition], b"big", record
+                )
+                offsets[partition] += 1
+
+        loop.run_until_complete(run())
+
+    return feed
+
+
+def _memory_child(members: int) -> float:
+    """Runs in a fresh process: RSS growth per member after loading `members` members over
+    many cohorts into the processor and its table (a dict, as Faust's memory store is)."""
+    settings = settings_from_mapping(
+        {
+            "kafka": {"partitions": PARTITIONS, "idle_timeout": "off"},
+            "destinations": [{"name": "d", "url": "file:///tmp/unused"}],
+            "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
+        }
+    )
+    processor, close = _flush_processor(settings)
+    gc.collect()
+    before = _rss()
+    loop = asyncio.new_event_loop()
+
+    async def load() -> None:
+        per_message = 1000
+        for index, start in enumerate(range(0, members, per_message)):
+            cohort = f"c{index % COHORTS}".encode()
+            message = json.dumps(
+                {
+                    "cohort_id": cohort.decode(),
+                    "in_cohort": True,
+                    "computed_time": T0 / 1000 + 1,
+                    "users": [
+                        {
+                            "amplitude_id": n,
+                            "user_id": f"u{n}",
+                            "user_properties": {"plan": "pro", "country": "DE"},
+                        }
+                        for n in range(start, min(start + per_message, members))
+                    ],
+                }
+            ).encode()
+            partition = partition_for(cohort, PARTITIONS)
+            await processor.on_record(settings.kafka.topic, partition, index, cohort, message)
+
+    loop.run_until_complete(load())
+    gc.collect()
+    grown = _rss() - before
+    close()
+    return grown / members
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _MotoServer:
+    def __enter__(self) -> str:
+        try:
+            from moto.server import ThreadedMotoServer
+        except ImportError:
+            raise CohortSyncError(
+                "bench needs moto[server]: pip install 'cohort-sync[test]'"
+            ) from None
+        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+        port = free_port()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._server.start()
+        endpoint = f"http://127.0.0.1:{port}"
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT")).close()
+        return endpoint
+
+    def __exit__(self, *_: object) -> None:
+        self._server.stop()
+
+
+def _table(summary: dict[str, float], bare_seconds: float, sizes: Sizes, out: TextIO) -> None:
+    rows = [
+        ("raw aiokafka getmany + json.loads", f"{summary['raw_events_per_s']:,} records/s", ""),
+        ("Faust agent, no state", f"{summary['faust_floor_events_per_s']:,} events/s", ""),
+        (
+            "worker, single events",
+            f"{summary['ingest_events_per_s']:,} events/s",
+            f"{summary['ingest_ratio']:.2f} of raw, {summary['state_overhead_ratio']:.2f} of floor",
+        ),
+        ("worker, batch form (1,000 users)", f"{summary['batch_changes_per_s']:,} changes/s", ""),
+        (
+            f"flush, {sizes.flush_members:,} members",
+            f"{summary['flush_1m_seconds']:.2f} s",
+            f"{summary['flush_ratio']:.2f}x bare pyarrow write_csv + put ({bare_seconds:.2f} s)",
+        ),
+        (
+            "memory",
+            f"{summary['bytes_per_member']:,} bytes/member",
+            f"over {sizes.memory_members:,} members",
+        ),
+    ]
+    out.write(f"\n{'measure':<36} {'result':>22}  compared\n")
+    for name, value, note in rows:
+        out.write(f"{name:<36} {value:>22}  {note}\n")
