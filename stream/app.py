@@ -127,6 +127,7 @@ def create_worker(
         default=None,
         partitions=kafka.partitions,
         key_type=str,
+        value_type=bytes,
     )
     metrics = Metrics()
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}

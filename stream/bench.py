@@ -116,6 +116,11 @@ def run_bench(
     return summary
 
 
+def _faust_overrides() -> dict[str, Any]:
+    raw = os.environ.get("COHORT_SYNC_BENCH_FAUST")
+    return json.loads(raw) if raw else {}
+
+
 def single_events(count: int) -> list[bytes]:
     """`count` enter/exit events over COHORTS cohorts, all inside one hour (no sync is due)."""
     return [
@@ -180,7 +185,7 @@ class _Bench:
                     "partitions": PARTITIONS,
                     "idle_timeout": "off",
                 },
-                "faust": {"broker_commit_interval": 0.5, **(faust or {})},
+                "faust": {"broker_commit_interval": 0.5, **_faust_overrides(), **(faust or {})},
                 "destinations": [
                     {
                         "name": "s3",

@@ -57,6 +57,8 @@ class PartitionState:
         self.rule_starts: dict[str, int] = dict(rule_starts or {})
         self.watermark = emitted_through
         self.cohorts: dict[str, CohortState] = {}
+        self._next_due: int | None = None
+        self._next_due_known = False
 
     def register_rules(self, rules: Iterable[Rule]) -> bool:
         """Record when each rule starts here; True when something new must be persisted.
@@ -72,6 +74,7 @@ class PartitionState:
                     start = next_sync_after(self.emitted_through, rule.cadence_ms)
                 self.rule_starts[rule.rule_id] = start
                 changed = True
+        self._next_due_known = False
         return changed
 
     def horizon(self, rules: Sequence[Rule]) -> int | None:
@@ -92,6 +95,7 @@ class PartitionState:
         cohort = self.cohorts.get(event.cohort_id)
         if cohort is None:
             cohort = self.cohorts[event.cohort_id] = CohortState(first_ms=visible)
+            self._next_due_known = False
         member = cohort.members.get(event.amplitude_id)
         if member is None:
             member = cohort.members[event.amplitude_id] = Member()
@@ -106,6 +110,31 @@ class PartitionState:
         if self.watermark is None or candidate > self.watermark:
             self.watermark = candidate
         return self.watermark
+
+    def next_due(self, rules: Sequence[Rule]) -> int | None:
+        """The earliest sync time not yet written (None: no cohort or no rule), cached:
+        checking it is the per-event cost, `due_jobs` runs only once it is reached.
+        Pass the same rules every time."""
+        if not self._next_due_known:
+            self._next_due = min(
+                (
+                    self._first_unwritten(rule, cohort.first_ms)
+                    for rule in rules
+                    for cohort_id, cohort in self.cohorts.items()
+                    if rule.covers(cohort_id)
+                ),
+                default=None,
+            )
+            self._next_due_known = True
+        return self._next_due
+
+    def _first_unwritten(self, rule: Rule, first_ms: int) -> int:
+        start = max(
+            next_sync_after(first_ms, rule.cadence_ms), self.rule_starts.get(rule.rule_id, 0)
+        )
+        if self.emitted_through is None:
+            return start
+        return max(start, next_sync_after(self.emitted_through, rule.cadence_ms))
 
     def due_jobs(self, rules: Sequence[Rule], watermark: int) -> list[SyncJob]:
         """Every sync with emitted_through < T <= watermark, by time, then rule order."""
@@ -127,5 +156,6 @@ class PartitionState:
 
     def mark_emitted(self, watermark: int) -> None:
         self.emitted_through = watermark
+        self._next_due_known = False
         if self.watermark is None or self.watermark < watermark:
             self.watermark = watermark

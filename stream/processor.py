@@ -24,7 +24,6 @@ from .membership import diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, SyncJob
 from .sync import InputPosition, SyncOutput, build_sync
-from .windows import next_sync_after
 
 __all__ = ["Outbox", "Processor"]
 
@@ -140,15 +139,7 @@ class Processor:
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""
         state = self.partitions.get(partition)
-        if state is None or not state.cohorts or not self.rules:
-            return None
-        after = state.emitted_through
-        candidates = [
-            next_sync_after(after if after is not None else cohort.first_ms, rule.cadence_ms)
-            for rule in self.rules
-            for cohort in state.cohorts.values()
-        ]
-        return min(candidates)
+        return None if state is None else state.next_due(self.rules)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the state of partitions this worker no longer owns."""
@@ -172,7 +163,8 @@ class Processor:
     async def _advance(
         self, partition: int, state: PartitionState, watermark: int, position: InputPosition
     ) -> None:
-        if state.emitted_through is not None and watermark <= state.emitted_through:
+        due = state.next_due(self.rules)
+        if due is None or watermark < due:
             return
         jobs = state.due_jobs(self.rules, watermark)
         if not jobs:
@@ -216,24 +208,26 @@ class Processor:
             new_cohort = event.cohort_id not in state.cohorts
             cohort, member, changed = state.apply(event, (event.time_ms, offset, index), horizon)
             if new_cohort:
-                self.store[codec.cohort_key(partition, event.cohort_id)] = {
-                    "first": cohort.first_ms
-                }
+                self.store[codec.cohort_key(partition, event.cohort_id)] = codec.encode_json(
+                    {"first": cohort.first_ms}
+                )
             if changed:
                 key = codec.member_key(partition, event.cohort_id, event.amplitude_id)
                 self.store[key] = codec.encode_member(member)
 
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
-        self.store[codec.partition_key(partition)] = {
-            "emitted": state.emitted_through,
-            "rules": dict(sorted(state.rule_starts.items())),
-            "offset": self._positions[partition].next_offset
-            if partition in self._positions
-            else None,
-        }
+        position = self._positions.get(partition)
+        self.store[codec.partition_key(partition)] = codec.encode_json(
+            {
+                "emitted": state.emitted_through,
+                "rules": dict(sorted(state.rule_starts.items())),
+                "offset": position.next_offset if position else None,
+            }
+        )
 
     def _load(self, partition: int) -> PartitionState:
-        meta = self.store.get(codec.partition_key(partition)) or {}
+        stored_meta = self.store.get(codec.partition_key(partition))
+        meta = codec.decode_json(stored_meta) if stored_meta else {}
         state = PartitionState(meta.get("emitted"), meta.get("rules"))
         if meta.get("offset") is not None:
             self._positions.setdefault(
@@ -245,7 +239,7 @@ class Processor:
             if key_partition != partition or value is None:
                 continue
             if kind == "c":
-                state.cohorts[rest[0]] = CohortState(first_ms=value["first"])
+                state.cohorts[rest[0]] = CohortState(first_ms=codec.decode_json(value)["first"])
             elif kind == "m":
                 members.append((rest[0], int(rest[1]), value))
         for cohort_id, amplitude_id, value in members:
