@@ -14,7 +14,7 @@ shows in the next sync, yet still competes by its real event time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +114,11 @@ class Member:
 
     def view_at(self, sync_time: int) -> Snapshot | None:
         """The member as a sync at `sync_time` sees it, or None if nothing is visible yet."""
-        visible = [item for item in self.history if item.visible < sync_time]
+        history = self.history
+        if len(history) == 1:  # the common case, kept cheap: a flush asks every member
+            only = history[0]
+            return only if only.visible < sync_time else None
+        visible = [item for item in history if item.visible < sync_time]
         if not visible:
             return None
         if len(visible) == 1:
@@ -142,19 +146,25 @@ class CohortDiff:
         yield from self.exiting
 
 
-def diff_cohort(
-    members: Iterable[tuple[int, Member]], sync_time: int, previous: int | None
-) -> CohortDiff:
+def diff_cohort(members: Mapping[int, Member], sync_time: int, previous: int | None) -> CohortDiff:
     """entering = present(T) - present(T_prev), exiting = present(T_prev) - present(T),
     existing = present(T); `previous=None` is a cohort's first sync (nobody was present)."""
     entering: list[tuple[int, Snapshot]] = []
     exiting: list[tuple[int, Snapshot]] = []
     existing: list[tuple[int, Snapshot]] = []
-    for amplitude_id, member in sorted(members, key=lambda pair: pair[0]):
-        now = member.view_at(sync_time)
-        if now is None:
-            continue
-        present_before = previous is not None and member.present_at(previous)
+    for amplitude_id in sorted(members):
+        member = members[amplitude_id]
+        if len(member.history) == 1:  # fast path: one snapshot answers both questions
+            now = member.history[0]
+            if now.visible >= sync_time:
+                continue
+            present_before = previous is not None and now.visible < previous and now.enter
+        else:
+            seen = member.view_at(sync_time)
+            if seen is None:
+                continue
+            now = seen
+            present_before = previous is not None and member.present_at(previous)
         if now.enter:
             existing.append((amplitude_id, now))
             if not present_before:

@@ -183,7 +183,7 @@ class Processor:
         destination = self.settings.destinations[rule.destination]
 
         def build() -> SyncOutput:
-            diff = diff_cohort(cohort.members.items(), job.sync_time, job.previous)
+            diff = diff_cohort(cohort.members, job.sync_time, job.previous)
             return build_sync(
                 project_id=self.settings.project_id,
                 destination=destination,

@@ -91,14 +91,14 @@ def test_enter_and_exit_between_two_syncs_is_in_neither_diff() -> None:
     member = Member()
     member.apply(snap(int(1.2 * H), 1, True), None)
     member.apply(snap(int(1.5 * H), 2, False), None)
-    diff = diff_cohort([(7, member)], 2 * H, H)
+    diff = diff_cohort({7: member}, 2 * H, H)
     assert (diff.entering, diff.exiting, diff.existing) == ([], [], [])
 
 
 def test_first_sync_has_no_previous_so_everyone_present_enters() -> None:
     member = Member()
     member.apply(snap(int(0.5 * H), 1, True), None)
-    diff = diff_cohort([(7, member)], H, None)
+    diff = diff_cohort({7: member}, H, None)
     assert [row[0] for row in diff.entering] == [7] == [row[0] for row in diff.existing]
 
 
@@ -106,7 +106,7 @@ def test_exiting_rows_carry_the_latest_known_values() -> None:
     member = Member()
     member.apply(snap(int(0.5 * H), 1, True, plan="free"), None)
     member.apply(snap(int(1.5 * H), 2, False, plan="pro"), None)
-    diff = diff_cohort([(7, member)], 2 * H, H)
+    diff = diff_cohort({7: member}, 2 * H, H)
     [(amplitude_id, view)] = diff.exiting
     assert amplitude_id == 7 and view.properties[("plan", None)][0] == "pro"
 
@@ -117,7 +117,7 @@ def test_rows_are_sorted_by_amplitude_id() -> None:
         member = Member()
         member.apply(snap(1, amplitude_id, True), None)
         members.append((amplitude_id, member))
-    assert [row[0] for row in diff_cohort(members, H, None).existing] == [2, 11, 30, 100]
+    assert [row[0] for row in diff_cohort(dict(members), H, None).existing] == [2, 11, 30, 100]
 
 
 history = st.lists(st.tuples(st.integers(0, 9), st.integers(0, 6 * H), st.booleans()), max_size=40)
@@ -134,7 +134,7 @@ def test_existing_equals_previous_existing_plus_entering_minus_exiting(
     previous_existing: set[int] = set()
     previous = None
     for sync_time in range(H, 7 * H, H):
-        diff = diff_cohort(members.items(), sync_time, previous)
+        diff = diff_cohort(members, sync_time, previous)
         existing = {row[0] for row in diff.existing}
         entering = {row[0] for row in diff.entering}
         exiting = {row[0] for row in diff.exiting}
