@@ -8,8 +8,10 @@ skipping a sync would break every later diff, so the partition waits for its des
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +24,31 @@ from .sync import SyncOutput, write_sync
 __all__ = ["SyncWriter"]
 
 log = logging.getLogger(__name__)
+
+
+_gc_lock = threading.Lock()
+_gc_pausers = 0
+
+
+def _without_cyclic_gc(build: Callable[[], SyncOutput]) -> SyncOutput:
+    """Run `build` with the cyclic garbage collector paused.
+
+    A big sync allocates millions of short-lived tuples, and every collection they trigger
+    walks all of the worker's state (millions of objects): measured on a 1M-member cohort,
+    half of the flush time. What a build allocates holds no reference cycles, so reference
+    counting frees it all the same.
+    """
+    global _gc_pausers
+    with _gc_lock:
+        _gc_pausers += 1
+        gc.disable()
+    try:
+        return build()
+    finally:
+        with _gc_lock:
+            _gc_pausers -= 1
+            if _gc_pausers == 0:
+                gc.enable()
 
 
 class SyncWriter:
@@ -45,7 +72,7 @@ class SyncWriter:
     async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
         """Build a sync in a thread, then write it until it has landed."""
         loop = asyncio.get_running_loop()
-        output = await loop.run_in_executor(self._pool, build)
+        output = await loop.run_in_executor(self._pool, _without_cyclic_gc, build)
         sink = self.sinks[output.destination]
         backoff = self._first_backoff
         while True:

@@ -1,6 +1,7 @@
 """The local sink's atomic writes, and the writer's retries (the sink is the seam)."""
 
 import asyncio
+import gc
 from pathlib import Path
 
 import pytest
@@ -77,4 +78,5 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
         "k_manifest.json",
     ]  # the manifest last
     assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
+    assert gc.isenabled()  # paused only while the sync was built
     assert 0.5 <= delays[0] <= 1.5 and 1.0 <= delays[1] <= 3.0 and 1.5 <= delays[2] <= 4.5
