@@ -25,3 +25,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) cohort-sync-demo .pytest_cache .mypy_cache .ruff_cache
+
+bench: $(STAMP)
+	$(BIN)/cohort-sync bench

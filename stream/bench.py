@@ -331,20 +331,22 @@ async def _raw_consume(bootstrap: str, topic: str, count: int) -> float:
 
 
 def _rate_from_commits(settings: Settings, count: int, process: subprocess.Popen[bytes]) -> float:
+    """From the first commit seen to the last; from the process start (so counting its
+    start-up) when everything was done before any commit was seen, as at tiny sizes."""
+    spawned = time.perf_counter()
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise CohortSyncError(f"benchmark worker exited with {process.returncode}")
-        done = sum(
-            v or 0 for v in committed_offsets(settings.kafka, settings.kafka.app_id).values()
-        )
+        committed = committed_offsets(settings.kafka, settings.kafka.app_id)
+        done = sum(v or 0 for v in committed.values())
         now = time.perf_counter()
+        if done >= count:
+            start, already = first if first is not None else (spawned, 0)
+            return (count - already) / max(now - start, 1e-9)
         if done and first is None:
             first = (now, done)
-        if done >= count and first is not None:
-            elapsed = now - first[0]
-            return (count - first[1]) / elapsed if elapsed > 0 else float("nan")
         time.sleep(0.05)
     raise CohortSyncError("benchmark worker did not finish within 15 minutes")
 

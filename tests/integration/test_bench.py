@@ -1,0 +1,31 @@
+"""The benchmark still runs end to end (tiny sizes; no figure is asserted: speed is
+measured by `cohort-sync bench`, not by tests)."""
+
+import io
+import json
+
+from stream.bench import Sizes, run_bench
+
+EXPECTED_KEYS = {
+    "raw_events_per_s",
+    "faust_floor_events_per_s",
+    "ingest_events_per_s",
+    "ingest_ratio",
+    "state_overhead_ratio",
+    "batch_changes_per_s",
+    "flush_1m_seconds",
+    "flush_ratio",
+    "bytes_per_member",
+}
+
+
+def test_bench_runs_at_tiny_sizes_and_ends_with_its_json_line() -> None:
+    out = io.StringIO()
+    tiny = Sizes(
+        single_events=2_000, batch_messages=4, flush_members=5_000, memory_members=5_000, repeats=1
+    )
+    summary = run_bench(quick=True, out=out, sizes=tiny)
+    last = json.loads(out.getvalue().splitlines()[-1])
+    assert last == summary and set(last) == EXPECTED_KEYS
+    assert all(value > 0 for value in last.values())
+    assert "worker, batch form (1,000 users)" in out.getvalue()
