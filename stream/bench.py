@@ -30,7 +30,7 @@ from .config import Settings, settings_from_mapping
 from .csvfile import bare_arrow_csv, format_cell
 from .embedded import EmbeddedBroker, free_port
 from .errors import CohortSyncError
-from .kafka_client import committed_offsets, ensure_topics, partition_for, produce_lines
+from .kafka_client import GroupOffsets, ensure_topics, partition_for, produce_lines
 from .membership import diff_cohort
 from .processor import Processor
 from .sinks.s3 import S3Sink
@@ -336,18 +336,18 @@ def _rate_from_commits(settings: Settings, count: int, process: subprocess.Popen
     spawned = time.perf_counter()
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + 900
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CohortSyncError(f"benchmark worker exited with {process.returncode}")
-        committed = committed_offsets(settings.kafka, settings.kafka.app_id)
-        done = sum(v or 0 for v in committed.values())
-        now = time.perf_counter()
-        if done >= count:
-            start, already = first if first is not None else (spawned, 0)
-            return (count - already) / max(now - start, 1e-9)
-        if done and first is None:
-            first = (now, done)
-        time.sleep(0.05)
+    with GroupOffsets(settings.kafka, settings.kafka.app_id) as group:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise CohortSyncError(f"benchmark worker exited with {process.returncode}")
+            done = sum(v or 0 for v in group.read().values())
+            now = time.perf_counter()
+            if done >= count:
+                start, already = first if first is not None else (spawned, 0)
+                return (count - already) / max(now - start, 1e-9)
+            if done and first is None:
+                first = (now, done)
+            time.sleep(0.1)
     raise CohortSyncError("benchmark worker did not finish within 15 minutes")
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "produce_lines",
     "cohort_key_of",
     "committed_offsets",
+    "GroupOffsets",
     "end_offsets",
 ]
 
@@ -191,21 +192,40 @@ class TopicReader:
 
 def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int | None]:
     """The group's committed offset per partition of the input topic (None: nothing yet)."""
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
-    try:
-        offsets = admin.list_group_offsets(group).get(group, {})
-    except KafkaError as exc:
-        raise BrokerError(f"cannot read the offsets of group {group!r}: {exc}") from None
-    finally:
-        admin.close()
-    return {
-        tp.partition: (meta.offset if meta.offset >= 0 else None)
-        for tp, meta in offsets.items()
-        if tp.topic == kafka.topic
-    }
+    with GroupOffsets(kafka, group) as offsets:
+        return offsets.read()
+
+
+class GroupOffsets:
+    """Reads a consumer group's committed offsets through one admin connection."""
+
+    def __init__(self, kafka: KafkaSettings, group: str) -> None:
+        self.kafka = kafka
+        self.group = group
+        try:
+            self._admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
+        except KafkaError as exc:
+            raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
+
+    def read(self) -> dict[int, int | None]:
+        try:
+            offsets = self._admin.list_group_offsets(self.group).get(self.group, {})
+        except KafkaError as exc:
+            raise BrokerError(f"cannot read the offsets of group {self.group!r}: {exc}") from None
+        return {
+            tp.partition: (meta.offset if meta.offset >= 0 else None)
+            for tp, meta in offsets.items()
+            if tp.topic == self.kafka.topic
+        }
+
+    def close(self) -> None:
+        self._admin.close()
+
+    def __enter__(self) -> GroupOffsets:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]:
