@@ -30,6 +30,7 @@ __all__ = [
     "cohort_key_of",
     "committed_offsets",
     "GroupOffsets",
+    "earliest_timestamp_ms",
     "end_offsets",
 ]
 
@@ -226,6 +227,35 @@ class GroupOffsets:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def earliest_timestamp_ms(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> int:
+    """The smallest record timestamp at the beginning of `topic`'s partitions."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers(),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    try:
+        partitions = _wait_for(
+            lambda: consumer.partitions_for_topic(topic),
+            timeout_s,
+            f"topic {topic!r} does not exist",
+        )
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        deadline = time.monotonic() + timeout_s
+        stamps: dict[int, int] = {}
+        while time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                stamps.setdefault(tp.partition, min(r.timestamp for r in records))
+            if stamps and all(
+                consumer.highwater(TopicPartition(topic, p)) is not None for p in partitions
+            ):
+                return min(stamps.values())
+        raise BrokerError(f"no record in {topic!r} within {timeout_s:.0f}s")
+    finally:
+        consumer.close()
 
 
 def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]:
