@@ -29,7 +29,16 @@ from .status import PartitionStatus, Snapshot, render_status_page
 from .sync import SyncOutput
 from .writer import SyncWriter
 
-__all__ = ["Worker", "create_worker", "create_floor_app", "run_worker"]
+__all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "create_floor_app", "run_worker"]
+
+#: The worker's Faust defaults (a broker's own defaults and `[faust]` override them). Every
+#: membership change is a changelog record, and a commit waits until they are all sent:
+#: bigger producer batches (well under Kafka's 1 MB message limit) and a short linger send
+#: them in far fewer requests (measured: +30% events/s, see BENCHMARKS.md).
+WORKER_FAUST_DEFAULTS: dict[str, Any] = {
+    "producer_max_batch_size": 512 * 1024,
+    "producer_linger": 0.01,
+}
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +114,7 @@ def create_worker(
         "store": "memory://",
         "topic_partitions": kafka.partitions,
         "web_enabled": "web_port" in settings.faust,
+        **WORKER_FAUST_DEFAULTS,
         **(faust_defaults or {}),
         **settings.faust,
     }

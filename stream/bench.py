@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from .app import WORKER_FAUST_DEFAULTS
 from .config import Settings, settings_from_mapping
 from .csvfile import bare_arrow_csv, format_cell
 from .embedded import EmbeddedBroker, free_port
@@ -53,12 +54,11 @@ PARTITIONS = 4
 
 
 #: Commit often so that throughput can be read from committed offsets (a run's figure can be
-#: off by one commit interval, so every measured phase lasts many seconds). Faust's producer
-#: batching (16 KiB), as against Apache Kafka: the one-record batches the worker uses on a
-#: Tansu broker only matter for restarts (see embedded.TANSU_FAUST_SETTINGS), and a bench
-#: run never restarts a worker. COHORT_SYNC_BENCH_FAUST='{"producer_max_batch_size": 1}'
-#: measures with them.
-BENCH_FAUST = {"broker_commit_interval": 0.2, "producer_max_batch_size": 16384}
+#: off by one commit interval, so every measured phase lasts many seconds). The producer
+#: settings are the worker's own defaults, as against Apache Kafka: the one-record batches
+#: it uses on a Tansu broker only matter for restarts (see embedded.TANSU_FAUST_SETTINGS),
+#: and a bench run never restarts a worker. COHORT_SYNC_BENCH_FAUST (JSON) overrides them.
+BENCH_FAUST = {"broker_commit_interval": 0.2, **WORKER_FAUST_DEFAULTS}
 
 
 @dataclass(frozen=True)
