@@ -1,0 +1,69 @@
+"""kill -9 at random moments: after restarts with the same app_id, S3 holds exactly the files
+of a clean run (every sync, its manifest, nothing else)."""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from stream.config import settings_from_mapping
+from stream.demo import demo_events
+from stream.embedded import EmbeddedBroker
+from stream.offline import expected_outputs
+
+from .conftest import read_bucket
+from .test_pipeline import produce, s3_destination, wait_for_objects, write_config
+
+SYNCS = """
+[[syncs]]
+cohort = "*"
+destination = "s3"
+cadence = "hourly"
+user_properties = ["country"]
+
+[[syncs]]
+cohort = "trial"
+destination = "s3"
+cadence = "30m"
+routing_key = "crm"
+"""
+
+
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), SYNCS)
+    lines = demo_events()
+    settings = settings_from_mapping(tomllib.loads(config.read_text()))
+    expected = {
+        file.key: file.data
+        for output in expected_outputs(settings, lines)
+        for file in (*output.csv_files, output.manifest)
+    }
+    half = len(lines) // 2
+    produce(config, lines[:half])
+    rng = random.Random(20261129)
+    for round_ in range(4):
+        worker = workers(config)
+        if round_ == 2:
+            produce(config, lines[half:])  # the rest arrives while workers come and go
+        time.sleep(rng.uniform(1.0, 4.0))  # a random moment to kill at, not a synchronisation
+        worker.assert_running()
+        worker.stop(signal.SIGKILL)
+    final = workers(config)
+    objects = wait_for_objects(s3, bucket, len(expected), final)
+    assert objects.keys() == expected.keys()
+    mismatched = [key for key in expected if objects[key] != expected[key]]
+    assert mismatched == []
+    final.stop()
+    assert read_bucket(s3, bucket) == expected
