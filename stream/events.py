@@ -145,9 +145,10 @@ def _cohort_id(doc: dict[str, Any]) -> str:
         raise InvalidEvent(f"cohort_id: must be a string or an integer, got {_type_name(raw)}")
     if not raw or len(raw) > MAX_COHORT_ID_LENGTH:
         raise InvalidEvent(f"cohort_id: must have 1 to {MAX_COHORT_ID_LENGTH} characters")
-    if raw in (".", "..") or _UNSAFE_COHORT_CHARS.search(raw):
+    if raw in (".", "..") or _UNSAFE_COHORT_CHARS.search(raw) or not raw.isprintable():
         raise InvalidEvent(
-            f"cohort_id: {raw[:64]!r} contains '/', '\\' or a control character, or is a dot path"
+            f"cohort_id: {raw[:64]!r} contains '/', '\\' or an unprintable character, "
+            "or is a dot path"
         )
     return raw
 
