@@ -72,6 +72,7 @@ class Destination:
     naming: str = "amplitude"
     require_suffix: bool = False
     user_property: str | None = None
+    csv_formula_guard: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,6 +180,7 @@ def _destinations(raw: Any) -> dict[str, Destination]:
             "naming",
             "require_suffix",
             "user_property",
+            "csv_formula_guard",
         }
         _no_unknown_keys(entry, keys, f"{where}.")
         name = _string(entry, "name", f"{where}.name")
@@ -204,6 +206,9 @@ def _destinations(raw: Any) -> dict[str, Destination]:
             naming=naming,
             require_suffix=_boolean(entry, "require_suffix", f"{where}.require_suffix", False),
             user_property=_string(entry, "user_property", f"{where}.user_property", default=None),
+            csv_formula_guard=_boolean(
+                entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
+            ),
         )
     return result
 

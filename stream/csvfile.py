@@ -14,7 +14,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["format_cell", "render_csv", "bare_arrow_csv"]
+__all__ = ["format_cell", "guard_formula", "render_csv", "bare_arrow_csv"]
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 _NEEDS_QUOTES = r'[,"\r\n]'
 
@@ -31,6 +33,14 @@ def format_cell(value: Any) -> str | None:
     if isinstance(value, int | float):
         return json.dumps(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def guard_formula(cell: str | None) -> str | None:
+    """For spreadsheet consumers: a cell a spreadsheet would run as a formula (it starts
+    with =, +, -, @, tab or CR) gets a leading apostrophe, so it shows as text."""
+    if cell and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
 
 
 def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | None]]) -> bytes:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Destination, SyncRule
-from .csvfile import format_cell, render_csv
+from .csvfile import format_cell, guard_formula, render_csv
 from .membership import CohortDiff, PropertyKey, Snapshot
 from .naming import DIFF_TYPES, object_key
 from .sinks import Sink
@@ -91,8 +91,9 @@ def build_sync(
         )
 
     groups = {"entering": diff.entering, "exiting": diff.exiting, "existing": diff.existing}
+    guard = destination.csv_formula_guard
     files = tuple(
-        SyncFile(key(kind), render_csv(header, _cells(groups[kind], columns)))
+        SyncFile(key(kind), render_csv(header, _cells(groups[kind], columns, guard)))
         for kind in DIFF_TYPES
     )
     counts = {kind: len(groups[kind]) for kind in DIFF_TYPES}
@@ -117,7 +118,9 @@ def write_sync(sink: Sink, output: SyncOutput) -> None:
 
 
 def _cells(
-    rows: Sequence[tuple[int, Snapshot]], columns: Sequence[tuple[str, PropertyKey]]
+    rows: Sequence[tuple[int, Snapshot]],
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool = False,
 ) -> list[list[str | None]]:
     cells: list[list[str | None]] = [
         [str(amplitude_id) for amplitude_id, _ in rows],
@@ -125,6 +128,8 @@ def _cells(
     ]
     for _, prop in columns:
         cells.append([format_cell(view.properties.get(prop, (None,))[0]) for _, view in rows])
+    if guard:  # amplitude ids are digits: only the other columns can hold a formula
+        cells[1:] = [[guard_formula(cell) for cell in column] for column in cells[1:]]
     return cells
 
 

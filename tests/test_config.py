@@ -126,6 +126,7 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"destinations": [DEST, DEST]}, "destinations[1].name"),
         ({"destinations": [{**DEST, "naming": "dots"}]}, "destinations[0].naming"),
         ({"destinations": [{**DEST, "require_suffix": "yes"}]}, "destinations[0].require_suffix"),
+        ({"destinations": [{**DEST, "csv_formula_guard": 1}]}, "destinations[0].csv_formula_guard"),
         ({"destinations": [{**DEST, "endpoint_url": "ftp://x"}]}, "destinations[0].endpoint_url"),
         ({"destinations": [DEST], "syncs": [{**RULE, "destination": "e"}]}, "syncs[0].destination"),
         ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "weekly"}]}, "syncs[0].cadence"),

@@ -216,3 +216,41 @@ def test_portfolio_data_has_one_column_per_property_and_app() -> None:
     assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
         "amplitudeID,userID,plan_10,plan_20\n1,a,,x\n2,b,y,\n"
     )
+
+
+def formula_settings(guard: bool) -> Settings:
+    return settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [
+                {
+                    "name": "d",
+                    "url": "file:///out",
+                    "user_property": "plan",
+                    "csv_formula_guard": guard,
+                }
+            ],
+            "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
+        }
+    )
+
+
+def test_values_that_look_like_formulas_are_exported_as_they_are_by_default() -> None:
+    harness = Harness(formula_settings(guard=False))
+    harness.feed(event("c1", 1, "enter", MIN, plan="=HYPERLINK(1)"), event("c1", 2, "exit", H + 1))
+    assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
+        "amplitudeID,userID,plan\n1,u1,=HYPERLINK(1)\n"
+    )
+
+
+def test_the_formula_guard_neutralises_them_for_spreadsheets() -> None:
+    harness = Harness(formula_settings(guard=True))
+    records = [
+        event("c1", n, "enter", MIN, plan=value)
+        for n, value in enumerate(["=1+1", "+1", "-2", "@SUM(A1)", "safe"], start=1)
+    ]
+    harness.feed(*records, event("c1", 9, "exit", H + 1))
+    assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
+        "amplitudeID,userID,plan\n1,u1,'=1+1\n2,u2,'+1\n3,u3,'-2\n4,u4,'@SUM(A1)\n5,u5,safe\n"
+    )
