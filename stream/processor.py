@@ -78,6 +78,7 @@ class Processor:
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
+        self._due_positions: dict[int, InputPosition] = {}
         """Per input partition: the offset after the last record handled (for lag)."""
 
     async def on_record(
@@ -118,16 +119,25 @@ class Processor:
             await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
             return
         state = self.partition(partition)
-        position = InputPosition(topic, partition, offset)
-        newest = max(event.time_ms for event in events)
-        await self._advance(partition, state, state.observe(newest, self._lateness), position)
+        # Apply first, then write what became due: a record that makes sync T due has no
+        # event before T (its newest time minus the lateness reached T), so T cannot see it;
+        # and once its changes are in the table, a stop that acknowledges the record while
+        # the sync is still being written loses nothing (the sync stays due, see _load).
         self._apply(partition, state, offset, events)
         self._positions[partition] = _Position(topic, offset + 1)
+        newest = max(event.time_ms for event in events)
+        watermark = state.observe(newest, self._lateness)
+        await self._advance(
+            partition, state, watermark, InputPosition(topic, partition, offset + 1)
+        )
 
-    async def on_tick(self, partition: int, now_ms: int) -> None:
-        """The wall clock reached `now_ms` on an idle partition: emit what became due."""
+    async def on_tick(self, partition: int, now_ms: int | None) -> None:
+        """The wall clock reached `now_ms` on an idle partition: emit what became due.
+        `None` only loads the partition and writes the syncs it already had due."""
         state = self.partition(partition)
-        watermark = state.observe(now_ms, self._lateness)
+        watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
+        if watermark is None:
+            return
         known = self._positions.get(partition)
         position = InputPosition(
             known.topic if known else self.settings.kafka.topic,
@@ -147,6 +157,7 @@ class Processor:
             self.partitions.pop(partition, None)
             self._positions.pop(partition, None)
             self.input_next_offset.pop(partition, None)
+            self._due_positions.pop(partition, None)
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -169,10 +180,16 @@ class Processor:
         jobs = state.due_jobs(self.rules, watermark)
         if not jobs:
             return
+        # Syncs found due before a stop keep the input position they were found at, so a
+        # restart (which may reach them from an earlier record) writes the same manifests.
+        position = self._due_positions.get(partition, position)
+        self._due_positions[partition] = position
+        self._persist_partition(partition, state)  # the due watermark, before any upload
         for job in jobs:
             if self.wanted is None or self.wanted(job):
                 await self.outbox.write(self._builder(state.cohorts[job.cohort_id], job, position))
         state.mark_emitted(watermark)
+        del self._due_positions[partition]
         self._persist_partition(partition, state)
 
     def _builder(
@@ -217,9 +234,12 @@ class Processor:
 
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
         position = self._positions.get(partition)
+        due = self._due_positions.get(partition)
         self.store[codec.partition_key(partition)] = codec.encode_json(
             {
+                "due": None if due is None else [due.topic, due.end_offset],
                 "emitted": state.emitted_through,
+                "watermark": state.watermark,
                 "rules": dict(sorted(state.rule_starts.items())),
                 "offset": position.next_offset if position else None,
             }
@@ -229,6 +249,10 @@ class Processor:
         stored_meta = self.store.get(codec.partition_key(partition))
         meta = codec.decode_json(stored_meta) if stored_meta else {}
         state = PartitionState(meta.get("emitted"), meta.get("rules"))
+        if meta.get("due") is not None:  # syncs that were due when the last worker stopped
+            state.observe(meta["watermark"], 0)
+            topic, end_offset = meta["due"]
+            self._due_positions[partition] = InputPosition(topic, partition, end_offset)
         if meta.get("offset") is not None:
             self._positions.setdefault(
                 partition, _Position(self.settings.kafka.topic, meta["offset"])

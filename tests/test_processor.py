@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from scenario import C1, C2, JAN5, MIN, H, event, expected_csvs
 
 from stream.config import Settings, settings_from_mapping
@@ -99,7 +100,7 @@ def test_manifest_describes_the_files_and_the_input_covered() -> None:
         "2026-01-05T00:00:00Z",
         "2026-01-05T01:00:00Z",
     )
-    assert manifest["input"] == {"topic": "cohort-membership", "partition": 0, "end_offset": 4}
+    assert manifest["input"] == {"topic": "cohort-membership", "partition": 0, "end_offset": 5}
     assert manifest["first_sync"] is True
 
 
@@ -254,3 +255,23 @@ def test_the_formula_guard_neutralises_them_for_spreadsheets() -> None:
     assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"] == (
         "amplitudeID,userID,plan\n1,u1,'=1+1\n2,u2,'+1\n3,u3,'-2\n4,u4,'@SUM(A1)\n5,u5,safe\n"
     )
+
+
+class FailingOutbox(Outbox):
+    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+        raise asyncio.CancelledError("the worker stops while the sync is being written")
+
+
+def test_a_stop_during_a_sync_loses_nothing_and_a_restart_writes_it() -> None:
+    first = Harness(config())
+    first.outbox = FailingOutbox()
+    first.processor.outbox = first.outbox
+    first.feed(*SCENARIO[:4])
+    with pytest.raises(asyncio.CancelledError):
+        first.feed(SCENARIO[4])  # makes 01:00 due; the stop acknowledges the record anyway
+    restarted = Harness(config(), store=first.store)
+    asyncio.run(restarted.processor.on_tick(0, None))  # loading the partition writes it
+    assert restarted.files() == {k: v for k, v in EXPECTED.items() if "T01:00" in k}
+    restarted.offset = first.offset + 1
+    restarted.feed(*SCENARIO[5:])
+    assert restarted.files() == EXPECTED

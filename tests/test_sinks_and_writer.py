@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,14 +31,22 @@ def test_local_sink_refuses_keys_that_escape_its_folder(tmp_path: Path) -> None:
 class FlakySink:
     """Fails the first `failures` puts, then stores."""
 
-    def __init__(self, failures: int, error: type[Exception] = TransientSinkError) -> None:
+    def __init__(
+        self,
+        failures: int,
+        error: type[Exception] = TransientSinkError,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self.failures = failures
         self.error = error
+        self.clock = clock
         self.stored: dict[str, bytes] = {}
         self.attempts = 0
+        self.attempt_times: list[float] = []
 
     def put(self, key: str, data: bytes) -> None:
         self.attempts += 1
+        self.attempt_times.append(self.clock())
         if self.attempts <= self.failures:
             raise self.error("503 SlowDown")
         self.stored[key] = data
@@ -62,13 +71,14 @@ def output() -> SyncOutput:
 
 @pytest.mark.parametrize("error", [TransientSinkError, PermanentSinkError])
 def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Exception]) -> None:
-    sink, delays = FlakySink(failures=3, error=error), []
+    clock = [0.0]
+    sink = FlakySink(failures=3, error=error, clock=lambda: clock[0])
 
-    async def no_sleep(delay: float) -> None:
-        delays.append(delay)
+    async def fake_sleep(delay: float) -> None:
+        clock[0] += delay
 
     metrics = Metrics()
-    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0, sleep=no_sleep)
+    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0, sleep=fake_sleep)
     asyncio.run(writer.write(output))
     writer.close()
     assert list(sink.stored) == [
@@ -79,4 +89,6 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
     ]  # the manifest last
     assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
     assert gc.isenabled()  # paused only while the sync was built
-    assert 0.5 <= delays[0] <= 1.5 and 1.0 <= delays[1] <= 3.0 and 1.5 <= delays[2] <= 4.5
+    first_tries = sink.attempt_times[:4]
+    waits = [b - a for a, b in zip(first_tries, first_tries[1:], strict=False)]
+    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 1.5 <= waits[2] <= 4.5
