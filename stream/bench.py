@@ -21,12 +21,22 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from .app import WORKER_FAUST_DEFAULTS
+from .benchwork import (
+    HOUR_MS,
+    PARTITIONS,
+    T0,
+    batch_messages,
+    feeder,
+    flush_processor,
+    one_cohort,
+    single_events,
+    trigger,
+)
 from .config import Settings, settings_from_mapping
 from .csvfile import bare_arrow_csv, format_cell
 from .embedded import EmbeddedBroker, free_port
@@ -39,18 +49,13 @@ from .kafka_client import (
     produce_lines,
 )
 from .membership import diff_cohort
-from .processor import Processor
 from .sinks.s3 import S3Sink
 
 __all__ = ["Sizes", "run_bench"]
 
 _MEMORY_CHILD = (
-    "import sys; from stream.bench import _memory_child; print(_memory_child(int(sys.argv[1])))"
+    "import sys; from stream.benchwork import memory_child; print(memory_child(int(sys.argv[1])))"
 )
-HOUR_MS = 3_600_000
-T0 = 1_767_571_200_000  # 2026-01-05T00:00Z
-COHORTS = 100
-PARTITIONS = 4
 
 
 #: Commit often so that throughput can be read from committed offsets (a run's figure can be
@@ -134,47 +139,6 @@ def run_bench(
 def _faust_overrides() -> dict[str, Any]:
     raw = os.environ.get("COHORT_SYNC_BENCH_FAUST")
     return json.loads(raw) if raw else {}
-
-
-def single_events(count: int) -> list[bytes]:
-    """`count` enter/exit events over COHORTS cohorts, all inside one hour (no sync is due)."""
-    return [
-        json.dumps(
-            {
-                "cohort_id": f"c{n % COHORTS}",
-                "amplitude_id": n // 3,
-                "user_id": f"u{n // 3}",
-                "action": "exit" if n % 5 == 4 else "enter",
-                "time": T0 + (n * 997) % (HOUR_MS - 1000),
-                "user_properties": {"plan": ("free", "pro")[n % 2], "country": "DE"},
-            },
-            separators=(",", ":"),
-        ).encode()
-        for n in range(count)
-    ]
-
-
-def batch_messages(count: int, users: int = 1000) -> list[bytes]:
-    """`count` messages in Amplitude's batch form, `users` users each, inside one hour."""
-    return [
-        json.dumps(
-            {
-                "cohort_id": f"c{m % COHORTS}",
-                "in_cohort": m % 4 != 3,
-                "computed_time": str((T0 + m * 1000) // 1000),
-                "users": [
-                    {
-                        "amplitude_id": m * users + u,
-                        "user_id": f"u{m * users + u}",
-                        "user_properties": {"plan": "pro"},
-                    }
-                    for u in range(users)
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
-        for m in range(count)
-    ]
 
 
 class _Bench:
@@ -291,15 +255,15 @@ class _Bench:
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
         sink = S3Sink(bucket="bench", region="us-east-1", endpoint_url=self.s3_endpoint)
-        processor, writer_close = _flush_processor(settings)
-        feed = _feeder(processor, settings)
-        feed(_one_cohort(members, T0 + 1000))
-        feed([_trigger(T0 + HOUR_MS + 1000, 1)])  # the first sync (every member enters)
+        processor, writer_close = flush_processor(settings)
+        feed = feeder(processor, settings)
+        feed(one_cohort(members, T0 + 1000))
+        feed([trigger(T0 + HOUR_MS + 1000, 1)])  # the first sync (every member enters)
         timings = []
         for hour in range(2, 2 + repeats):  # each measured sync: 1M existing, a few changes
-            feed([_trigger(T0 + (hour - 1) * HOUR_MS + 2000, 10 * hour)])
+            feed([trigger(T0 + (hour - 1) * HOUR_MS + 2000, 10 * hour)])
             started = time.perf_counter()
-            feed([_trigger(T0 + hour * HOUR_MS + 1000, 10 * hour + 1)])
+            feed([trigger(T0 + hour * HOUR_MS + 1000, 10 * hour + 1)])
             timings.append(time.perf_counter() - started)
         writer_close()
         cohort = processor.partitions[partition_for(b"big", PARTITIONS)].cohorts["big"]
@@ -395,121 +359,6 @@ cohort = "*"
 destination = "s3"
 cadence = "hourly"
 """
-
-
-def _one_cohort(members: int, at_ms: int, per_message: int = 10_000) -> list[bytes]:
-    return [
-        json.dumps(
-            {
-                "cohort_id": "big",
-                "in_cohort": True,
-                "computed_time": at_ms / 1000,
-                "users": [
-                    {
-                        "amplitude_id": n,
-                        "user_id": f"user-{n}",
-                        "user_properties": {"plan": ("free", "pro", "team")[n % 3]},
-                    }
-                    for n in range(start, min(start + per_message, members))
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
-        for start in range(0, members, per_message)
-    ]
-
-
-def _trigger(at_ms: int, n: int) -> bytes:
-    return json.dumps(
-        {"cohort_id": "big", "amplitude_id": 10**9 + n, "action": "exit", "time": at_ms}
-    ).encode()
-
-
-def _flush_processor(settings: Settings) -> tuple[Processor, Callable[[], None]]:
-    from .metrics import Metrics
-    from .sinks import open_sink
-    from .writer import SyncWriter
-
-    class _Outbox:
-        def __init__(self, writer: SyncWriter) -> None:
-            self.write = writer.write
-
-        async def dead_letter(self, **_: object) -> None:
-            raise AssertionError("benchmark records are valid")
-
-        async def forward(self, **_: object) -> None:
-            raise AssertionError("benchmark records are keyed by cohort")
-
-    metrics = Metrics()
-    writer = SyncWriter({n: open_sink(d) for n, d in settings.destinations.items()}, metrics)
-    return Processor(settings, {}, _Outbox(writer), partition_for, metrics), writer.close
-
-
-def _feeder(processor: Processor, settings: Settings) -> Callable[[list[bytes]], None]:
-    offsets = [0] * PARTITIONS
-    loop = asyncio.new_event_loop()
-
-    def feed(records: list[bytes]) -> None:
-        async def run() -> None:
-            for record in records:
-                partition = partition_for(b"big", PARTITIONS)
-                await processor.on_record(
-                    settings.kafka.topic, partition, offsets[partition], b"big", record
-                )
-                offsets[partition] += 1
-
-        loop.run_until_complete(run())
-
-    return feed
-
-
-def _memory_child(members: int) -> float:
-    """Runs in a fresh process: RSS growth per member after loading `members` members over
-    many cohorts into the processor and its table (a dict, as Faust's memory store is)."""
-    settings = settings_from_mapping(
-        {
-            "kafka": {"partitions": PARTITIONS, "idle_timeout": "off"},
-            "destinations": [{"name": "d", "url": "file:///tmp/unused"}],
-            "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
-        }
-    )
-    processor, close = _flush_processor(settings)
-    gc.collect()
-    before = _rss()
-    loop = asyncio.new_event_loop()
-
-    async def load() -> None:
-        per_message = 1000
-        for index, start in enumerate(range(0, members, per_message)):
-            cohort = f"c{index % COHORTS}".encode()
-            message = json.dumps(
-                {
-                    "cohort_id": cohort.decode(),
-                    "in_cohort": True,
-                    "computed_time": T0 / 1000 + 1,
-                    "users": [
-                        {
-                            "amplitude_id": n,
-                            "user_id": f"u{n}",
-                            "user_properties": {"plan": "pro", "country": "DE"},
-                        }
-                        for n in range(start, min(start + per_message, members))
-                    ],
-                }
-            ).encode()
-            partition = partition_for(cohort, PARTITIONS)
-            await processor.on_record(settings.kafka.topic, partition, index, cohort, message)
-
-    loop.run_until_complete(load())
-    gc.collect()
-    grown = _rss() - before
-    close()
-    return grown / members
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class _MotoServer:
