@@ -20,13 +20,12 @@ import faust
 from faust.types import TP
 
 from .config import Settings
-from .errors import SinkError
 from .kafka_client import partition_for
-from .metrics import Metrics, render_prometheus
+from .metrics import Metrics
 from .processor import Processor
-from .sinks import Sink, open_sink
-from .status import PartitionStatus, Snapshot, render_status_page
+from .sinks import open_sink
 from .sync import SyncOutput
+from .web import add_web_views
 from .writer import SyncWriter
 
 __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "create_floor_app", "run_worker"]
@@ -175,7 +174,7 @@ def create_worker(
         for partition in mine:
             last_record.pop(partition, None)
 
-    _add_web_views(app, processor, sinks, clock)
+    add_web_views(app, processor, sinks, clock)
 
     idle_after = None if kafka.idle_timeout_ms is None else kafka.idle_timeout_ms / 1000
     started = clock()
@@ -205,104 +204,6 @@ def create_worker(
             log.exception("partition timer failed")
 
     return Worker(app, processor, writer)
-
-
-def _add_web_views(
-    app: faust.App, processor: Processor, sinks: Mapping[str, Sink], clock: Callable[[], float]
-) -> None:
-    """`/` status page, `/status.json`, `/metrics` (Prometheus) and `/health`."""
-    topic = processor.settings.kafka.topic
-    health = _HealthProbe(sinks, clock)
-
-    async def snapshot() -> Snapshot:
-        partitions = []
-        now = clock()
-        for tp in sorted(app.consumer.assignment()):
-            if tp.topic != topic:
-                continue
-            highwater = app.consumer.highwater(tp)
-            done = processor.input_next_offset.get(tp.partition)
-            if done is None:
-                done = await app.consumer.position(tp)
-            state = processor.partitions.get(tp.partition)
-            watermark = state.watermark if state else None
-            partitions.append(
-                PartitionStatus(
-                    partition=tp.partition,
-                    lag=None if highwater is None or done is None else max(highwater - done, 0),
-                    watermark_ms=watermark,
-                    freshness_seconds=None if watermark is None else now - watermark / 1000,
-                )
-            )
-        metrics = processor.metrics
-        return Snapshot(
-            app_id=app.conf.id,
-            topic=topic,
-            partitions=partitions,
-            syncs=list(metrics.recent_syncs),
-            errors=list(metrics.recent_errors),
-            events=metrics.events,
-            dead_letters=metrics.dead_letters,
-        )
-
-    @app.page("/")
-    async def status_page(web: Any, request: Any) -> Any:
-        return web.html(render_status_page(await snapshot()))
-
-    @app.page("/status.json")
-    async def status_json(web: Any, request: Any) -> Any:
-        return web.json((await snapshot()).as_json())
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        current = await snapshot()
-        text = render_prometheus(
-            processor.metrics,
-            {p.partition: p.lag for p in current.partitions if p.lag is not None},
-            {
-                p.partition: p.freshness_seconds
-                for p in current.partitions
-                if p.freshness_seconds is not None
-            },
-        )
-        return web.text(text, content_type="text/plain; version=0.0.4")
-
-    @app.page("/health")
-    async def health_page(web: Any, request: Any) -> Any:
-        problems = await health.problems()
-        if app.consumer.should_stop or not app.consumer.assignment():
-            problems = ["not consuming: no partition assigned", *problems]
-        if problems:
-            return web.json({"status": "unavailable", "reasons": problems}, status=503)
-        return web.json({"status": "ok"})
-
-
-class _HealthProbe:
-    """Probes every destination in a thread, at most once per `ttl` seconds."""
-
-    def __init__(self, sinks: Mapping[str, Sink], clock: Callable[[], float], ttl: float = 10.0):
-        self.sinks = sinks
-        self.clock = clock
-        self.ttl = ttl
-        self._checked_at: float | None = None
-        self._problems: list[str] = []
-
-    async def problems(self) -> list[str]:
-        now = self.clock()
-        if self._checked_at is None or now - self._checked_at >= self.ttl:
-            loop = asyncio.get_running_loop()
-            self._problems = await loop.run_in_executor(None, self._probe_all)
-            self._checked_at = now
-        return list(self._problems)
-
-    def _probe_all(self) -> list[str]:
-        problems = []
-        for name, sink in sorted(self.sinks.items()):
-            try:
-                sink.probe()
-            except SinkError as exc:
-                problems.append(f"destination {name}: {exc}")
-        return problems
 
 
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
