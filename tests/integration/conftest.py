@@ -152,6 +152,20 @@ class WorkerProcess:
 
 
 @pytest.fixture
+def s3_config(
+    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], bucket: str, s3_endpoint: str
+) -> Callable[..., Path]:
+    """`s3_config(syncs=HOURLY_ALL)`: this test's config, on its topic, into its bucket."""
+    from .support import HOURLY_ALL, s3_destination, write_config
+
+    def make(syncs: str = HOURLY_ALL) -> Path:
+        destination = s3_destination("s3", bucket, s3_endpoint)
+        return write_config(tmp_path, broker, names, destination, syncs)
+
+    return make
+
+
+@pytest.fixture
 def workers(tmp_path: Path) -> Iterator[Callable[[Path], WorkerProcess]]:
     started: list[WorkerProcess] = []
 

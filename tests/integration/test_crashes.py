@@ -8,6 +8,7 @@ import random
 import signal
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from stream.embedded import EmbeddedBroker
 from stream.offline import expected_outputs
 
 from .conftest import AWS_ENV, read_bucket, wait_until
-from .test_pipeline import (
+from .support import (
     HOURLY_ALL,
     csvs_in,
     produce,
@@ -51,15 +52,12 @@ routing_key = "crm"
     "COHORT_SYNC_CHAOS=1 runs it",
 )
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), SYNCS)
+    config = s3_config(SYNCS)
     lines = demo_events()
     settings = settings_from_mapping(tomllib.loads(config.read_text()))
     expected = {

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from stream.embedded import EmbeddedBroker, free_port
 from stream.kafka_client import partition_for
 
 from .conftest import wait_until
-from .test_pipeline import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
+from .support import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
 
 
 def with_web_port(config: Path) -> int:
@@ -53,17 +54,12 @@ def get(url: str) -> tuple[int, str]:
 
 
 def test_lag_before_during_and_after_processing(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     with_web_port(config)
     produce(config, C1 + C2)
     before = lag_rows(config)  # the group never committed: lag = end offset
@@ -108,16 +104,12 @@ def test_lag_before_during_and_after_processing(
 
 def test_metrics_health_and_status_page(
     tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     port = with_web_port(config)
     produce(config, [b"not json", *C1, *C2])
     worker = workers(config)

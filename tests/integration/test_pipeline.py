@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,95 +17,30 @@ from scenario import C1, C2, MIN, H, event, expected_csvs
 
 from stream.config import settings_from_mapping
 from stream.embedded import EmbeddedBroker
-from stream.kafka_client import ensure_topics, partition_for, produce_lines
+from stream.kafka_client import ensure_topics, partition_for
 
-from .conftest import TANSU_FAUST, WorkerProcess, read_bucket, wait_until
-
-WAIT = 60.0
-
-
-def write_config(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
-    destinations: str,
-    syncs: str,
-    kafka_extra: str = "",
-    name: str = "config.toml",
-) -> Path:
-    path = tmp_path / name
-    path.write_text(f"""
-project_id = 7
-
-[kafka]
-broker = "{broker.url}"
-topic = "{names["topic"]}"
-app_id = "{names["app_id"]}"
-partitions = 4
-idle_timeout = "off"
-{kafka_extra}
-{TANSU_FAUST}
-{destinations}
-{syncs}
-""")
-    return path
-
-
-def s3_destination(
-    name: str, bucket: str, endpoint: str, path: str = "exports/hourly", naming: str = "amplitude"
-) -> str:
-    return f"""
-[[destinations]]
-name = "{name}"
-url = "s3://{bucket}/{path}"
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-naming = "{naming}"
-user_property = "plan"
-"""
-
-
-HOURLY_ALL = """
-[[syncs]]
-cohort = "*"
-destination = "s3"
-cadence = "hourly"
-"""
-
-
-def produce(config: Path, records: list[bytes]) -> None:
-    settings = settings_from_mapping(_toml(config))
-    ensure_topics(settings.kafka)
-    produce_lines(settings.kafka, records)
-
-
-def csvs_in(objects: dict[str, bytes]) -> dict[str, str]:
-    return {key: data.decode() for key, data in objects.items() if key.endswith(".csv")}
-
-
-def wait_for_objects(
-    s3: Any, bucket: str, count: int, worker: WorkerProcess, prefix: str = ""
-) -> dict[str, bytes]:
-    def ready() -> dict[str, bytes] | None:
-        worker.assert_running()
-        objects = read_bucket(s3, bucket, prefix)
-        return objects if len(objects) >= count else None
-
-    return wait_until(ready, WAIT, f"{count} objects in s3://{bucket}/{prefix}")
+from .conftest import wait_until
+from .support import (
+    HOURLY_ALL,
+    WAIT,
+    csvs_in,
+    produce,
+    s3_destination,
+    toml_of,
+    wait_for_objects,
+    write_config,
+)
 
 
 def test_multi_cohort_scenario_writes_exactly_the_expected_files(
     tmp_path: Path,
-    broker: EmbeddedBroker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(C1 + C2) + b"\n")
     produced = subprocess.run(
@@ -199,10 +135,9 @@ def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
     bucket: str,
     s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    first = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    first = s3_config()
     produce(first, C1 + C2)
     worker = workers(first)
     original = wait_for_objects(s3, bucket, 32, worker)
@@ -223,17 +158,14 @@ def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
 
 
 def test_bad_messages_reach_the_dead_letter_topic_while_good_ones_sync(
-    tmp_path: Path,
     broker: EmbeddedBroker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     bad = [
         b"not json",
         b'{"cohort_id": "c1", "amplitude_id": "x", "action": "enter", "time": 1767571200000}',
@@ -255,17 +187,12 @@ def test_bad_messages_reach_the_dead_letter_topic_while_good_ones_sync(
 
 
 def test_a_restarted_worker_loses_no_membership(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     produce(config, C1[:5])  # up to 01:05: the 01:00 sync is due
     worker = workers(config)
     wait_for_objects(s3, bucket, 4, worker)
@@ -278,18 +205,15 @@ def test_a_restarted_worker_loses_no_membership(
 
 
 def test_records_keyed_otherwise_are_repartitioned_by_cohort(
-    tmp_path: Path,
     broker: EmbeddedBroker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
-    ensure_topics(settings_from_mapping(_toml(config)).kafka)
+    config = s3_config()
+    ensure_topics(settings_from_mapping(toml_of(config)).kafka)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     for index, record in enumerate(C1 + C2):  # keyed by user, on a partition not the cohort's
         cohort = json.loads(record)["cohort_id"].encode()
@@ -365,27 +289,18 @@ def _consume_all(broker: EmbeddedBroker, topic: str, count: int) -> list[tuple[b
     return records
 
 
-def _toml(path: Path) -> dict[str, Any]:
-    import tomllib
-
-    return tomllib.loads(path.read_text())
-
-
 def test_an_existing_topic_with_another_partition_count_is_followed(
-    tmp_path: Path,
     broker: EmbeddedBroker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     admin.create_topics([NewTopic(names["topic"], 3, 1)])  # the config says 4
     admin.close()
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     produce(config, C1 + C2)
     worker = workers(config)
     objects = wait_for_objects(s3, bucket, 32, worker)
@@ -401,10 +316,9 @@ def test_syncs_wait_for_a_missing_bucket_and_land_once_it_exists(
     s3_endpoint: str,
     workers: Any,
 ) -> None:
-    bucket = f"late-{names['app_id'][-8:]}"
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    bucket = f"late-{names['app_id'][-8:]}"  # not created yet
+    destination = s3_destination("s3", bucket, s3_endpoint)
+    config = write_config(tmp_path, broker, names, destination, HOURLY_ALL)
     produce(config, C1)
     worker = workers(config)
     wait_until(lambda: "NoSuchBucket" in worker.log(), WAIT, "a logged NoSuchBucket error")

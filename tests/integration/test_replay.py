@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from scenario import C1, C2, expected_csvs
 from stream.embedded import EmbeddedBroker
 
 from .conftest import read_bucket
-from .test_pipeline import (
+from .support import (
     HOURLY_ALL,
     csvs_in,
     produce,
@@ -39,10 +40,9 @@ def test_replay_writes_the_live_workers_bytes_and_shows_progress(
     bucket: str,
     s3_endpoint: str,
     workers: Any,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     produce(config, C1 + C2)
     worker = workers(config)
     live = wait_for_objects(s3, bucket, 32, worker)
@@ -66,16 +66,11 @@ def test_replay_writes_the_live_workers_bytes_and_shows_progress(
 
 
 def test_replay_writes_only_the_syncs_between_since_and_until(
-    tmp_path: Path,
-    broker: EmbeddedBroker,
-    names: dict[str, str],
     s3: Any,
     bucket: str,
-    s3_endpoint: str,
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     produce(config, C1 + C2)
     result = replay(config, "--since", "2026-01-05T02:00:00Z", "--until", "2026-01-05T03:00Z")
     assert result.returncode == 0, result.stderr
@@ -125,11 +120,9 @@ cadence = "hourly"
 
 
 def test_replay_mistakes_are_one_line(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], bucket: str, s3_endpoint: str
+    s3_config: Callable[..., Path],
 ) -> None:
-    config = write_config(
-        tmp_path, broker, names, s3_destination("s3", bucket, s3_endpoint), HOURLY_ALL
-    )
+    config = s3_config()
     for options, message in [
         (["--since", "yesterday"], "config error: --since: not an ISO-8601 time"),
         (["--destination", "nope"], "config error: --destination: unknown destination 'nope'"),

@@ -1,0 +1,89 @@
+"""Helpers of the integration tests: configs, producing, waiting for objects."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from stream.config import settings_from_mapping
+from stream.embedded import EmbeddedBroker
+from stream.kafka_client import ensure_topics, produce_lines
+
+from .conftest import TANSU_FAUST, WorkerProcess, read_bucket, wait_until
+
+WAIT = 60.0
+
+
+def write_config(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    destinations: str,
+    syncs: str,
+    kafka_extra: str = "",
+    name: str = "config.toml",
+) -> Path:
+    path = tmp_path / name
+    path.write_text(f"""
+project_id = 7
+
+[kafka]
+broker = "{broker.url}"
+topic = "{names["topic"]}"
+app_id = "{names["app_id"]}"
+partitions = 4
+idle_timeout = "off"
+{kafka_extra}
+{TANSU_FAUST}
+{destinations}
+{syncs}
+""")
+    return path
+
+
+def s3_destination(
+    name: str, bucket: str, endpoint: str, path: str = "exports/hourly", naming: str = "amplitude"
+) -> str:
+    return f"""
+[[destinations]]
+name = "{name}"
+url = "s3://{bucket}/{path}"
+region = "us-east-1"
+endpoint_url = "{endpoint}"
+naming = "{naming}"
+user_property = "plan"
+"""
+
+
+HOURLY_ALL = """
+[[syncs]]
+cohort = "*"
+destination = "s3"
+cadence = "hourly"
+"""
+
+
+def produce(config: Path, records: list[bytes]) -> None:
+    settings = settings_from_mapping(toml_of(config))
+    ensure_topics(settings.kafka)
+    produce_lines(settings.kafka, records)
+
+
+def csvs_in(objects: dict[str, bytes]) -> dict[str, str]:
+    return {key: data.decode() for key, data in objects.items() if key.endswith(".csv")}
+
+
+def wait_for_objects(
+    s3: Any, bucket: str, count: int, worker: WorkerProcess, prefix: str = ""
+) -> dict[str, bytes]:
+    def ready() -> dict[str, bytes] | None:
+        worker.assert_running()
+        objects = read_bucket(s3, bucket, prefix)
+        return objects if len(objects) >= count else None
+
+    return wait_until(ready, WAIT, f"{count} objects in s3://{bucket}/{prefix}")
+
+
+def toml_of(path: Path) -> dict[str, Any]:
+    return tomllib.loads(path.read_text())
