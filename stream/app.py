@@ -17,7 +17,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
+from faust.transport.producer import ProducerBuffer
 from faust.types import TP
+from faust.types.transports import ProducerT
+from faust.types.tuples import FutureMessage
 
 from .config import Settings
 from .kafka_client import partition_for
@@ -71,8 +74,51 @@ class _FaustOutbox:
         return await self._writer.write(build)
 
 
+class _WholeFlushBuffer(ProducerBuffer):
+    """Faust's producer buffer, with a `flush` that returns only once every message put
+    into it has reached the Kafka client.
+
+    Table writes become changelog records through this buffer, and a commit flushes it
+    before committing offsets. Faust's own flush returns when no message left the buffer
+    for 0.1 s, or as soon as the queue is empty while its sender still holds the last
+    message (waiting for room in the client: one round trip with one-record batches). The
+    offsets were then committed ahead of the changelog, and a kill -9 at that moment lost
+    state for records the group would never re-deliver.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsent = 0
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
+
+    def put(self, fut: FutureMessage) -> None:
+        self._unsent += 1
+        self._all_sent.clear()
+        super().put(fut)
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._unsent -= 1
+            if self._unsent == 0:
+                self._all_sent.set()
+
+    async def flush(self) -> None:
+        while self._unsent:
+            if self.should_stop:  # the sender task is ending: send what is left here
+                while not self.pending.empty():
+                    await self._send_pending(self.pending.get_nowait())
+            try:
+                await asyncio.wait_for(self._all_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+
+
 class _App(faust.App):
-    """faust.App, plus a second seek to the committed offsets once a rebalance has ended.
+    """faust.App with a producer buffer whose flush is complete (`_WholeFlushBuffer`), and a
+    second seek to the committed offsets once a rebalance has ended.
 
     Faust's recovery seeks stream partitions to their committed offsets, then resumes flow
     control, which clears the stream queues. Records fetched in between are dropped for
@@ -82,6 +128,13 @@ class _App(faust.App):
     """
 
     _reseek: asyncio.Future[None] | None = None
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        buffer = _WholeFlushBuffer(loop=self.loop, beacon=producer.beacon)
+        buffer.app = self
+        producer.buffer = buffer
+        return producer
 
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
