@@ -105,6 +105,12 @@ def _parser() -> argparse.ArgumentParser:
         "s3://b/P/exports (file:// destinations get a P subfolder)",
     )
     replay.add_argument("--destination", metavar="NAME", help="write only this destination's syncs")
+    replay.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files that hold other bytes (by default files are never "
+        "replaced: identical ones are left alone, different ones kept and counted)",
+    )
     replay.set_defaults(run=_run_replay)
 
     lag = commands.add_parser(
@@ -217,6 +223,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         until=parse_moment(args.until, "--until") if args.until else None,
         prefix=args.prefix,
         destination=args.destination,
+        overwrite=args.overwrite,
     )
     _configure_logging("warn")
     run_replay(settings, options)

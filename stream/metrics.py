@@ -30,6 +30,8 @@ class Metrics:
     files: int = 0
     bytes: int = 0
     upload_retries: int = 0
+    kept_objects: int = 0
+    """Objects found holding other bytes than a sync's, and kept (never replaced)."""
     syncs: Counter[str] = field(default_factory=Counter)
     """Syncs written, by destination name."""
     last_sync_time_ms: dict[str, int] = field(default_factory=dict)
@@ -84,6 +86,11 @@ def render_prometheus(
         ),
         ("cohort_sync_files_total", metrics.files, "Files written (CSVs and manifests)."),
         ("cohort_sync_upload_retries_total", metrics.upload_retries, "Failed sync writes retried."),
+        (
+            "cohort_sync_kept_objects_total",
+            metrics.kept_objects,
+            "Existing objects with other bytes than a sync's, kept (never replaced).",
+        ),
     ]
     for name, value, text in counters:
         family(name, "counter", text)

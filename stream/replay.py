@@ -38,6 +38,8 @@ class ReplayOptions:
     until: int | None = None
     prefix: str | None = None
     destination: str | None = None
+    overwrite: bool = False
+    """Replace existing objects that hold other bytes (by default they are kept)."""
 
     def wants(self, job: SyncJob) -> bool:
         after_since = self.since is None or job.sync_time >= self.since
@@ -122,7 +124,10 @@ async def _replay(
     await loop.run_in_executor(None, reader.start)
     settings = replace(settings, kafka=replace(settings.kafka, partitions=len(reader.end)))
     metrics = Metrics()
-    sinks = {name: open_sink(dest) for name, dest in settings.destinations.items()}
+    sinks = {
+        name: open_sink(dest, overwrite=options.overwrite)
+        for name, dest in settings.destinations.items()
+    }
     writer = SyncWriter(sinks, metrics)
     outbox = _ReplayOutbox(writer)
     processor = Processor(settings, {}, outbox, partition_for, metrics, wanted=options.wants)
@@ -157,6 +162,12 @@ async def _replay(
         f"replay done: {summary.records:,} records, {summary.syncs:,} syncs, "
         f"{summary.files:,} files, {summary.bytes:,} bytes in {summary.seconds:.1f}s"
         + (f"; {outbox.dead_letters:,} invalid records skipped" if outbox.dead_letters else "")
+        + (
+            f"; {metrics.kept_objects:,} existing files with other bytes kept "
+            "(--overwrite replaces them)"
+            if metrics.kept_objects
+            else ""
+        )
     )
     return summary
 

@@ -18,7 +18,7 @@ from .config import Destination, SyncRule
 from .csvfile import format_cell, guard_formula, render_csv
 from .membership import CohortDiff, PropertyKey, Snapshot
 from .naming import DIFF_TYPES, object_key
-from .sinks import Sink
+from .sinks import Put, Sink
 
 __all__ = ["SyncFile", "SyncOutput", "InputPosition", "build_sync", "write_sync", "columns_for"]
 
@@ -110,11 +110,14 @@ def build_sync(
     )
 
 
-def write_sync(sink: Sink, output: SyncOutput) -> None:
-    """Put the three CSVs, then the manifest (a sync is complete once it exists)."""
-    for file in output.csv_files:
-        sink.put(file.key, file.data)
-    sink.put(output.manifest.key, output.manifest.data)
+def write_sync(sink: Sink, output: SyncOutput) -> list[str]:
+    """Put the three CSVs, then the manifest (a sync is complete once it exists).
+    Returns the keys that already held other bytes, which were kept (see `Sink`)."""
+    kept = []
+    for file in (*output.csv_files, output.manifest):
+        if sink.put(file.key, file.data) is Put.KEPT:
+            kept.append(file.key)
+    return kept
 
 
 def _cells(

@@ -78,7 +78,7 @@ class SyncWriter:
         while True:
             started = time.monotonic()
             try:
-                await loop.run_in_executor(self._pool, write_sync, sink, output)
+                kept = await loop.run_in_executor(self._pool, write_sync, sink, output)
                 break
             except SinkError as exc:
                 self.metrics.upload_retries += 1
@@ -92,6 +92,14 @@ class SyncWriter:
                 await self._sleep(delay)
                 backoff = min(backoff * 2, self._max_backoff)
         self.metrics.observe_upload(time.monotonic() - started)
+        for key in kept:
+            self.metrics.kept_objects += 1
+            message = (
+                f"destination {output.destination}: {sink.location(key)} already holds other "
+                "bytes than this sync's; kept (objects are never replaced)"
+            )
+            log.warning("%s", message)
+            self.metrics.recent_errors.appendleft(message)
         self.metrics.files += len(output.csv_files) + 1
         self.metrics.bytes += sum(len(f.data) for f in (*output.csv_files, output.manifest))
         self.metrics.synced(

@@ -45,7 +45,7 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     assert 'cohort_sync_watermark_lag_seconds{partition="0"} 1.5' in lines
     assert 'cohort_sync_last_sync_timestamp_seconds{destination="d\\"1"} 7200' in lines
     types = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(types) == 10 and text.endswith("\n")  # the 9 the issue names, and retries
+    assert len(types) == 11 and text.endswith("\n")  # the 9 the issue names, retries, kept
 
 
 def test_status_page_escapes_what_it_shows() -> None:

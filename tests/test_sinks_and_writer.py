@@ -9,18 +9,27 @@ import pytest
 
 from stream.errors import PermanentSinkError, TransientSinkError
 from stream.metrics import Metrics
+from stream.sinks import Put
 from stream.sinks.local import LocalSink
 from stream.sync import SyncFile, SyncOutput
 from stream.writer import SyncWriter
 
 
-def test_local_sink_writes_whole_files_and_leaves_no_temporaries(tmp_path: Path) -> None:
+def test_local_sink_writes_once_and_leaves_no_temporaries(tmp_path: Path) -> None:
     sink = LocalSink(tmp_path / "out")
-    sink.put("a/b.csv", b"first")
-    sink.put("a/b.csv", b"second")
-    assert (tmp_path / "out" / "a" / "b.csv").read_bytes() == b"second"
+    assert sink.put("a/b.csv", b"first") is Put.WRITTEN
+    assert sink.put("a/b.csv", b"first") is Put.UNCHANGED
+    assert sink.put("a/b.csv", b"second") is Put.KEPT
+    assert (tmp_path / "out" / "a" / "b.csv").read_bytes() == b"first"
     assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["b.csv"]
     assert sink.location("a/b.csv") == (tmp_path / "out" / "a" / "b.csv").as_uri()
+
+
+def test_local_sink_with_overwrite_replaces_files(tmp_path: Path) -> None:
+    LocalSink(tmp_path).put("b.csv", b"first")
+    assert LocalSink(tmp_path, overwrite=True).put("b.csv", b"second") is Put.WRITTEN
+    assert (tmp_path / "b.csv").read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == ["b.csv"]
 
 
 def test_local_sink_refuses_keys_that_escape_its_folder(tmp_path: Path) -> None:
@@ -44,12 +53,15 @@ class FlakySink:
         self.attempts = 0
         self.attempt_times: list[float] = []
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes) -> Put:
         self.attempts += 1
         self.attempt_times.append(self.clock())
         if self.attempts <= self.failures:
             raise self.error("503 SlowDown")
+        if key in self.stored:
+            return Put.UNCHANGED if self.stored[key] == data else Put.KEPT
         self.stored[key] = data
+        return Put.WRITTEN
 
     def location(self, key: str) -> str:
         return f"mem://{key}"
@@ -92,3 +104,16 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
     first_tries = sink.attempt_times[:4]
     waits = [b - a for a, b in zip(first_tries, first_tries[1:], strict=False)]
     assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 1.5 <= waits[2] <= 4.5
+
+
+def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCaptureFixture) -> None:
+    sink = FlakySink(failures=0)
+    sink.stored["k_exiting.csv"] = b"other bytes"
+    metrics = Metrics()
+    writer = SyncWriter({"d": sink}, metrics)
+    asyncio.run(writer.write(output))
+    writer.close()
+    assert sink.stored["k_exiting.csv"] == b"other bytes"
+    assert sink.stored["k_manifest.json"] == b"{}"
+    assert metrics.kept_objects == 1 and metrics.syncs["d"] == 1
+    assert "mem://k_exiting.csv already holds other bytes" in caplog.text

@@ -3,25 +3,40 @@
 Contract (every sink keeps it):
 - `put(key, data)` blocks until the object is durably stored; call it from a worker thread,
   never on the event loop.
-- Atomic per object: a reader sees the previous bytes or the new bytes, never a part.
-- Idempotent: putting the same bytes under the same key again is harmless. cohort-sync's
-  keys and bytes are a pure function of the input, so a retry or a replay is exactly-once
-  in effect, while delivery itself is at-least-once.
+- Atomic per object: a reader sees no object or a whole one, never a part.
+- Write-once: an existing object is never replaced (S3 `If-None-Match: *`, a hard link on
+  a file system), unless the sink was opened with `overwrite=True` (a replay's
+  `--overwrite`). cohort-sync's keys and bytes are a pure function of the input, so a
+  retry, a restart or a replay finds the same bytes there (`Put.UNCHANGED`): delivery is
+  at-least-once, files are exactly-once. The same rule fences a stale worker that lost
+  its partitions: it cannot replace what the new owner wrote (`Put.KEPT`).
 - Errors are `TransientSinkError` (worth retrying) or `PermanentSinkError` (needs a fix).
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol
 
 from ..config import Destination
 
-__all__ = ["Sink", "open_sink"]
+__all__ = ["Put", "Sink", "open_sink"]
+
+
+class Put(enum.Enum):
+    """What `Sink.put` did."""
+
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    """The key already held exactly these bytes."""
+    KEPT = "kept"
+    """The key held other bytes, and they were kept: objects are never replaced."""
 
 
 class Sink(Protocol):
-    def put(self, key: str, data: bytes) -> None:
-        """Store `data` under `key` (a relative path below the destination)."""
+    def put(self, key: str, data: bytes) -> Put:
+        """Store `data` under `key` (a relative path below the destination) unless the key
+        exists already."""
         ...
 
     def location(self, key: str) -> str:
@@ -33,7 +48,7 @@ class Sink(Protocol):
         ...
 
 
-def open_sink(destination: Destination) -> Sink:
+def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
     """The sink for a configured destination (boto3 is imported only for S3)."""
     if destination.scheme == "s3":
         from .s3 import S3Sink
@@ -42,7 +57,8 @@ def open_sink(destination: Destination) -> Sink:
             bucket=destination.bucket,
             region=destination.region,
             endpoint_url=destination.endpoint_url,
+            overwrite=overwrite,
         )
     from .local import LocalSink
 
-    return LocalSink(destination.path)
+    return LocalSink(destination.path, overwrite=overwrite)

@@ -1,7 +1,8 @@
 """`file://` destinations: the same key layout on a local file system.
 
-Each file is written to a temporary sibling, fsynced, then renamed over the target, so a
-reader never sees a half-written file.
+Each file is written to a temporary sibling and fsynced, then hard-linked to its name (which
+fails if the name exists: files are never replaced) or, with `overwrite`, renamed over it.
+A reader never sees a half-written file.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import tempfile
 from pathlib import Path
 
 from ..errors import PermanentSinkError, TransientSinkError
+from . import Put
 
 __all__ = ["LocalSink"]
 
 
 class LocalSink:
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], *, overwrite: bool = False) -> None:
         self.root = Path(root)
+        self.overwrite = overwrite
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes) -> Put:
         target = self._resolve(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -29,10 +32,16 @@ class LocalSink:
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except BaseException:
+                if self.overwrite:
+                    os.replace(temporary, target)
+                    return Put.WRITTEN
+                try:
+                    os.link(temporary, target)
+                except FileExistsError:
+                    return Put.UNCHANGED if target.read_bytes() == data else Put.KEPT
+                return Put.WRITTEN
+            finally:
                 Path(temporary).unlink(missing_ok=True)
-                raise
         except PermissionError as exc:
             raise PermanentSinkError(f"cannot write {target}: {exc.strerror}") from exc
         except OSError as exc:

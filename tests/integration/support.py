@@ -82,7 +82,13 @@ def wait_for_objects(
         objects = read_bucket(s3, bucket, prefix)
         return objects if len(objects) >= count else None
 
-    return wait_until(ready, WAIT, f"{count} objects in s3://{bucket}/{prefix}")
+    try:
+        return wait_until(ready, WAIT, f"{count} objects in s3://{bucket}/{prefix}")
+    except AssertionError as exc:
+        found = sorted(read_bucket(s3, bucket, prefix))
+        raise AssertionError(
+            f"{exc}; found {len(found)}: {found}\n--- worker log (end) ---\n{worker.log()[-3000:]}"
+        ) from None
 
 
 def toml_of(path: Path) -> dict[str, Any]:

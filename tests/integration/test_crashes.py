@@ -3,6 +3,7 @@ of a clean run (every sync, its manifest, nothing else)."""
 
 from __future__ import annotations
 
+import difflib
 import os
 import random
 import signal
@@ -79,7 +80,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     objects = wait_for_objects(s3, bucket, len(expected), final)
     assert objects.keys() == expected.keys()
     mismatched = [key for key in expected if objects[key] != expected[key]]
-    assert mismatched == []
+    assert mismatched == [], _differences(objects, expected, mismatched)
     final.stop()
     assert read_bucket(s3, bucket) == expected
 
@@ -120,3 +121,20 @@ def test_s3_going_away_and_coming_back_loses_no_sync(
         worker.stop()
     finally:
         server.stop()
+
+
+def _differences(objects: dict[str, bytes], expected: dict[str, bytes], keys: list[str]) -> str:
+    """The first few differences, as unified diffs, for a readable failure."""
+    parts = [f"{len(keys)} objects differ from a clean run's"]
+    for key in sorted(keys)[:4]:
+        parts.extend(
+            difflib.unified_diff(
+                expected[key].decode().splitlines(),
+                objects[key].decode().splitlines(),
+                f"expected {key}",
+                f"written {key}",
+                lineterm="",
+                n=1,
+            )
+        )
+    return "\n".join(parts)

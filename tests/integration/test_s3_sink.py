@@ -1,0 +1,86 @@
+"""The S3 sink against moto's server: write-once objects, error classes, injected 5xx."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scenario import C1, C2, expected_csvs
+
+from stream.embedded import EmbeddedBroker
+from stream.errors import PermanentSinkError
+from stream.sinks import Put
+from stream.sinks.s3 import S3Sink
+
+from .faults import INTERNAL_ERROR, SLOW_DOWN, Fault, FaultyS3Proxy
+from .support import HOURLY_ALL, csvs_in, produce, s3_destination, wait_for_objects, write_config
+
+
+def test_objects_are_written_once_and_never_replaced(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
+    assert sink.put("a/b.csv", b"first") is Put.WRITTEN
+    assert sink.put("a/b.csv", b"first") is Put.UNCHANGED
+    assert sink.put("a/b.csv", b"other") is Put.KEPT
+    assert s3.get_object(Bucket=bucket, Key="a/b.csv")["Body"].read() == b"first"
+    replacing = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint, overwrite=True)
+    assert replacing.put("a/b.csv", b"other") is Put.WRITTEN
+    assert s3.get_object(Bucket=bucket, Key="a/b.csv")["Body"].read() == b"other"
+
+
+def test_a_missing_bucket_is_a_permanent_error_naming_it(s3_endpoint: str) -> None:
+    sink = S3Sink(bucket="no-such-bucket-here", region="us-east-1", endpoint_url=s3_endpoint)
+    with pytest.raises(PermanentSinkError, match="s3://no-such-bucket-here/k.csv: NoSuchBucket"):
+        sink.put("k.csv", b"x")
+
+
+def test_injected_slowdowns_and_internal_errors_are_retried(
+    bucket: str, s3: Any, s3_endpoint: str
+) -> None:
+    attempts: Counter[str] = Counter()
+
+    def two_failures_per_put(method: str, path: str) -> Fault | None:
+        if method != "PUT":
+            return None
+        attempts[path] += 1
+        return {1: SLOW_DOWN, 2: INTERNAL_ERROR}.get(attempts[path])
+
+    with FaultyS3Proxy(s3_endpoint, two_failures_per_put) as proxy:
+        sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url)
+        for index in range(3):
+            assert sink.put(f"k{index}.csv", b"data") is Put.WRITTEN
+    assert proxy.injected == {"SlowDown": 3, "InternalError": 3}
+    assert s3.get_object(Bucket=bucket, Key="k2.csv")["Body"].read() == b"data"
+
+
+def test_worker_lands_every_sync_through_bursts_of_5xx(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    requests = Counter[str]()
+
+    def bursts(method: str, path: str) -> Fault | None:
+        requests["all"] += 1
+        number = requests["all"]
+        if 5 <= number < 15:  # longer than botocore's own retries: the writer's backoff
+            return SLOW_DOWN
+        return INTERNAL_ERROR if number % 7 == 0 else None
+
+    with FaultyS3Proxy(s3_endpoint, bursts) as proxy:
+        destination = s3_destination("s3", bucket, proxy.url)
+        config = write_config(tmp_path, broker, names, destination, HOURLY_ALL)
+        produce(config, C1 + C2)
+        worker = workers(config)
+        objects = wait_for_objects(s3, bucket, 32, worker)
+        worker.stop()
+    assert csvs_in(objects) == expected_csvs("exports/hourly")
+    assert proxy.injected["SlowDown"] == 10 and proxy.injected["InternalError"] > 0
+    assert "not written, retrying" in worker.log()
