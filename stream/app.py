@@ -9,7 +9,6 @@ a tick record that the agent then processes. The only module that imports faust.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -17,12 +16,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
-from faust.transport.producer import ProducerBuffer
-from faust.types import TP
-from faust.types.transports import ProducerT
-from faust.types.tuples import FutureMessage
+from faust.types import TP, EventT
 
 from .config import Settings
+from .delivery import InOrderDelivery
+from .faust_fixes import InOrderConsumer, SafeApp
 from .kafka_client import partition_for
 from .metrics import Metrics
 from .processor import Processor
@@ -74,73 +72,6 @@ class _FaustOutbox:
         return await self._writer.write(build)
 
 
-class _WholeFlushBuffer(ProducerBuffer):
-    """Faust's producer buffer, with a `flush` that returns only once every message put
-    into it has reached the Kafka client.
-
-    Table writes become changelog records through this buffer, and a commit flushes it
-    before committing offsets. Faust's own flush returns when no message left the buffer
-    for 0.1 s, or as soon as the queue is empty while its sender still holds the last
-    message (waiting for room in the client: one round trip with one-record batches). The
-    offsets were then committed ahead of the changelog, and a kill -9 at that moment lost
-    state for records the group would never re-deliver.
-    """
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._unsent = 0
-        self._all_sent = asyncio.Event()
-        self._all_sent.set()
-
-    def put(self, fut: FutureMessage) -> None:
-        self._unsent += 1
-        self._all_sent.clear()
-        super().put(fut)
-
-    async def _send_pending(self, fut: FutureMessage) -> None:
-        try:
-            await super()._send_pending(fut)
-        finally:
-            self._unsent -= 1
-            if self._unsent == 0:
-                self._all_sent.set()
-
-    async def flush(self) -> None:
-        while self._unsent:
-            if self.should_stop:  # the sender task is ending: send what is left here
-                while not self.pending.empty():
-                    await self._send_pending(self.pending.get_nowait())
-            try:
-                await asyncio.wait_for(self._all_sent.wait(), timeout=0.1)
-            except TimeoutError:
-                continue
-
-
-class _App(faust.App):
-    """faust.App with a producer buffer whose flush is complete (`_WholeFlushBuffer`), and a
-    second seek to the committed offsets once a rebalance has ended.
-
-    Faust's recovery seeks stream partitions to their committed offsets, then resumes flow
-    control, which clears the stream queues. Records fetched in between are dropped for
-    good (seen against Tansu on a restart with lag: the last record of a batch never
-    reached the agent). Seeking again once the worker is ready re-delivers them; records
-    processed twice are harmless because every state update is idempotent.
-    """
-
-    _reseek: asyncio.Future[None] | None = None
-
-    def _new_producer(self) -> ProducerT:
-        producer = super()._new_producer()
-        buffer = _WholeFlushBuffer(loop=self.loop, beacon=producer.beacon)
-        buffer.app = self
-        producer.buffer = buffer
-        return producer
-
-    def on_rebalance_end(self) -> None:
-        super().on_rebalance_end()
-        self._reseek = asyncio.ensure_future(self.consumer.perform_seek())
-
-
 class Worker:
     """A configured Faust app plus the processor it drives."""
 
@@ -170,7 +101,7 @@ def create_worker(
         **(faust_defaults or {}),
         **settings.faust,
     }
-    app = _App(kafka.app_id, broker=broker_url, **faust_settings)
+    app = SafeApp(kafka.app_id, broker=broker_url, **faust_settings)
     ticks_topic = f"{kafka.app_id}-ticks"
     repartition_topic = f"{kafka.app_id}-by-cohort"
     raw: dict[str, Any] = {
@@ -198,30 +129,58 @@ def create_worker(
         settings, table, _FaustOutbox(dlq, repartition, writer), partition_for, metrics
     )
     last_record: dict[int, float] = {}
+    stuck: dict[TP, tuple[int, float]] = {}
     tick_sent: dict[int, int | None] = {}
     busy: set[int] = set()
 
+    delivery: InOrderDelivery[EventT] = InOrderDelivery(confirmations=3)
+    own_topics = {kafka.topic, repartition_topic, ticks_topic}
+
+    def start_partitions(starts: Mapping[TP, int | None]) -> None:
+        for tp, offset in starts.items():
+            if tp.topic in own_topics:
+                delivery.start(tp, offset)
+
+    app.on_seeked = start_partitions
+
+    async def handle(event: EventT) -> None:
+        message = event.message
+        partition = message.partition
+        if message.topic == ticks_topic:
+            tick_sent.pop(partition, None)
+            await processor.on_tick(partition, json.loads(event.value)["now"])
+            return
+        last_record[partition] = clock()
+        busy.add(partition)
+        try:
+            await processor.on_record(
+                message.topic, partition, message.offset, message.key, event.value
+            )
+        finally:
+            busy.discard(partition)
+            last_record[partition] = clock()
+
     @app.agent(sources, name="cohort-sync-membership")
     async def membership(stream: Any) -> None:
-        async for event in stream.events():
+        # Acknowledged by hand, and only once handled: a held record is never committed.
+        async for event in stream.noack().events():
             message = event.message
-            partition = message.partition
-            if message.topic == ticks_topic:
-                tick_sent.pop(partition, None)
-                await processor.on_tick(partition, json.loads(event.value)["now"])
-                continue
-            last_record[partition] = clock()
-            busy.add(partition)
-            try:
-                await processor.on_record(
-                    message.topic, partition, message.offset, message.key, event.value
-                )
-            finally:
-                busy.discard(partition)
-                last_record[partition] = clock()
+            tp = TP(message.topic, message.partition)
+            released = delivery.offer(tp, message.offset, event)
+            for duplicate in released.duplicates:
+                duplicate.ack()
+            if released.rewind_to is not None:
+                await _rewind(app, tp, released.rewind_to, message.offset)
+            for record in released.records:
+                await handle(record)
+                record.ack()
+            if released.absent is not None:
+                await _mark_absent(app, tp, *released.absent)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
+        for tp in revoked:
+            delivery.forget(tp)
         mine = {tp.partition for tp in revoked if tp.topic == kafka.topic}
         processor.forget(mine)
         for partition in mine:
@@ -238,6 +197,7 @@ def create_worker(
         worker stopped), and advance idle, caught-up partitions by the wall clock."""
         try:
             now = clock()
+            await _rewind_stuck(app, delivery, stuck, time.monotonic())
             for tp in sorted(app.consumer.assignment()):
                 partition = tp.partition
                 if tp.topic != kafka.topic:
@@ -259,6 +219,59 @@ def create_worker(
     return Worker(app, processor, writer)
 
 
+async def _rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
+    log.warning(
+        "%s/%d: record %d arrived before record %d: reading again from %d",
+        tp.topic,
+        tp.partition,
+        seen,
+        offset,
+        offset,
+    )
+    await app.consumer.seek(tp, offset)
+
+
+async def _mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
+    log.info(
+        "%s/%d: offsets %d to %d do not exist (transaction markers or compaction)",
+        tp.topic,
+        tp.partition,
+        start,
+        end - 1,
+    )
+    consumer = app.consumer
+    assert isinstance(consumer, InOrderConsumer)
+    await consumer.mark_absent(tp, start, end)
+
+
+#: A partition still waiting for a missing record this long after asking for it asks again.
+REWIND_AGAIN_SECONDS = 2.0
+
+
+async def _rewind_stuck(
+    app: faust.App,
+    delivery: InOrderDelivery[EventT],
+    stuck: dict[TP, tuple[int, float]],
+    now: float,
+) -> None:
+    """Seek again partitions whose missing record a rewind did not bring (its fetch was
+    dropped behind the rest of a stale batch)."""
+    waiting = delivery.waiting()
+    for tp in list(stuck):
+        if tp not in waiting:
+            del stuck[tp]
+    for key, offset in waiting.items():
+        assert isinstance(key, tuple)
+        tp = TP(*key)
+        since = stuck.get(tp)
+        if since is None or since[0] != offset:
+            stuck[tp] = (offset, now)
+        elif now - since[1] >= REWIND_AGAIN_SECONDS and tp in app.consumer.assignment():
+            stuck[tp] = (offset, now)
+            log.warning("%s/%d: still waiting for record %d: reading again", *tp, offset)
+            await app.consumer.seek(tp, offset)
+
+
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     for tp in partitions:
         if tp not in app.consumer.assignment():
@@ -277,7 +290,7 @@ STALL_SECONDS = 3.0
 async def _heal_stall(app: faust.App, processor: Processor, tp: TP) -> None:
     """Re-read a partition whose records were fetched but never reached the agent.
 
-    Besides the recovery race `_App` works around, a worker restarted with lag was seen (by
+    Besides the recovery race `SafeApp` works around, a worker restarted with lag was seen (by
     the kill -9 test, about one run in five) to stop receiving a partition's records while
     the consumer's position had moved past them. If the agent is idle, has handled records
     of this partition and the high watermark is beyond them, seek back to the first record

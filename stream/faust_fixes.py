@@ -1,0 +1,136 @@
+"""What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
+
+The other half of the Faust edge: `app.py` wires the worker on `SafeApp`. Three fixes:
+
+- `WholeFlushBuffer`: a commit waits for every changelog record written before it.
+- `InOrderConsumer`: no gap-filling; only `delivery.InOrderDelivery` says which offsets are
+  absent, so a commit never passes a record that was skipped, not handled.
+- `SafeApp`: both of the above, plus a second seek to the committed offsets once a
+  rebalance has ended, which then tells the agent where each partition starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import faust
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP
+from faust.types.transports import ConsumerT, ProducerT
+from faust.types.tuples import FutureMessage
+
+__all__ = ["WholeFlushBuffer", "InOrderConsumer", "SafeApp"]
+
+
+class WholeFlushBuffer(ProducerBuffer):
+    """Faust's producer buffer, with a `flush` that returns only once every message put
+    into it has reached the Kafka client.
+
+    Table writes become changelog records through this buffer, and a commit flushes it
+    before committing offsets. Faust's own flush returns when no message left the buffer
+    for 0.1 s, or as soon as the queue is empty while its sender still holds the last
+    message (waiting for room in the client: one round trip with one-record batches). The
+    offsets were then committed ahead of the changelog, and a kill -9 at that moment lost
+    state for records the group would never re-deliver.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsent = 0
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
+
+    def put(self, fut: FutureMessage) -> None:
+        self._unsent += 1
+        self._all_sent.clear()
+        super().put(fut)
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._unsent -= 1
+            if self._unsent == 0:
+                self._all_sent.set()
+
+    async def flush(self) -> None:
+        while self._unsent:
+            if self.should_stop:  # the sender task is ending: send what is left here
+                while not self.pending.empty():
+                    await self._send_pending(self.pending.get_nowait())
+            try:
+                await asyncio.wait_for(self._all_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+
+
+class InOrderConsumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer without gap-filling.
+
+    When a fetched record's offset jumps past the last one read, Faust records the offsets
+    in between as a "gap" that commits may pass (meant for transaction markers). After a
+    seek, the rest of a batch fetched before it makes such a jump over records that were
+    never delivered, and a commit then passed them. Here a jump counts for nothing until
+    `mark_absent` says so.
+    """
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        return None
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek, then tell `SafeApp.on_seeked` where each partition starts: the committed
+        offset, or for a partition the group never committed, 0 when it starts at the
+        earliest record (None: not known)."""
+        offsets = await super().seek_to_committed()
+        app = self.app
+        assert isinstance(app, SafeApp)
+        never = 0 if app.conf.consumer_auto_offset_reset == "earliest" else None
+        if app.on_seeked is not None:
+            app.on_seeked(
+                {
+                    TP(tp.topic, tp.partition): never if offset is None or offset < 0 else offset
+                    for tp, offset in offsets.items()
+                }
+            )
+        return offsets
+
+    async def mark_absent(self, tp: TP, start: int, end: int) -> None:
+        """Offsets `[start, end)` of `tp` do not exist: commits may pass them."""
+        await super()._add_gap(tp, start, end - 1)
+
+
+class SafeApp(faust.App):
+    """faust.App with `WholeFlushBuffer` and `InOrderConsumer`, and a second seek to the
+    committed offsets once a rebalance has ended.
+
+    Faust's recovery seeks stream partitions to their committed offsets, then resumes flow
+    control, which clears the stream queues: records fetched in between never reach the
+    agent. Seeking again once the worker is ready re-delivers them. At every such seek
+    `on_seeked` gets each assigned partition's starting offset (see `InOrderConsumer`).
+    """
+
+    on_seeked: Callable[[Mapping[TP, int | None]], None] | None = None
+    _reseek: asyncio.Future[None] | None = None
+
+    def _new_producer(self) -> ProducerT:
+        producer = super()._new_producer()
+        buffer = WholeFlushBuffer(loop=self.loop, beacon=producer.beacon)
+        buffer.app = self
+        producer.buffer = buffer
+        return producer
+
+    def _new_consumer(self) -> ConsumerT:
+        return InOrderConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.transport.loop,
+        )
+
+    def on_rebalance_end(self) -> None:
+        super().on_rebalance_end()
+        self._reseek = asyncio.ensure_future(self.consumer.perform_seek())
