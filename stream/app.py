@@ -20,6 +20,7 @@ from faust.types import TP, EventT
 
 from .config import Settings
 from .delivery import InOrderDelivery
+from .errors import WriteAbandoned
 from .faust_fixes import InOrderConsumer, SafeApp
 from .kafka_client import partition_for
 from .metrics import Metrics
@@ -142,6 +143,7 @@ def create_worker(
                 delivery.start(tp, offset)
 
     app.on_seeked = start_partitions
+    app.on_stopping = writer.abandon
 
     async def handle(event: EventT) -> None:
         message = event.message
@@ -163,17 +165,30 @@ def create_worker(
     @app.agent(sources, name="cohort-sync-membership")
     async def membership(stream: Any) -> None:
         # Acknowledged by hand, and only once handled: a held record is never committed.
+        consumer = app.consumer
+        assert isinstance(consumer, InOrderConsumer)
         async for event in stream.noack().events():
             message = event.message
             tp = TP(message.topic, message.partition)
             released = delivery.offer(tp, message.offset, event)
             for duplicate in released.duplicates:
-                duplicate.ack()
+                consumer.settle(duplicate.message)
             if released.rewind_to is not None:
                 await _rewind(app, tp, released.rewind_to, message.offset)
-            for record in released.records:
-                await handle(record)
-                record.ack()
+            for index, record in enumerate(released.records):
+                try:
+                    await handle(record)
+                except WriteAbandoned:
+                    log.warning(
+                        "stopping: %s/%d from offset %d is left for the next start",
+                        tp.topic,
+                        tp.partition,
+                        record.message.offset,
+                    )
+                    for unhandled in released.records[index:]:
+                        consumer.abandon(unhandled.message)
+                    break
+                consumer.settle(record.message)
             if released.absent is not None:
                 await _mark_absent(app, tp, *released.absent)
 

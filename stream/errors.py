@@ -14,6 +14,7 @@ __all__ = [
     "TransientSinkError",
     "PermanentSinkError",
     "BrokerError",
+    "WriteAbandoned",
 ]
 
 
@@ -52,3 +53,7 @@ class PermanentSinkError(SinkError):
 
 class BrokerError(CohortSyncError):
     """The Kafka broker could not be started or reached."""
+
+
+class WriteAbandoned(CohortSyncError):
+    """A sync was not written because the worker is stopping; a restart writes it."""

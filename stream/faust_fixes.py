@@ -19,7 +19,7 @@ from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 from faust.types.transports import ConsumerT, ProducerT
-from faust.types.tuples import FutureMessage
+from faust.types.tuples import FutureMessage, Message
 
 __all__ = ["WholeFlushBuffer", "InOrderConsumer", "SafeApp"]
 
@@ -96,6 +96,18 @@ class InOrderConsumer(AIOKafkaConsumer):
             )
         return offsets
 
+    def settle(self, message: Message) -> None:
+        """Acknowledge a handled record. A record acknowledged before (a duplicate) or below
+        the committed offset would stay among the unacknowledged ones for good, and a stop
+        or a rebalance would wait for it for ever: it leaves them here."""
+        message.ack(self)
+        self._unacked_messages.discard(message)
+
+    def abandon(self, message: Message) -> None:
+        """Give up a record without acknowledging it (the worker is stopping): a commit does
+        not pass it, and the stop does not wait for it."""
+        self._unacked_messages.discard(message)
+
     async def mark_absent(self, tp: TP, start: int, end: int) -> None:
         """Offsets `[start, end)` of `tp` do not exist: commits may pass them."""
         await super()._add_gap(tp, start, end - 1)
@@ -112,7 +124,14 @@ class SafeApp(faust.App):
     """
 
     on_seeked: Callable[[Mapping[TP, int | None]], None] | None = None
+    on_stopping: Callable[[], None] | None = None
+    """Called first thing when the app stops, before Faust waits for the agent's record."""
     _reseek: asyncio.Future[None] | None = None
+
+    async def on_stop(self) -> None:
+        if self.on_stopping is not None:
+            self.on_stopping()
+        await super().on_stop()
 
     def _new_producer(self) -> ProducerT:
         producer = super()._new_producer()

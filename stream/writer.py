@@ -3,11 +3,14 @@
 The event loop only awaits: building the files (CPU) and uploading them (I/O) both run in
 worker threads. A failed write is retried with exponential backoff and jitter, for ever:
 skipping a sync would break every later diff, so the partition waits for its destination.
+Only `abandon` (the worker is stopping) ends the wait: `write` then raises `WriteAbandoned`
+and the record that made the sync due is not acknowledged, so a restart writes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import random
@@ -15,8 +18,9 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from .errors import SinkError
+from .errors import SinkError, WriteAbandoned
 from .metrics import Metrics, RecentSync
 from .sinks import Sink
 from .sync import SyncOutput, write_sync
@@ -24,6 +28,8 @@ from .sync import SyncOutput, write_sync
 __all__ = ["SyncWriter"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 _gc_lock = threading.Lock()
@@ -60,25 +66,36 @@ class SyncWriter:
         threads: int = 4,
         first_backoff: float = 0.5,
         max_backoff: float = 30.0,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
+        """`sleep` waits between attempts (default: until the delay passes or `abandon`)."""
         self.sinks = sinks
         self.metrics = metrics
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cohort-sync-io")
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
-        self._sleep = sleep
+        self._sleep = sleep or self._sleep_unless_abandoned
+        self._abandoned: asyncio.Event | None = None
+
+    def abandon(self) -> None:
+        """Stop waiting: every `write` in progress or to come raises `WriteAbandoned`.
+        Call from the event loop."""
+        self._stopping().set()
 
     async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
         """Build a sync in a thread, then write it until it has landed."""
         loop = asyncio.get_running_loop()
-        output = await loop.run_in_executor(self._pool, _without_cyclic_gc, build)
+        output = await self._unless_abandoned(
+            loop.run_in_executor(self._pool, _without_cyclic_gc, build)
+        )
         sink = self.sinks[output.destination]
         backoff = self._first_backoff
         while True:
             started = time.monotonic()
             try:
-                kept = await loop.run_in_executor(self._pool, write_sync, sink, output)
+                kept = await self._unless_abandoned(
+                    loop.run_in_executor(self._pool, write_sync, sink, output)
+                )
                 break
             except SinkError as exc:
                 self.metrics.upload_retries += 1
@@ -90,6 +107,8 @@ class SyncWriter:
                 log.error("%s", message)
                 self.metrics.recent_errors.appendleft(message)
                 await self._sleep(delay)
+                if self._stopping().is_set():
+                    raise WriteAbandoned(f"sync {output.manifest.key}: stopping") from None
                 backoff = min(backoff * 2, self._max_backoff)
         self.metrics.observe_upload(time.monotonic() - started)
         for key in kept:
@@ -121,4 +140,36 @@ class SyncWriter:
         return output
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Wait for the threads, unless abandoned (a late upload is harmless: same bytes)."""
+        abandoned = self._abandoned is not None and self._abandoned.is_set()
+        self._pool.shutdown(wait=not abandoned, cancel_futures=abandoned)
+
+    def _stopping(self) -> asyncio.Event:
+        if self._abandoned is None:
+            self._abandoned = asyncio.Event()
+        return self._abandoned
+
+    async def _sleep_unless_abandoned(self, delay: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping().wait(), timeout=delay)
+
+    async def _unless_abandoned(self, work: Awaitable[T]) -> T:
+        """`work`'s result, or `WriteAbandoned` as soon as `abandon` is called."""
+        stopping = self._stopping()
+        if stopping.is_set():
+            raise WriteAbandoned("stopping")
+        task = asyncio.ensure_future(work)
+        waiter = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if not task.done():
+            task.add_done_callback(_ignore_outcome)  # finishes in its thread, unobserved
+            raise WriteAbandoned("stopping")
+        return task.result()
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

@@ -60,12 +60,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
 ) -> None:
     config = s3_config(SYNCS)
     lines = demo_events()
-    settings = settings_from_mapping(tomllib.loads(config.read_text()))
-    expected = {
-        file.key: file.data
-        for output in expected_outputs(settings, lines)
-        for file in (*output.csv_files, output.manifest)
-    }
+    expected = _expected_files(config, lines)
     half = len(lines) // 2
     produce(config, lines[:half])
     rng = random.Random(20261129)
@@ -85,7 +80,44 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert read_bucket(s3, bucket) == expected
 
 
-def test_s3_going_away_and_coming_back_loses_no_sync(
+def test_a_second_worker_takes_over_from_a_killed_one_and_writes_a_clean_runs_files(
+    s3: Any,
+    bucket: str,
+    workers: Any,
+    s3_config: Callable[..., Path],
+) -> None:
+    config = s3_config(SYNCS)
+    lines = demo_events()
+    expected = _expected_files(config, lines)
+    half = len(lines) // 2
+    produce(config, lines[:half])
+    first, second = workers(config), workers(config)
+    wait_until(lambda: len(read_bucket(s3, bucket)) >= 8, 60, "both workers syncing")
+    wait_until(
+        lambda: "wrote s3://" in first.log() and "wrote s3://" in second.log(),
+        30,
+        "partitions shared by the two workers",
+    )
+    produce(config, lines[half:])
+    first.stop(signal.SIGKILL)  # the second worker takes over its partitions
+    objects = wait_for_objects(s3, bucket, len(expected), second)
+    assert objects.keys() == expected.keys()
+    mismatched = [key for key in expected if objects[key] != expected[key]]
+    assert mismatched == [], _differences(objects, expected, mismatched)
+    second.stop()
+
+
+def _expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
+    """What a clean run writes, from the offline reference run."""
+    settings = settings_from_mapping(tomllib.loads(config.read_text()))
+    return {
+        file.key: file.data
+        for output in expected_outputs(settings, lines)
+        for file in (*output.csv_files, output.manifest)
+    }
+
+
+def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     broker: EmbeddedBroker,
@@ -113,28 +145,14 @@ def test_s3_going_away_and_coming_back_loses_no_sync(
     worker = workers(config)
     wait_until(lambda: "not written, retrying" in worker.log(), 60, "uploads failing")
     worker.assert_running()
+    assert worker.stop(signal.SIGTERM, timeout=20) == 0  # a bounded, clean stop mid-outage
+    restarted = workers(config)  # writes what the stopped worker could not
+    wait_until(lambda: "not written, retrying" in restarted.log(), 60, "uploads failing again")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()  # moto keeps its buckets in this process: the same S3 comes back
     try:
-        objects = wait_for_objects(client, bucket, 32, worker)
+        objects = wait_for_objects(client, bucket, 32, restarted)
         assert csvs_in(objects) == expected_csvs("exports/hourly")
-        worker.stop()
+        restarted.stop()
     finally:
         server.stop()
-
-
-def _differences(objects: dict[str, bytes], expected: dict[str, bytes], keys: list[str]) -> str:
-    """The first few differences, as unified diffs, for a readable failure."""
-    parts = [f"{len(keys)} objects differ from a clean run's"]
-    for key in sorted(keys)[:4]:
-        parts.extend(
-            difflib.unified_diff(
-                expected[key].decode().splitlines(),
-                objects[key].decode().splitlines(),
-                f"expected {key}",
-                f"written {key}",
-                lineterm="",
-                n=1,
-            )
-        )
-    return "\n".join(parts)
