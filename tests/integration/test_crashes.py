@@ -156,3 +156,20 @@ def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
         restarted.stop()
     finally:
         server.stop()
+
+
+def _differences(objects: dict[str, bytes], expected: dict[str, bytes], keys: list[str]) -> str:
+    """The first few differences, as unified diffs, for a readable failure."""
+    parts = [f"{len(keys)} objects differ from a clean run's"]
+    for key in sorted(keys)[:4]:
+        parts.extend(
+            difflib.unified_diff(
+                expected[key].decode().splitlines(),
+                objects[key].decode().splitlines(),
+                f"expected {key}",
+                f"written {key}",
+                lineterm="",
+                n=1,
+            )
+        )
+    return "\n".join(parts)
