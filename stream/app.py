@@ -140,10 +140,17 @@ def create_worker(
     def start_partitions(starts: Mapping[TP, int | None]) -> None:
         for tp, offset in starts.items():
             if tp.topic in own_topics:
-                delivery.start(tp, offset)
+                for duplicate in delivery.start(tp, offset):
+                    _in_order_consumer(app).settle(duplicate.message)
+
+    def stopping() -> None:
+        """Give up what waits, so the stop does not: the next start does it."""
+        writer.abandon()
+        for record in delivery.held():
+            _in_order_consumer(app).abandon(record.message)
 
     app.on_seeked = start_partitions
-    app.on_stopping = writer.abandon
+    app.on_stopping = stopping
 
     async def handle(event: EventT) -> None:
         message = event.message
@@ -165,8 +172,7 @@ def create_worker(
     @app.agent(sources, name="cohort-sync-membership")
     async def membership(stream: Any) -> None:
         # Acknowledged by hand, and only once handled: a held record is never committed.
-        consumer = app.consumer
-        assert isinstance(consumer, InOrderConsumer)
+        consumer = _in_order_consumer(app)
         async for event in stream.noack().events():
             message = event.message
             tp = TP(message.topic, message.partition)
@@ -234,6 +240,12 @@ def create_worker(
     return Worker(app, processor, writer)
 
 
+def _in_order_consumer(app: faust.App) -> InOrderConsumer:
+    consumer = app.consumer
+    assert isinstance(consumer, InOrderConsumer)
+    return consumer
+
+
 async def _rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
     log.warning(
         "%s/%d: record %d arrived before record %d: reading again from %d",
@@ -254,9 +266,7 @@ async def _mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
         start,
         end - 1,
     )
-    consumer = app.consumer
-    assert isinstance(consumer, InOrderConsumer)
-    await consumer.mark_absent(tp, start, end)
+    await _in_order_consumer(app).mark_absent(tp, start, end)
 
 
 #: A partition still waiting for a missing record this long after asking for it asks again.

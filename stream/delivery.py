@@ -59,14 +59,20 @@ class InOrderDelivery(Generic[T]):
         self.confirmations = confirmations
         self._partitions: dict[Hashable, _Partition[T]] = {}
 
-    def start(self, key: Hashable, next_offset: int | None) -> None:
+    def start(self, key: Hashable, next_offset: int | None) -> list[T]:
         """The partition's records begin at `next_offset` (its committed offset; None: at
         the lowest offset delivered). Until then its records are only held; the next offer
-        releases what can go. Records this process handled already stay handled."""
+        releases what can go. Records this process handled already stay handled. Returns
+        the held records below the start (handled before: duplicates)."""
         state = self._partitions.setdefault(key, _Partition(expected=None, started=False))
         state.started = True
         if next_offset is not None and (state.expected is None or next_offset > state.expected):
             state.expected = next_offset
+        return self._drop_below(state)
+
+    def held(self) -> list[T]:
+        """Every record held, of every partition (to give them up when stopping)."""
+        return [r for state in self._partitions.values() for rs in state.held.values() for r in rs]
 
     def forget(self, key: Hashable) -> list[T]:
         """The partition was revoked: returns the records it still held (never acked)."""

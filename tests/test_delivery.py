@@ -34,8 +34,9 @@ def test_records_before_the_start_are_held_until_it() -> None:
     delivery: InOrderDelivery[str] = InOrderDelivery()
     assert delivery.offer("p", 6, "g") == Released()
     assert delivery.offer("p", 4, "e") == Released()
-    delivery.start("p", 5)
-    assert delivery.offer("p", 5, "f") == Released(["f", "g"], duplicates=["e"])
+    assert delivery.start("p", 5) == ["e"]  # handled before: a duplicate
+    assert delivery.held() == ["g"]
+    assert delivery.offer("p", 5, "f") == Released(["f", "g"])
 
 
 def test_a_hole_that_every_rewind_brings_back_is_accepted_as_absent() -> None:
