@@ -3,6 +3,7 @@
 `FaultyS3Proxy(upstream, fail=...)` forwards every request to `upstream` unless `fail`
 (called with the method and path, under a lock) returns an error to answer instead, such as
 `SLOW_DOWN` (503) or `INTERNAL_ERROR` (500). What it answered is counted in `injected`.
+`hold` (called first, outside the lock) may block a request, to catch a client mid-sync.
 """
 
 from __future__ import annotations
@@ -23,9 +24,15 @@ Fault = tuple[int, str, str]
 
 
 class FaultyS3Proxy:
-    def __init__(self, upstream: str, fail: Callable[[str, str], Fault | None]) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        fail: Callable[[str, str], Fault | None] = lambda method, path: None,
+        hold: Callable[[str, str], None] = lambda method, path: None,
+    ) -> None:
         self.upstream = urlsplit(upstream)
         self.fail = fail
+        self.hold = hold
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
         self._lock = threading.Lock()
@@ -46,6 +53,7 @@ class FaultyS3Proxy:
         self._server.server_close()
 
     def _decide(self, method: str, path: str) -> Fault | None:
+        self.hold(method, path)
         with self._lock:
             fault = self.fail(method, path)
             if fault is None:

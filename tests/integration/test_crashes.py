@@ -7,6 +7,7 @@ import difflib
 import os
 import random
 import signal
+import threading
 import time
 import tomllib
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from stream.embedded import EmbeddedBroker
 from stream.offline import expected_outputs
 
 from .conftest import AWS_ENV, read_bucket, wait_until
+from .faults import INTERNAL_ERROR, Fault, FaultyS3Proxy
 from .support import (
     HOURLY_ALL,
     csvs_in,
@@ -78,6 +80,69 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
     assert mismatched == [], _differences(objects, expected, mismatched)
     final.stop()
     assert read_bucket(s3, bucket) == expected
+
+
+class _Gate:
+    """Holds the first PUT whose path contains `target` until `open`, then fails it (its
+    worker was killed meanwhile: the write must not land late)."""
+
+    def __init__(self) -> None:
+        self.target: str | None = None
+        self.caught = threading.Event()
+        self._open = threading.Event()
+        self._dropped: set[str] = set()
+
+    def arm(self, target: str | None) -> None:
+        self.target = target
+        self.caught.clear()
+        self._open.clear()
+
+    def open(self) -> None:
+        self._open.set()
+
+    def hold(self, method: str, path: str) -> None:
+        target = self.target
+        if method == "PUT" and target and target in path and not self.caught.is_set():
+            self.caught.set()
+            self._open.wait(60)
+            self._dropped.add(path)
+
+    def fail(self, method: str, path: str) -> Fault | None:
+        if path in self._dropped:
+            self._dropped.discard(path)
+            return INTERNAL_ERROR
+        return None
+
+
+def test_kill_9_between_the_csvs_and_the_manifest_and_during_an_upload(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    gate = _Gate()
+    with FaultyS3Proxy(s3_endpoint, fail=gate.fail, hold=gate.hold) as proxy:
+        destination = s3_destination("s3", bucket, proxy.url)
+        config = write_config(tmp_path, broker, names, destination, SYNCS)
+        lines = demo_events()
+        expected = _expected_files(config, lines)
+        produce(config, lines)
+        for target in ("_manifest", "_exiting"):  # the CSVs are written; a CSV is in flight
+            gate.arm(target)
+            worker = workers(config)
+            wait_until(gate.caught.is_set, 60, f"a PUT of a {target} file held")
+            worker.stop(signal.SIGKILL)
+            gate.open()
+        gate.arm(None)
+        final = workers(config)
+        objects = wait_for_objects(s3, bucket, len(expected), final)
+        final.stop()
+    mismatched = [key for key in expected if objects.get(key) != expected[key]]
+    assert objects.keys() == expected.keys()
+    assert mismatched == [], _differences(objects, expected, mismatched)
 
 
 def test_a_second_worker_takes_over_from_a_killed_one_and_writes_a_clean_runs_files(
