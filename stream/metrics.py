@@ -30,6 +30,8 @@ class Metrics:
     files: int = 0
     bytes: int = 0
     upload_retries: int = 0
+    upload_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Failed sync writes by (destination, "permanent" or "transient")."""
     kept_objects: int = 0
     """Objects found holding other bytes than a sync's, and kept (never replaced)."""
     syncs: Counter[str] = field(default_factory=Counter)
@@ -95,6 +97,13 @@ def render_prometheus(
     for name, value, text in counters:
         family(name, "counter", text)
         sample(name, value)
+    family(
+        "cohort_sync_upload_errors_total",
+        "counter",
+        "Failed sync writes, by destination and kind (permanent needs an operator).",
+    )
+    for (destination, kind), count in sorted(metrics.upload_errors.items()):
+        sample("cohort_sync_upload_errors_total", count, destination=destination, kind=kind)
     family("cohort_sync_syncs_total", "counter", "Syncs written, by destination.")
     for destination, count in sorted(metrics.syncs.items()):
         sample("cohort_sync_syncs_total", count, destination=destination)

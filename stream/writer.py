@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from .errors import SinkError, WriteAbandoned
+from .errors import PermanentSinkError, SinkError, WriteAbandoned
 from .metrics import Metrics, RecentSync
 from .sinks import Sink
 from .sync import SyncOutput, write_sync
@@ -99,6 +99,8 @@ class SyncWriter:
                 break
             except SinkError as exc:
                 self.metrics.upload_retries += 1
+                kind = "permanent" if isinstance(exc, PermanentSinkError) else "transient"
+                self.metrics.upload_errors[(output.destination, kind)] += 1
                 delay = backoff * (0.5 + random.random())
                 message = (
                     f"destination {output.destination}: sync {output.manifest.key} of cohort "

@@ -33,6 +33,7 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     metrics.observe_upload(0.03)
     metrics.observe_upload(4.0)
     metrics.synced(RecentSync('d"1', "c", 7_200_000, {}, "k"))
+    metrics.upload_errors[("s3", "permanent")] += 2
     text = render_prometheus(metrics, {0: 2}, {0: 1.5})
     lines = text.splitlines()
     assert "cohort_sync_events_total 3" in lines
@@ -45,7 +46,8 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     assert 'cohort_sync_watermark_lag_seconds{partition="0"} 1.5' in lines
     assert 'cohort_sync_last_sync_timestamp_seconds{destination="d\\"1"} 7200' in lines
     types = [line.split()[2] for line in lines if line.startswith("# TYPE")]
-    assert len(types) == 11 and text.endswith("\n")  # the 9 the issue names, retries, kept
+    assert 'cohort_sync_upload_errors_total{destination="s3",kind="permanent"} 2' in lines
+    assert len(types) == 12 and text.endswith("\n")  # the 9 the issue names, and 3 more
 
 
 def test_status_page_escapes_what_it_shows() -> None:

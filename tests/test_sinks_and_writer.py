@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stream.errors import PermanentSinkError, TransientSinkError
+from stream.errors import PermanentSinkError, TransientSinkError, WriteAbandoned
 from stream.metrics import Metrics
 from stream.sinks import Put
 from stream.sinks.local import LocalSink
@@ -100,6 +100,8 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
         "k_manifest.json",
     ]  # the manifest last
     assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
+    kind = "permanent" if error is PermanentSinkError else "transient"
+    assert metrics.upload_errors == {("d", kind): 3}
     assert gc.isenabled()  # paused only while the sync was built
     first_tries = sink.attempt_times[:4]
     waits = [b - a for a, b in zip(first_tries, first_tries[1:], strict=False)]
@@ -117,3 +119,22 @@ def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCapt
     assert sink.stored["k_manifest.json"] == b"{}"
     assert metrics.kept_objects == 1 and metrics.syncs["d"] == 1
     assert "mem://k_exiting.csv already holds other bytes" in caplog.text
+
+
+def test_abandon_ends_a_write_that_waits_for_a_failing_destination() -> None:
+    sink = FlakySink(failures=10**9)
+    writer = SyncWriter({"d": sink}, Metrics(), first_backoff=60.0)
+
+    async def write_then_stop() -> None:
+        pending = asyncio.ensure_future(writer.write(output))
+        while sink.attempts == 0:
+            await asyncio.sleep(0.01)
+        writer.abandon()  # while the writer waits out a 60 s backoff
+        with pytest.raises(WriteAbandoned):
+            await asyncio.wait_for(pending, timeout=5)
+        with pytest.raises(WriteAbandoned):
+            await writer.write(output)  # and every write after it
+
+    asyncio.run(write_then_stop())
+    writer.close()
+    assert "k_manifest.json" not in sink.stored
