@@ -23,6 +23,7 @@ from .delivery import InOrderDelivery
 from .errors import WriteAbandoned
 from .faust_fixes import InOrderConsumer, SafeApp
 from .kafka_client import partition_for
+from .lanes import DestinationLanes
 from .metrics import Metrics
 from .processor import Processor
 from .sinks import open_sink
@@ -45,10 +46,10 @@ log = logging.getLogger(__name__)
 
 
 class _FaustOutbox:
-    def __init__(self, dlq: Any, repartition: Any, writer: SyncWriter) -> None:
+    def __init__(self, dlq: Any, repartition: Any, lanes: DestinationLanes) -> None:
         self._dlq = dlq
         self._repartition = repartition
-        self._writer = writer
+        self._lanes = lanes
 
     async def dead_letter(
         self,
@@ -69,8 +70,8 @@ class _FaustOutbox:
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
         await self._repartition.send(key=key, value=value, partition=partition)
 
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
-        return await self._writer.write(build)
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        await self._lanes.submit(build, written)
 
 
 class Worker:
@@ -126,11 +127,13 @@ def create_worker(
     metrics = Metrics()
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
     writer = SyncWriter(sinks, metrics)
+    lanes = DestinationLanes(writer)
     processor = Processor(
-        settings, table, _FaustOutbox(dlq, repartition, writer), partition_for, metrics
+        settings, table, _FaustOutbox(dlq, repartition, lanes), partition_for, metrics
     )
     last_record: dict[int, float] = {}
-    stuck: dict[TP, tuple[int, float]] = {}
+    progress: dict[TP, float] = {}
+    """When each partition last offered a record to `delivery` (time.monotonic)."""
     tick_sent: dict[int, int | None] = {}
     busy: set[int] = set()
 
@@ -140,11 +143,14 @@ def create_worker(
     def start_partitions(starts: Mapping[TP, int | None]) -> None:
         for tp, offset in starts.items():
             if tp.topic in own_topics:
+                progress[tp] = time.monotonic()
                 for duplicate in delivery.start(tp, offset):
                     _in_order_consumer(app).settle(duplicate.message)
 
-    def stopping() -> None:
-        """Give up what waits, so the stop does not: the next start does it."""
+    async def stopping() -> None:
+        """Let the lanes finish for a moment, then give up what waits, so the stop does
+        not: the next start does it (it is pending in the table)."""
+        await lanes.drain(timeout=STOP_GRACE_SECONDS)
         writer.abandon()
         for record in delivery.held():
             _in_order_consumer(app).abandon(record.message)
@@ -176,6 +182,7 @@ def create_worker(
         async for event in stream.noack().events():
             message = event.message
             tp = TP(message.topic, message.partition)
+            progress[tp] = time.monotonic()
             released = delivery.offer(tp, message.offset, event)
             for duplicate in released.duplicates:
                 consumer.settle(duplicate.message)
@@ -218,17 +225,16 @@ def create_worker(
         worker stopped), and advance idle, caught-up partitions by the wall clock."""
         try:
             now = clock()
-            await _rewind_stuck(app, delivery, stuck, time.monotonic())
+            if not busy:
+                await _heal_stalls(app, delivery, progress, own_topics, time.monotonic())
             for tp in sorted(app.consumer.assignment()):
                 partition = tp.partition
                 if tp.topic != kafka.topic:
                     continue
-                if not busy and now - last_record.get(partition, started) >= STALL_SECONDS:
-                    await _heal_stall(app, processor, tp)
                 if partition in tick_sent:
                     continue
-                if partition not in processor.partitions:
-                    await _send_tick(ticks, tick_sent, partition, None)
+                if partition not in processor.partitions or processor.unsettled(partition):
+                    await _send_tick(ticks, tick_sent, partition, None)  # load, or forget
                     continue
                 if idle_after is None or now - last_record.get(partition, started) < idle_after:
                     continue
@@ -269,34 +275,6 @@ async def _mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
     await _in_order_consumer(app).mark_absent(tp, start, end)
 
 
-#: A partition still waiting for a missing record this long after asking for it asks again.
-REWIND_AGAIN_SECONDS = 2.0
-
-
-async def _rewind_stuck(
-    app: faust.App,
-    delivery: InOrderDelivery[EventT],
-    stuck: dict[TP, tuple[int, float]],
-    now: float,
-) -> None:
-    """Seek again partitions whose missing record a rewind did not bring (its fetch was
-    dropped behind the rest of a stale batch)."""
-    waiting = delivery.waiting()
-    for tp in list(stuck):
-        if tp not in waiting:
-            del stuck[tp]
-    for key, offset in waiting.items():
-        assert isinstance(key, tuple)
-        tp = TP(*key)
-        since = stuck.get(tp)
-        if since is None or since[0] != offset:
-            stuck[tp] = (offset, now)
-        elif now - since[1] >= REWIND_AGAIN_SECONDS and tp in app.consumer.assignment():
-            stuck[tp] = (offset, now)
-            log.warning("%s/%d: still waiting for record %d: reading again", *tp, offset)
-            await app.consumer.seek(tp, offset)
-
-
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     for tp in partitions:
         if tp not in app.consumer.assignment():
@@ -308,32 +286,48 @@ async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     return True
 
 
+#: How long a stop waits for the destination lanes to write what they hold.
+STOP_GRACE_SECONDS = 5.0
+
 #: A partition whose fetched records stopped reaching the agent for this long is re-read.
 STALL_SECONDS = 3.0
 
 
-async def _heal_stall(app: faust.App, processor: Processor, tp: TP) -> None:
-    """Re-read a partition whose records were fetched but never reached the agent.
+async def _heal_stalls(
+    app: faust.App,
+    delivery: InOrderDelivery[EventT],
+    progress: dict[TP, float],
+    topics: set[str],
+    now: float,
+) -> None:
+    """Read again partitions whose fetched records stopped reaching the agent.
 
-    Besides the recovery race `SafeApp` works around, a worker restarted with lag was seen (by
-    the kill -9 test, about one run in five) to stop receiving a partition's records while
-    the consumer's position had moved past them. If the agent is idle, has handled records
-    of this partition and the high watermark is beyond them, seek back to the first record
-    it has not handled; a record handled twice changes nothing.
+    Faust can drop fetched records (queues cleared when flow resumes, a fetch behind the
+    rest of a stale batch): the consumer's position is then past records the agent never
+    saw, and nothing more may come to show it. A partition that offered nothing for
+    `STALL_SECONDS` while its position is beyond the next offset it expects is sought back
+    to that offset; a record offered twice is a duplicate and changes nothing.
     """
-    handled = processor.input_next_offset.get(tp.partition)
-    highwater = app.consumer.highwater(tp)
-    if handled is None or highwater is None or handled >= highwater:
-        return
-    position = await app.consumer.position(tp)
-    if position is not None and position > handled:
-        log.warning(
-            "partition %d: records %d to %d were fetched but not processed: reading them again",
-            tp.partition,
-            handled,
-            position - 1,
-        )
-        await app.consumer.seek(tp, handled)
+    for tp in app.consumer.assignment():
+        tp = TP(tp.topic, tp.partition)
+        expected = delivery.next_offset(tp)
+        if tp.topic not in topics or expected is None:
+            continue
+        if now - progress.get(tp, now) < STALL_SECONDS:
+            continue
+        progress[tp] = now
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or expected >= highwater:
+            continue
+        position = await app.consumer.position(tp)
+        if position is not None and position > expected:
+            log.warning(
+                "%s/%d: records from %d were fetched but did not arrive: reading them again",
+                tp.topic,
+                tp.partition,
+                expected,
+            )
+            await app.consumer.seek(tp, expected)
 
 
 async def _maybe_tick(

@@ -14,6 +14,7 @@ from .kafka_client import partition_for
 from .metrics import Metrics
 from .processor import Processor
 from .sinks import open_sink
+from .sync import SyncOutput
 from .writer import SyncWriter
 
 __all__ = [
@@ -108,7 +109,11 @@ def trigger(at_ms: int, n: int) -> bytes:
 def flush_processor(settings: Settings) -> tuple[Processor, Callable[[], None]]:
     class _Outbox:
         def __init__(self, writer: SyncWriter) -> None:
-            self.write = writer.write
+            self.writer = writer
+
+        async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+            await self.writer.write(build)
+            written()
 
         async def dead_letter(self, **_: object) -> None:
             raise AssertionError("benchmark records are valid")

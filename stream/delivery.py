@@ -99,14 +99,6 @@ class InOrderDelivery(Generic[T]):
             return Released(duplicates=stale)  # handled already
         return self._missing(state, offset, stale)
 
-    def waiting(self) -> dict[Hashable, int]:
-        """Partitions holding records for a missing one: the offset they wait for."""
-        return {
-            key: state.expected
-            for key, state in self._partitions.items()
-            if state.held and state.expected is not None
-        }
-
     def _missing(self, state: _Partition[T], offset: int, stale: list[T]) -> Released[T]:
         """The expected record has not come; `offset` (now held) is beyond it."""
         assert state.expected is not None

@@ -12,7 +12,7 @@ The other half of the Faust edge: `app.py` wires the worker on `SafeApp`. Three 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import faust
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -124,13 +124,13 @@ class SafeApp(faust.App):
     """
 
     on_seeked: Callable[[Mapping[TP, int | None]], None] | None = None
-    on_stopping: Callable[[], None] | None = None
+    on_stopping: Callable[[], Awaitable[None]] | None = None
     """Called first thing when the app stops, before Faust waits for the agent's record."""
     _reseek: asyncio.Future[None] | None = None
 
     async def on_stop(self) -> None:
         if self.on_stopping is not None:
-            self.on_stopping()
+            await self.on_stopping()
         await super().on_stop()
 
     def _new_producer(self) -> ProducerT:

@@ -32,6 +32,8 @@ class Metrics:
     upload_retries: int = 0
     upload_errors: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Failed sync writes by (destination, "permanent" or "transient")."""
+    queued_syncs: dict[str, int] = field(default_factory=dict)
+    """Built syncs waiting for their destination, by destination name."""
     kept_objects: int = 0
     """Objects found holding other bytes than a sync's, and kept (never replaced)."""
     syncs: Counter[str] = field(default_factory=Counter)
@@ -104,6 +106,13 @@ def render_prometheus(
     )
     for (destination, kind), count in sorted(metrics.upload_errors.items()):
         sample("cohort_sync_upload_errors_total", count, destination=destination, kind=kind)
+    family(
+        "cohort_sync_queued_syncs",
+        "gauge",
+        "Built syncs waiting for their destination (a failing one holds only its own).",
+    )
+    for destination, count in sorted(metrics.queued_syncs.items()):
+        sample("cohort_sync_queued_syncs", count, destination=destination)
     family("cohort_sync_syncs_total", "counter", "Syncs written, by destination.")
     for destination, count in sorted(metrics.syncs.items()):
         sample("cohort_sync_syncs_total", count, destination=destination)

@@ -29,10 +29,9 @@ class _CollectingOutbox:
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
         raise AssertionError("offline records are always on their cohort's partition")
 
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
-        output = build()
-        self.outputs.append(output)
-        return output
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        self.outputs.append(build())
+        written()
 
 
 def expected_outputs(settings: Settings, lines: Sequence[bytes]) -> list[SyncOutput]:

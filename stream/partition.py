@@ -1,8 +1,10 @@
 """The state of one input partition: its cohorts' members and which syncs are due.
 
-A partition emits sync time T of a rule once its watermark reaches T. `emitted_through` is
-the watermark at the last emission: everything at or before it has been written, and it is
-the only clock that is persisted, so a restart decides exactly as the first run did.
+A partition decides sync time T of a rule once its watermark reaches T. `emitted_through` is
+the watermark at the last decision: every sync at or before it is decided, and it is the only
+clock that is persisted, so a restart decides exactly as the first run did. A decided sync
+stays `pending` until its destination has it: a destination that fails keeps its own syncs
+pending (and the history they need) while the partition and the other destinations go on.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from .events import MembershipEvent
 from .membership import Member, Snapshot, Stamp
 from .windows import last_sync_at_or_before, next_sync_after, sync_times
 
-__all__ = ["Rule", "CohortState", "SyncJob", "PartitionState"]
+__all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
 
 
 class Rule(Protocol):
@@ -49,12 +51,60 @@ class SyncJob:
     previous: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class PendingSync:
+    """A decided sync not yet confirmed written, with the input position it was decided at."""
+
+    rule_id: str
+    cohort_id: str
+    sync_time: int
+    previous: int | None
+    topic: str
+    end_offset: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.rule_id, self.cohort_id, self.sync_time)
+
+    @property
+    def oldest_needed(self) -> int:
+        """The oldest instant its diff reads (its previous sync time, or its own)."""
+        return self.sync_time if self.previous is None else self.previous
+
+    def to_json(self) -> list[object]:
+        return [
+            self.rule_id,
+            self.cohort_id,
+            self.sync_time,
+            self.previous,
+            self.topic,
+            self.end_offset,
+        ]
+
+    @classmethod
+    def from_json(cls, item: list[object]) -> PendingSync:
+        rule_id, cohort_id, sync_time, previous, topic, end_offset = item
+        return cls(
+            str(rule_id),
+            str(cohort_id),
+            int(str(sync_time)),
+            None if previous is None else int(str(previous)),
+            str(topic),
+            int(str(end_offset)),
+        )
+
+
 class PartitionState:
     def __init__(
-        self, emitted_through: int | None = None, rule_starts: dict[str, int] | None = None
+        self,
+        emitted_through: int | None = None,
+        rule_starts: dict[str, int] | None = None,
+        pending: Iterable[PendingSync] = (),
     ) -> None:
         self.emitted_through = emitted_through
         self.rule_starts: dict[str, int] = dict(rule_starts or {})
+        self.pending: list[PendingSync] = list(pending)
+        """Decided syncs not yet written, in the order they were decided."""
         self.watermark = emitted_through
         self.cohorts: dict[str, CohortState] = {}
         self._next_due: int | None = None
@@ -78,10 +128,17 @@ class PartitionState:
         return changed
 
     def horizon(self, rules: Sequence[Rule]) -> int | None:
-        """The oldest previous-sync time any future sync can ask about."""
+        """The oldest time a future or pending sync can ask about."""
         if self.emitted_through is None or not rules:
             return None
-        return min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
+        future = min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
+        return min([future, *(sync.oldest_needed for sync in self.pending)])
+
+    def written(self, keys: set[tuple[str, str, int]]) -> bool:
+        """Forget the pending syncs now written; True when any was."""
+        before = len(self.pending)
+        self.pending = [sync for sync in self.pending if sync.key not in keys]
+        return len(self.pending) != before
 
     def is_late(self, event_time: int) -> bool:
         return self.emitted_through is not None and event_time < self.emitted_through

@@ -4,9 +4,13 @@
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
 `PartitionState`, rebuilt from the store the first time the partition is touched after an
 assignment. For each record: parse (or dead-letter), forward to the repartition topic if
-the record is not on its cohort's partition, write every sync the new watermark makes due
-(before the record is applied, so a sync never sees events at or after its time), then
-apply the events and persist what changed.
+the record is not on its cohort's partition, apply the events and persist what changed,
+then decide every sync the new watermark makes due.
+
+A decided sync is persisted as pending (with the watermark) before it is handed to the
+outbox, which builds it at once and writes it when its destination takes it; the outbox
+then reports it written and the next record or tick of the partition forgets it. A restart
+hands the pending syncs over again, built from the same state: the same bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from .errors import InvalidEvent
 from .events import MembershipEvent, parse_message
 from .membership import diff_cohort
 from .metrics import Metrics
-from .partition import CohortState, PartitionState, SyncJob
+from .partition import CohortState, PartitionState, PendingSync, SyncJob
 from .sync import InputPosition, SyncOutput, build_sync
 
 __all__ = ["Outbox", "Processor"]
@@ -46,7 +50,11 @@ class Outbox(Protocol):
 
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None: ...
 
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput: ...
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        """Build the sync now (the state may change after this call returns), write it, then
+        call `written` on the event loop. The worker returns once the sync is built and
+        queued for its destination, a replay once it is written."""
+        ...
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Processor:
         and the written watermark advance the same either way."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
+        self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
         self.store = store
         self.outbox = outbox
         self.partition_for = partition_for
@@ -78,8 +87,13 @@ class Processor:
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
-        self._due_positions: dict[int, InputPosition] = {}
         """Per input partition: the offset after the last record handled (for lag)."""
+        self._due_positions: dict[int, InputPosition] = {}
+        """Syncs found due by a version that persisted a due position, not pending syncs."""
+        self._written: dict[int, set[tuple[str, str, int]]] = {}
+        """Per partition: pending syncs the outbox reported written, not yet forgotten."""
+        self._unsubmitted: set[int] = set()
+        """Partitions whose pending syncs must be handed to the outbox (again)."""
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -119,6 +133,7 @@ class Processor:
             await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
             return
         state = self.partition(partition)
+        await self._catch_up(partition, state)
         # Apply first, then write what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it;
         # and once its changes are in the table, a stop that acknowledges the record while
@@ -135,6 +150,7 @@ class Processor:
         """The wall clock reached `now_ms` on an idle partition: emit what became due.
         `None` only loads the partition and writes the syncs it already had due."""
         state = self.partition(partition)
+        await self._catch_up(partition, state)
         watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
         if watermark is None:
             return
@@ -145,6 +161,14 @@ class Processor:
             known.next_offset if known else 0,
         )
         await self._advance(partition, state, watermark, position)
+
+    def unsettled(self, partition: int) -> bool:
+        """Whether the partition has written syncs to forget (a tick does it when idle)."""
+        return bool(self._written.get(partition))
+
+    def pending(self) -> dict[int, int]:
+        """Per loaded partition: how many decided syncs are not yet written."""
+        return {partition: len(state.pending) for partition, state in self.partitions.items()}
 
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""
@@ -158,6 +182,8 @@ class Processor:
             self._positions.pop(partition, None)
             self.input_next_offset.pop(partition, None)
             self._due_positions.pop(partition, None)
+            self._written.pop(partition, None)
+            self._unsubmitted.discard(partition)
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -180,17 +206,61 @@ class Processor:
         jobs = state.due_jobs(self.rules, watermark)
         if not jobs:
             return
-        # Syncs found due before a stop keep the input position they were found at, so a
-        # restart (which may reach them from an earlier record) writes the same manifests.
-        position = self._due_positions.get(partition, position)
-        self._due_positions[partition] = position
-        self._persist_partition(partition, state)  # the due watermark, before any upload
-        for job in jobs:
-            if self.wanted is None or self.wanted(job):
-                await self.outbox.write(self._builder(state.cohorts[job.cohort_id], job, position))
+        # Syncs found due by an older version keep the input position they were found at.
+        position = self._due_positions.pop(partition, position)
+        decided = [
+            PendingSync(
+                job.rule.rule_id,
+                job.cohort_id,
+                job.sync_time,
+                job.previous,
+                position.topic,
+                position.end_offset,
+            )
+            for job in jobs
+            if self.wanted is None or self.wanted(job)
+        ]
         state.mark_emitted(watermark)
-        del self._due_positions[partition]
-        self._persist_partition(partition, state)
+        state.pending.extend(decided)
+        self._persist_partition(partition, state)  # decided and pending, before any upload
+        await self._submit(partition, state, decided)
+        self._settle(partition, state)
+
+    async def _catch_up(self, partition: int, state: PartitionState) -> None:
+        """Forget the pending syncs reported written; hand over those a restart restored."""
+        self._settle(partition, state)
+        if partition in self._unsubmitted:
+            await self._submit(partition, state, list(state.pending))
+
+    def _settle(self, partition: int, state: PartitionState) -> None:
+        written = self._written.pop(partition, None)
+        if written and state.written(written):
+            self._persist_partition(partition, state)
+
+    async def _submit(
+        self, partition: int, state: PartitionState, syncs: list[PendingSync]
+    ) -> None:
+        self._unsubmitted.add(partition)  # until every one is handed over
+        for sync in syncs:
+            rule = self._rules_by_id.get(sync.rule_id)
+            cohort = state.cohorts.get(sync.cohort_id)
+            if rule is None or cohort is None:
+                log.warning("partition %d: pending sync %s dropped: no such rule", partition, sync)
+                state.written({sync.key})
+                continue
+            job = SyncJob(rule, sync.cohort_id, sync.sync_time, sync.previous)
+            position = InputPosition(sync.topic, partition, sync.end_offset)
+            await self.outbox.write(
+                self._builder(cohort, job, position), self._reporter(partition, sync.key)
+            )
+        self._unsubmitted.discard(partition)
+
+    def _reporter(self, partition: int, key: tuple[str, str, int]) -> Callable[[], None]:
+        def written() -> None:
+            if partition in self.partitions:
+                self._written.setdefault(partition, set()).add(key)
+
+        return written
 
     def _builder(
         self, cohort: CohortState, job: SyncJob, position: InputPosition
@@ -238,6 +308,7 @@ class Processor:
         self.store[codec.partition_key(partition)] = codec.encode_json(
             {
                 "due": None if due is None else [due.topic, due.end_offset],
+                "pending": [sync.to_json() for sync in state.pending],
                 "emitted": state.emitted_through,
                 "watermark": state.watermark,
                 "rules": dict(sorted(state.rule_starts.items())),
@@ -248,7 +319,10 @@ class Processor:
     def _load(self, partition: int) -> PartitionState:
         stored_meta = self.store.get(codec.partition_key(partition))
         meta = codec.decode_json(stored_meta) if stored_meta else {}
-        state = PartitionState(meta.get("emitted"), meta.get("rules"))
+        pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
+        state = PartitionState(meta.get("emitted"), meta.get("rules"), pending)
+        if pending:
+            self._unsubmitted.add(partition)
         if meta.get("due") is not None:  # syncs that were due when the last worker stopped
             state.observe(meta["watermark"], 0)
             topic, end_offset = meta["due"]

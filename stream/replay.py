@@ -106,8 +106,9 @@ class _ReplayOutbox:
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
         self.forwarded.append((key, value, partition))
 
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
-        return await self.writer.write(build)
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        await self.writer.write(build)
+        written()
 
 
 def run_replay(

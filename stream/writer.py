@@ -84,16 +84,24 @@ class SyncWriter:
 
     async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
         """Build a sync in a thread, then write it until it has landed."""
+        return await self.land(await self.build(build))
+
+    async def build(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+        """Run `build` in a thread (the event loop goes on meanwhile)."""
         loop = asyncio.get_running_loop()
-        output = await self._unless_abandoned(
+        return await self.unless_abandoned(
             loop.run_in_executor(self._pool, _without_cyclic_gc, build)
         )
+
+    async def land(self, output: SyncOutput) -> SyncOutput:
+        """Write a built sync until it has landed, retrying with backoff."""
+        loop = asyncio.get_running_loop()
         sink = self.sinks[output.destination]
         backoff = self._first_backoff
         while True:
             started = time.monotonic()
             try:
-                kept = await self._unless_abandoned(
+                kept = await self.unless_abandoned(
                     loop.run_in_executor(self._pool, write_sync, sink, output)
                 )
                 break
@@ -155,7 +163,7 @@ class SyncWriter:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping().wait(), timeout=delay)
 
-    async def _unless_abandoned(self, work: Awaitable[T]) -> T:
+    async def unless_abandoned(self, work: Awaitable[T]) -> T:
         """`work`'s result, or `WriteAbandoned` as soon as `abandon` is called."""
         stopping = self._stopping()
         if stopping.is_set():

@@ -24,10 +24,10 @@ def test_a_skipped_record_holds_its_successors_and_asks_for_a_rewind() -> None:
     delivery.offer("p", 0, "a")
     assert delivery.offer("p", 2, "c") == Released(rewind_to=1)
     assert delivery.offer("p", 3, "d") == Released()  # the rest of the stale batch
-    assert delivery.waiting() == {"p": 1}
+    assert delivery.held() == ["c", "d"]
     assert delivery.offer("p", 1, "b") == Released(["b", "c", "d"])
     assert delivery.offer("p", 2, "c2") == Released(duplicates=["c2"])
-    assert delivery.waiting() == {}
+    assert delivery.held() == []
 
 
 def test_records_before_the_start_are_held_until_it() -> None:
@@ -69,7 +69,7 @@ def test_partitions_are_independent_and_forget_returns_what_was_held() -> None:
     delivery.offer("p", 1, "x")
     assert delivery.offer("q", 0, "y") == Released(["y"])
     assert delivery.forget("p") == ["x"]
-    assert delivery.waiting() == {}
+    assert delivery.held() == []
 
 
 @given(st.lists(st.integers(min_value=0, max_value=30), max_size=200))

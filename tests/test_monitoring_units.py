@@ -47,7 +47,7 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     assert 'cohort_sync_last_sync_timestamp_seconds{destination="d\\"1"} 7200' in lines
     types = [line.split()[2] for line in lines if line.startswith("# TYPE")]
     assert 'cohort_sync_upload_errors_total{destination="s3",kind="permanent"} 2' in lines
-    assert len(types) == 12 and text.endswith("\n")  # the 9 the issue names, and 3 more
+    assert len(types) == 13 and text.endswith("\n")  # the 9 the issue names, and 4 more
 
 
 def test_status_page_escapes_what_it_shows() -> None:

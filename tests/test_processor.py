@@ -39,10 +39,9 @@ class Outbox:
     async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
         self.forwarded.append((key, partition))
 
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
-        output = build()
-        self.outputs.append(output)
-        return output
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        self.outputs.append(build())
+        written()
 
 
 class Harness:
@@ -258,7 +257,7 @@ def test_the_formula_guard_neutralises_them_for_spreadsheets() -> None:
 
 
 class FailingOutbox(Outbox):
-    async def write(self, build: Callable[[], SyncOutput]) -> SyncOutput:
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
         raise asyncio.CancelledError("the worker stops while the sync is being written")
 
 
