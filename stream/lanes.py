@@ -28,8 +28,19 @@ log = logging.getLogger(__name__)
 class _Lane:
     waiting: deque[tuple[SyncOutput, Callable[[], None]]] = field(default_factory=deque)
     bytes: int = 0
-    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     task: asyncio.Task[None] | None = None
+
+    def is_empty(self) -> bool:
+        return not self.waiting
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        async with self.changed:
+            await self.changed.wait_for(condition)
 
 
 class DestinationLanes:
@@ -44,12 +55,13 @@ class DestinationLanes:
         output = await self.writer.build(build)
         lane = self._lane(output.destination)
         size = _size(output)
-        while lane.waiting and lane.bytes + size > self.max_bytes:
-            await self._changed(lane)
+        await self.writer.unless_abandoned(
+            lane.wait_until(lambda: not lane.waiting or lane.bytes + size <= self.max_bytes)
+        )
         lane.waiting.append((output, written))
         lane.bytes += size
         self._report(output.destination, lane)
-        lane.changed.set()
+        await lane.notify()
 
     def queued(self) -> dict[str, int]:
         """Syncs waiting per destination."""
@@ -57,18 +69,11 @@ class DestinationLanes:
 
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for every lane to empty; True if they did."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while any(lane.waiting for lane in self._lanes.values()):
-            left = deadline - loop.time()
-            if left <= 0:
-                return False
-            waits = [asyncio.ensure_future(lane.changed.wait()) for lane in self._lanes.values()]
-            await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            for waiter in waits:
-                waiter.cancel()
-            for lane in self._lanes.values():
-                lane.changed.clear()
+        emptied = [lane.wait_until(lane.is_empty) for lane in self._lanes.values()]
+        try:
+            await asyncio.wait_for(asyncio.gather(*emptied), timeout)
+        except TimeoutError:
+            return False
         return True
 
     def _lane(self, destination: str) -> _Lane:
@@ -81,8 +86,7 @@ class DestinationLanes:
     async def _write_in_order(self, destination: str, lane: _Lane) -> None:
         while True:
             try:
-                while not lane.waiting:
-                    await self._changed(lane)
+                await self.writer.unless_abandoned(lane.wait_until(lambda: bool(lane.waiting)))
                 output, written = lane.waiting[0]
                 await self.writer.land(output)
             except WriteAbandoned:
@@ -94,12 +98,8 @@ class DestinationLanes:
             lane.waiting.popleft()
             lane.bytes -= _size(output)
             self._report(destination, lane)
-            lane.changed.set()
+            await lane.notify()
             written()
-
-    async def _changed(self, lane: _Lane) -> None:
-        lane.changed.clear()
-        await self.writer.unless_abandoned(lane.changed.wait())
 
     def _report(self, destination: str, lane: _Lane) -> None:
         self.writer.metrics.queued_syncs[destination] = len(lane.waiting)
