@@ -274,3 +274,50 @@ def test_a_stop_during_a_sync_loses_nothing_and_a_restart_writes_it() -> None:
     restarted.offset = first.offset + 1
     restarted.feed(*SCENARIO[5:])
     assert restarted.files() == EXPECTED
+
+
+class StuckDestinationOutbox(Outbox):
+    """Builds every sync, but the destination `stuck` never reports one written."""
+
+    def __init__(self, stuck: str) -> None:
+        super().__init__()
+        self.stuck = stuck
+
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        output = build()
+        self.outputs.append(output)
+        if output.destination != self.stuck:
+            written()
+
+
+def two_destinations() -> Settings:
+    return settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [
+                {"name": "d", "url": "file:///out", "user_property": "plan"},
+                {"name": "e", "url": "file:///other", "user_property": "plan"},
+            ],
+            "syncs": [
+                {"cohort": "*", "destination": "d", "cadence": "hourly"},
+                {"cohort": "*", "destination": "e", "cadence": "hourly", "routing_key": "e"},
+            ],
+        }
+    )
+
+
+def test_a_destination_that_never_confirms_holds_up_only_its_own_syncs() -> None:
+    first = Harness(two_destinations())
+    first.outbox = StuckDestinationOutbox(stuck="e")
+    first.processor.outbox = first.outbox
+    first.feed(*SCENARIO)  # processing goes on; "d" is written and forgotten
+    stuck = [o for o in first.outbox.outputs if o.destination == "e"]
+    meta = json.loads(first.store["p\x1f0"])
+    assert [item[2] for item in meta["pending"]] == [o.sync_time for o in stuck]
+    assert {item[0] for item in meta["pending"]} == {"e|e|*|3600000"}  # rule of "e" only
+    restarted = Harness(two_destinations(), store=first.store)
+    asyncio.run(restarted.processor.on_tick(0, None))  # hands the pending syncs over again
+    assert [(o.manifest, o.csv_files) for o in restarted.outbox.outputs] == [
+        (o.manifest, o.csv_files) for o in stuck
+    ]

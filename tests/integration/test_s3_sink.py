@@ -84,3 +84,30 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
     assert csvs_in(objects) == expected_csvs("exports/hourly")
     assert proxy.injected["SlowDown"] == 10 and proxy.injected["InternalError"] > 0
     assert "not written, retrying" in worker.log()
+
+
+def test_a_missing_bucket_holds_up_only_its_destination_until_it_exists(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    missing = f"late-{names['app_id'][-8:]}"
+    destinations = s3_destination("s3", bucket, s3_endpoint) + s3_destination(
+        "late", missing, s3_endpoint
+    )
+    syncs = HOURLY_ALL + '[[syncs]]\ncohort = "*"\ndestination = "late"\ncadence = "hourly"\n'
+    config = write_config(tmp_path, broker, names, destinations, syncs)
+    produce(config, C1 + C2)
+    worker = workers(config)
+    objects = wait_for_objects(s3, bucket, 32, worker)  # while "late" fails, "s3" goes on
+    assert csvs_in(objects) == expected_csvs("exports/hourly")
+    assert "destination late: sync exports/hourly/7_c" in worker.log()
+    assert f"s3://{missing}/exports/hourly/" in worker.log() and "NoSuchBucket" in worker.log()
+    s3.create_bucket(Bucket=missing)  # the operator fixes it: every held sync lands, in order
+    landed = wait_for_objects(s3, missing, 32, worker)
+    assert csvs_in(landed) == expected_csvs("exports/hourly")
+    worker.stop()
