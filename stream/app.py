@@ -1,10 +1,11 @@
 """Faust wiring only: the app, its topics and table, the agent, the idle timer.
 
 One agent reads the input topic, the repartition topic and the tick topic (co-partitioned,
-so partition N of each lands on the same worker) and hands each record to `Processor`.
-The membership table is written only there, inside stream iteration. The timer never
-touches state: when an idle partition's wall-clock watermark reaches a sync time, it sends
-a tick record that the agent then processes. The only module that imports faust.
+so partition N of each lands on the same worker), puts each record through `InOrderDelivery`
+and hands it to `Processor`; syncs go to the destination lanes. The membership table is
+written only there, inside stream iteration. The timer never touches state: when an idle
+partition's wall-clock watermark reaches a sync time, it sends a tick record that the agent
+then processes. With `faust_fixes.py`, the only modules that import faust.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from faust.types import TP, EventT
 from .config import Settings
 from .delivery import InOrderDelivery
 from .errors import WriteAbandoned
-from .faust_fixes import InOrderConsumer, SafeApp
+from .faust_fixes import SafeApp, heal_stalls, in_order_consumer, mark_absent, rewind
 from .kafka_client import partition_for
 from .lanes import DestinationLanes
 from .metrics import Metrics
@@ -145,7 +146,7 @@ def create_worker(
             if tp.topic in own_topics:
                 progress[tp] = time.monotonic()
                 for duplicate in delivery.start(tp, offset):
-                    _in_order_consumer(app).settle(duplicate.message)
+                    in_order_consumer(app).settle(duplicate.message)
 
     async def stopping() -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
@@ -153,7 +154,7 @@ def create_worker(
         await lanes.drain(timeout=STOP_GRACE_SECONDS)
         writer.abandon()
         for record in delivery.held():
-            _in_order_consumer(app).abandon(record.message)
+            in_order_consumer(app).abandon(record.message)
 
     app.on_seeked = start_partitions
     app.on_stopping = stopping
@@ -178,7 +179,7 @@ def create_worker(
     @app.agent(sources, name="cohort-sync-membership")
     async def membership(stream: Any) -> None:
         # Acknowledged by hand, and only once handled: a held record is never committed.
-        consumer = _in_order_consumer(app)
+        consumer = in_order_consumer(app)
         async for event in stream.noack().events():
             message = event.message
             tp = TP(message.topic, message.partition)
@@ -187,7 +188,7 @@ def create_worker(
             for duplicate in released.duplicates:
                 consumer.settle(duplicate.message)
             if released.rewind_to is not None:
-                await _rewind(app, tp, released.rewind_to, message.offset)
+                await rewind(app, tp, released.rewind_to, message.offset)
             for index, record in enumerate(released.records):
                 try:
                     await handle(record)
@@ -203,7 +204,7 @@ def create_worker(
                     break
                 consumer.settle(record.message)
             if released.absent is not None:
-                await _mark_absent(app, tp, *released.absent)
+                await mark_absent(app, tp, *released.absent)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -226,7 +227,7 @@ def create_worker(
         try:
             now = clock()
             if not busy:
-                await _heal_stalls(app, delivery, progress, own_topics, time.monotonic())
+                await heal_stalls(app, delivery, progress, own_topics, time.monotonic())
             for tp in sorted(app.consumer.assignment()):
                 partition = tp.partition
                 if tp.topic != kafka.topic:
@@ -246,35 +247,6 @@ def create_worker(
     return Worker(app, processor, writer)
 
 
-def _in_order_consumer(app: faust.App) -> InOrderConsumer:
-    consumer = app.consumer
-    assert isinstance(consumer, InOrderConsumer)
-    return consumer
-
-
-async def _rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
-    log.warning(
-        "%s/%d: record %d arrived before record %d: reading again from %d",
-        tp.topic,
-        tp.partition,
-        seen,
-        offset,
-        offset,
-    )
-    await app.consumer.seek(tp, offset)
-
-
-async def _mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
-    log.info(
-        "%s/%d: offsets %d to %d do not exist (transaction markers or compaction)",
-        tp.topic,
-        tp.partition,
-        start,
-        end - 1,
-    )
-    await _in_order_consumer(app).mark_absent(tp, start, end)
-
-
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     for tp in partitions:
         if tp not in app.consumer.assignment():
@@ -288,46 +260,6 @@ async def _caught_up(app: faust.App, *partitions: TP) -> bool:
 
 #: How long a stop waits for the destination lanes to write what they hold.
 STOP_GRACE_SECONDS = 5.0
-
-#: A partition whose fetched records stopped reaching the agent for this long is re-read.
-STALL_SECONDS = 3.0
-
-
-async def _heal_stalls(
-    app: faust.App,
-    delivery: InOrderDelivery[EventT],
-    progress: dict[TP, float],
-    topics: set[str],
-    now: float,
-) -> None:
-    """Read again partitions whose fetched records stopped reaching the agent.
-
-    Faust can drop fetched records (queues cleared when flow resumes, a fetch behind the
-    rest of a stale batch): the consumer's position is then past records the agent never
-    saw, and nothing more may come to show it. A partition that offered nothing for
-    `STALL_SECONDS` while its position is beyond the next offset it expects is sought back
-    to that offset; a record offered twice is a duplicate and changes nothing.
-    """
-    for tp in app.consumer.assignment():
-        tp = TP(tp.topic, tp.partition)
-        expected = delivery.next_offset(tp)
-        if tp.topic not in topics or expected is None:
-            continue
-        if now - progress.get(tp, now) < STALL_SECONDS:
-            continue
-        progress[tp] = now
-        highwater = app.consumer.highwater(tp)
-        if highwater is None or expected >= highwater:
-            continue
-        position = await app.consumer.position(tp)
-        if position is not None and position > expected:
-            log.warning(
-                "%s/%d: records from %d were fetched but did not arrive: reading them again",
-                tp.topic,
-                tp.partition,
-                expected,
-            )
-            await app.consumer.seek(tp, expected)
 
 
 async def _maybe_tick(

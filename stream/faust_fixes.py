@@ -1,6 +1,7 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
-The other half of the Faust edge: `app.py` wires the worker on `SafeApp`. Three fixes:
+The other half of the Faust edge: `app.py` wires the worker on `SafeApp` and calls the
+helpers at the end (rewinds, absent offsets, stall healing). Three fixes:
 
 - `WholeFlushBuffer`: a commit waits for every changelog record written before it.
 - `InOrderConsumer`: no gap-filling; only `delivery.InOrderDelivery` says which offsets are
@@ -12,16 +13,30 @@ The other half of the Faust edge: `app.py` wires the worker on `SafeApp`. Three 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 import faust
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP
+from faust.types import TP, EventT
 from faust.types.transports import ConsumerT, ProducerT
 from faust.types.tuples import FutureMessage, Message
 
-__all__ = ["WholeFlushBuffer", "InOrderConsumer", "SafeApp"]
+from .delivery import InOrderDelivery
+
+__all__ = [
+    "WholeFlushBuffer",
+    "InOrderConsumer",
+    "SafeApp",
+    "in_order_consumer",
+    "rewind",
+    "mark_absent",
+    "heal_stalls",
+    "STALL_SECONDS",
+]
+
+log = logging.getLogger(__name__)
 
 
 class WholeFlushBuffer(ProducerBuffer):
@@ -153,3 +168,73 @@ class SafeApp(faust.App):
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
         self._reseek = asyncio.ensure_future(self.consumer.perform_seek())
+
+
+def in_order_consumer(app: faust.App) -> InOrderConsumer:
+    consumer = app.consumer
+    assert isinstance(consumer, InOrderConsumer)
+    return consumer
+
+
+async def rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
+    log.warning(
+        "%s/%d: record %d arrived before record %d: reading again from %d",
+        tp.topic,
+        tp.partition,
+        seen,
+        offset,
+        offset,
+    )
+    await app.consumer.seek(tp, offset)
+
+
+async def mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
+    log.info(
+        "%s/%d: offsets %d to %d do not exist (transaction markers or compaction)",
+        tp.topic,
+        tp.partition,
+        start,
+        end - 1,
+    )
+    await in_order_consumer(app).mark_absent(tp, start, end)
+
+
+#: A partition whose fetched records stopped reaching the agent for this long is re-read.
+STALL_SECONDS = 3.0
+
+
+async def heal_stalls(
+    app: faust.App,
+    delivery: InOrderDelivery[EventT],
+    progress: dict[TP, float],
+    topics: set[str],
+    now: float,
+) -> None:
+    """Read again partitions whose fetched records stopped reaching the agent.
+
+    Faust can drop fetched records (queues cleared when flow resumes, a fetch behind the
+    rest of a stale batch): the consumer's position is then past records the agent never
+    saw, and nothing more may come to show it. A partition that offered nothing for
+    `STALL_SECONDS` while its position is beyond the next offset it expects is sought back
+    to that offset; a record offered twice is a duplicate and changes nothing.
+    """
+    for tp in app.consumer.assignment():
+        tp = TP(tp.topic, tp.partition)
+        expected = delivery.next_offset(tp)
+        if tp.topic not in topics or expected is None:
+            continue
+        if now - progress.get(tp, now) < STALL_SECONDS:
+            continue
+        progress[tp] = now
+        highwater = app.consumer.highwater(tp)
+        if highwater is None or expected >= highwater:
+            continue
+        position = await app.consumer.position(tp)
+        if position is not None and position > expected:
+            log.warning(
+                "%s/%d: records from %d were fetched but did not arrive: reading them again",
+                tp.topic,
+                tp.partition,
+                expected,
+            )
+            await app.consumer.seek(tp, expected)
