@@ -75,7 +75,7 @@ class Processor:
         wanted: Callable[[SyncJob], bool] | None = None,
     ) -> None:
         """`wanted` (a replay's --since/--until) picks which due syncs are written; state
-        and the written watermark advance the same either way."""
+        and the decided watermark advance the same either way."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
@@ -134,10 +134,8 @@ class Processor:
             return
         state = self.partition(partition)
         await self._catch_up(partition, state)
-        # Apply first, then write what became due: a record that makes sync T due has no
-        # event before T (its newest time minus the lateness reached T), so T cannot see it;
-        # and once its changes are in the table, a stop that acknowledges the record while
-        # the sync is still being written loses nothing (the sync stays due, see _load).
+        # Apply first, then decide what became due: a record that makes sync T due has no
+        # event before T (its newest time minus the lateness reached T), so T cannot see it.
         self._apply(partition, state, offset, events)
         self._positions[partition] = _Position(topic, offset + 1)
         newest = max(event.time_ms for event in events)
@@ -147,8 +145,9 @@ class Processor:
         )
 
     async def on_tick(self, partition: int, now_ms: int | None) -> None:
-        """The wall clock reached `now_ms` on an idle partition: emit what became due.
-        `None` only loads the partition and writes the syncs it already had due."""
+        """The wall clock reached `now_ms` on an idle partition: decide what became due.
+        `None` only loads the partition (handing over its pending syncs) and forgets the
+        syncs reported written."""
         state = self.partition(partition)
         await self._catch_up(partition, state)
         watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
@@ -165,10 +164,6 @@ class Processor:
     def unsettled(self, partition: int) -> bool:
         """Whether the partition has written syncs to forget (a tick does it when idle)."""
         return bool(self._written.get(partition))
-
-    def pending(self) -> dict[int, int]:
-        """Per loaded partition: how many decided syncs are not yet written."""
-        return {partition: len(state.pending) for partition, state in self.partitions.items()}
 
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""
