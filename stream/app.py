@@ -156,7 +156,15 @@ def create_worker(
         for record in delivery.held():
             in_order_consumer(app).abandon(record.message)
 
+    def revoking(revoked: set[TP]) -> None:
+        """Give up the records held for revoked partitions: Faust waits for every record
+        not acknowledged before it lets a rebalance go on, and their new owner reads them."""
+        for tp in revoked:
+            for record in delivery.forget(TP(tp.topic, tp.partition)):
+                in_order_consumer(app).abandon(record.message)
+
     app.on_seeked = start_partitions
+    app.on_revoking = revoking
     app.on_stopping = stopping
 
     async def handle(event: EventT) -> None:
@@ -208,8 +216,6 @@ def create_worker(
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
-        for tp in revoked:
-            delivery.forget(tp)
         mine = {tp.partition for tp in revoked if tp.topic == kafka.topic}
         processor.forget(mine)
         for partition in mine:

@@ -139,9 +139,16 @@ class SafeApp(faust.App):
     """
 
     on_seeked: Callable[[Mapping[TP, int | None]], None] | None = None
+    on_revoking: Callable[[set[TP]], None] | None = None
+    """Called first thing in a rebalance, before Faust waits for the records in hand."""
     on_stopping: Callable[[], Awaitable[None]] | None = None
     """Called first thing when the app stops, before Faust waits for the agent's record."""
     _reseek: asyncio.Future[None] | None = None
+
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        if self.on_revoking is not None:
+            self.on_revoking(revoked)
+        await super()._on_partitions_revoked(revoked)
 
     async def on_stop(self) -> None:
         if self.on_stopping is not None:
