@@ -8,6 +8,7 @@ This is the only module that imports pyarrow.
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,21 +44,40 @@ def guard_formula(cell: str | None) -> str | None:
     return cell
 
 
-def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | None]]) -> bytes:
-    """The CSV file of `header` and column-major cells (every column the same length)."""
+def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | int | None]]) -> bytes:
+    """The CSV file of `header` and column-major cells (every column the same length; a
+    column is all text or all integers)."""
     if len(header) != len(columns):
         raise ValueError(f"{len(header)} header names for {len(columns)} columns")
     head = ",".join(_quote_one(name) for name in header) + "\n"
     if not columns or len(columns[0]) == 0:
         return head.encode("utf-8")
-    arrays = [_quote(pa.array(column, type=pa.string())) for column in columns]
+    arrays = [_quote(_as_text(column)) for column in columns]
     if len(arrays) == 1:
         lines = pc.fill_null(arrays[0], "")
     else:
         lines = pc.binary_join_element_wise(
             *arrays, ",", null_handling="replace", null_replacement=""
         )
-    return (head + "\n".join(lines.to_pylist()) + "\n").encode("utf-8")
+    # Each line with its "\n" ([line, ""] joined by "\n"), inside Arrow: the file body is then
+    # the values' bytes end to end, read straight from the data buffer (no Python strings).
+    return head.encode("utf-8") + _concatenated(pc.binary_join_element_wise(lines, "", "\n"))
+
+
+def _concatenated(strings: pa.StringArray) -> bytes:
+    """Every value of `strings` (no nulls), end to end, from its buffers."""
+    _, offsets, data = strings.buffers()
+    first = strings.offset
+    start, end = (
+        struct.unpack_from("<i", offsets, 4 * index)[0] for index in (first, first + len(strings))
+    )
+    return bytes(memoryview(data)[start:end])
+
+
+def _as_text(column: Sequence[str | int | None]) -> pa.Array:
+    if column and isinstance(column[0], int):
+        return pa.array(column, type=pa.int64()).cast(pa.string())
+    return pa.array(column, type=pa.string())
 
 
 def _quote(cells: pa.Array) -> pa.Array:

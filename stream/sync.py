@@ -124,16 +124,24 @@ def _cells(
     rows: Sequence[tuple[int, Snapshot]],
     columns: Sequence[tuple[str, PropertyKey]],
     guard: bool = False,
-) -> list[list[str | None]]:
-    cells: list[list[str | None]] = [
-        [str(amplitude_id) for amplitude_id, _ in rows],
-        [view.user_id for _, view in rows],
-    ]
+) -> list[Sequence[str | int | None]]:
+    """Column-major cells; amplitude ids stay ints (Arrow turns them into text)."""
+    text: list[list[str | None]] = [[view.user_id for _, view in rows]]
     for _, prop in columns:
-        cells.append([format_cell(view.properties.get(prop, (None,))[0]) for _, view in rows])
+        text.append(
+            [  # format_cell only for values that are not already text (or missing)
+                value
+                if (value := view.properties.get(prop, _MISSING)[0]) is None or type(value) is str
+                else format_cell(value)
+                for _, view in rows
+            ]
+        )
     if guard:  # amplitude ids are digits: only the other columns can hold a formula
-        cells[1:] = [[guard_formula(cell) for cell in column] for column in cells[1:]]
-    return cells
+        text = [[guard_formula(cell) for cell in column] for column in text]
+    return [[amplitude_id for amplitude_id, _ in rows], *text]
+
+
+_MISSING: tuple[None] = (None,)
 
 
 def _manifest(
