@@ -172,6 +172,12 @@ class SafeApp(faust.App):
             loop=self.transport.loop,
         )
 
+    def on_rebalance_start(self) -> None:
+        super().on_rebalance_start()
+        if self._reseek is not None:  # the last generation's seek must not land in this one
+            self._reseek.cancel()
+            self._reseek = None
+
     def on_rebalance_end(self) -> None:
         super().on_rebalance_end()
         self._reseek = asyncio.ensure_future(self.consumer.perform_seek())
@@ -192,6 +198,8 @@ async def rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
         offset,
         offset,
     )
+    if app.rebalancing:  # the seek after the rebalance reads it again
+        return
     await app.consumer.seek(tp, offset)
 
 
@@ -223,8 +231,11 @@ async def heal_stalls(
     rest of a stale batch): the consumer's position is then past records the agent never
     saw, and nothing more may come to show it. A partition that offered nothing for
     `STALL_SECONDS` while its position is beyond the next offset it expects is sought back
-    to that offset; a record offered twice is a duplicate and changes nothing.
+    to that offset; a record offered twice is a duplicate and changes nothing. Never during a
+    rebalance: the table recovery reads with the same consumer, and a seek then stalled it.
     """
+    if app.rebalancing:
+        return
     for tp in app.consumer.assignment():
         tp = TP(tp.topic, tp.partition)
         expected = delivery.next_offset(tp)
