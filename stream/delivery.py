@@ -72,12 +72,12 @@ class InOrderDelivery(Generic[T]):
 
     def held(self) -> list[T]:
         """Every record held, of every partition (to give them up when stopping)."""
-        return [r for state in self._partitions.values() for rs in state.held.values() for r in rs]
+        return [record for state in self._partitions.values() for record in _held(state)]
 
     def forget(self, key: Hashable) -> list[T]:
         """The partition was revoked: returns the records it still held (never acked)."""
         state = self._partitions.pop(key, None)
-        return [] if state is None else [r for rs in state.held.values() for r in rs]
+        return [] if state is None else _held(state)
 
     def next_offset(self, key: Hashable) -> int | None:
         state = self._partitions.get(key)
@@ -136,3 +136,7 @@ class InOrderDelivery(Generic[T]):
             return []
         below = sorted(offset for offset in state.held if offset < expected)
         return [record for offset in below for record in state.held.pop(offset)]
+
+
+def _held(state: _Partition[T]) -> list[T]:
+    return [record for copies in state.held.values() for record in copies]

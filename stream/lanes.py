@@ -63,10 +63,6 @@ class DestinationLanes:
         self._report(output.destination, lane)
         await lane.notify()
 
-    def queued(self) -> dict[str, int]:
-        """Syncs waiting per destination."""
-        return {name: len(lane.waiting) for name, lane in self._lanes.items()}
-
     async def drain(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for every lane to empty; True if they did."""
         emptied = [lane.wait_until(lane.is_empty) for lane in self._lanes.values()]

@@ -103,8 +103,10 @@ class PartitionState:
     ) -> None:
         self.emitted_through = emitted_through
         self.rule_starts: dict[str, int] = dict(rule_starts or {})
-        self.pending: list[PendingSync] = list(pending)
-        """Decided syncs not yet written, in the order they were decided."""
+        self.pending: list[PendingSync] = []
+        """Decided syncs not yet written, in the order they were decided (`add_pending`)."""
+        self._oldest_pending: int | None = None
+        self.add_pending(pending)
         self.watermark = emitted_through
         self.cohorts: dict[str, CohortState] = {}
         self._next_due: int | None = None
@@ -132,12 +134,18 @@ class PartitionState:
         if self.emitted_through is None or not rules:
             return None
         future = min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
-        return min([future, *(sync.oldest_needed for sync in self.pending)])
+        oldest = self._oldest_pending  # kept, not scanned: asked on every record
+        return future if oldest is None else min(future, oldest)
+
+    def add_pending(self, syncs: Iterable[PendingSync]) -> None:
+        self.pending.extend(syncs)
+        self._oldest_pending = min((sync.oldest_needed for sync in self.pending), default=None)
 
     def written(self, keys: set[tuple[str, str, int]]) -> bool:
         """Forget the pending syncs now written; True when any was."""
         before = len(self.pending)
         self.pending = [sync for sync in self.pending if sync.key not in keys]
+        self.add_pending(())
         return len(self.pending) != before
 
     def is_late(self, event_time: int) -> bool:

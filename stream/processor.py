@@ -216,7 +216,7 @@ class Processor:
             if self.wanted is None or self.wanted(job)
         ]
         state.mark_emitted(watermark)
-        state.pending.extend(decided)
+        state.add_pending(decided)
         self._persist_partition(partition, state)  # decided and pending, before any upload
         await self._submit(partition, state, decided)
         self._settle(partition, state)
@@ -240,7 +240,11 @@ class Processor:
             rule = self._rules_by_id.get(sync.rule_id)
             cohort = state.cohorts.get(sync.cohort_id)
             if rule is None or cohort is None:
-                log.warning("partition %d: pending sync %s dropped: no such rule", partition, sync)
+                log.warning(
+                    "partition %d: pending sync %s dropped: its rule or cohort is gone",
+                    partition,
+                    sync,
+                )
                 state.written({sync.key})
                 continue
             job = SyncJob(rule, sync.cohort_id, sync.sync_time, sync.previous)

@@ -69,7 +69,7 @@ def test_a_failing_destination_holds_only_its_own_lane_and_catches_up_in_order()
                 )
         await until(lambda: len(good.stored) == 12, "the good destination's three syncs")
         assert written == [("good", 1), ("good", 2), ("good", 3)]
-        assert lanes.queued() == {"bad": 3, "good": 0}
+        assert metrics.queued_syncs == {"bad": 3, "good": 0}
         assert metrics.upload_errors[("bad", "permanent")] > 0
         assert not await lanes.drain(timeout=0.05)
         bad.failing = False  # the bucket is created
@@ -89,13 +89,14 @@ def test_a_failing_destination_holds_only_its_own_lane_and_catches_up_in_order()
 
 
 def test_a_full_lane_makes_submit_wait_and_a_stop_ends_the_wait() -> None:
-    writer = SyncWriter({"bad": Sink(failing=True)}, Metrics(), first_backoff=0.01)
+    metrics = Metrics()
+    writer = SyncWriter({"bad": Sink(failing=True)}, metrics, first_backoff=0.01)
     lanes = DestinationLanes(writer, max_bytes=100)
 
     async def scenario() -> None:
         await lanes.submit(lambda: sync("bad", 1, size=40), lambda: None)  # always admitted
         second = asyncio.ensure_future(lanes.submit(lambda: sync("bad", 2, size=40), lambda: None))
-        await asyncio.sleep(0.1)
+        await until(lambda: metrics.upload_errors[("bad", "permanent")] >= 3, "failed attempts")
         assert not second.done()  # 2 x 122 bytes > 100: it waits for room
         writer.abandon()
         with pytest.raises(WriteAbandoned):

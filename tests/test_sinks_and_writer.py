@@ -127,8 +127,11 @@ def test_abandon_ends_a_write_that_waits_for_a_failing_destination() -> None:
 
     async def write_then_stop() -> None:
         pending = asyncio.ensure_future(writer.write(output))
-        while sink.attempts == 0:
+        for _ in range(500):  # poll for up to 5 s
+            if sink.attempts:
+                break
             await asyncio.sleep(0.01)
+        assert sink.attempts == 1
         writer.abandon()  # while the writer waits out a 60 s backoff
         with pytest.raises(WriteAbandoned):
             await asyncio.wait_for(pending, timeout=5)
