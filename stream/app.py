@@ -3,9 +3,11 @@
 One agent reads the input topic, the repartition topic and the tick topic (co-partitioned,
 so partition N of each lands on the same worker), puts each record through `InOrderDelivery`
 and hands it to `Processor`; syncs go to the destination lanes. The membership table is
-written only there, inside stream iteration. The timer never touches state: when an idle
-partition's wall-clock watermark reaches a sync time, it sends a tick record that the agent
-then processes. With `faust_fixes.py`, the only modules that import faust.
+written only there, inside stream iteration, and a record is acknowledged only once the
+table holds its changes (the processor's journal writes them in bundles). The timer never
+touches state: when an idle partition's wall-clock watermark reaches a sync time, or its
+journal holds changes, it sends a tick record that the agent then processes. With
+`faust_fixes.py`, the only modules that import faust.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import faust
-from faust.types import TP, EventT
+from faust.types import TP, EventT, Message
 
 from .config import Settings
 from .delivery import InOrderDelivery
@@ -34,10 +36,9 @@ from .writer import SyncWriter
 
 __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "create_floor_app", "run_worker"]
 
-#: The worker's Faust defaults (a broker's own defaults and `[faust]` override them). Every
-#: membership change is a changelog record, and a commit waits until they are all sent:
-#: bigger producer batches (well under Kafka's 1 MB message limit) and a short linger send
-#: them in far fewer requests (measured: +30% events/s, see BENCHMARKS.md).
+#: The worker's Faust defaults (a broker's own defaults and `[faust]` override them). A
+#: commit waits until every changelog record is sent: bigger producer batches (well under
+#: Kafka's 1 MB message limit) and a short linger send them in far fewer requests.
 WORKER_FAUST_DEFAULTS: dict[str, Any] = {
     "producer_max_batch_size": 512 * 1024,
     "producer_linger": 0.01,
@@ -139,6 +140,8 @@ def create_worker(
     busy: set[int] = set()
 
     delivery: InOrderDelivery[EventT] = InOrderDelivery(confirmations=3)
+    awaiting: dict[int, list[Message]] = {}
+    """Per partition: records handled whose changes the table does not hold yet."""
     own_topics = {kafka.topic, repartition_topic, ticks_topic}
 
     def start_partitions(starts: Mapping[TP, int | None]) -> None:
@@ -155,6 +158,10 @@ def create_worker(
         writer.abandon()
         for record in delivery.held():
             in_order_consumer(app).abandon(record.message)
+        for messages in awaiting.values():
+            for message in messages:
+                in_order_consumer(app).abandon(message)
+        awaiting.clear()
 
     def revoking(revoked: set[TP]) -> None:
         """Give up the records held for revoked partitions: Faust waits for every record
@@ -162,6 +169,20 @@ def create_worker(
         for tp in revoked:
             for record in delivery.forget(TP(tp.topic, tp.partition)):
                 in_order_consumer(app).abandon(record.message)
+            waiting = awaiting.get(tp.partition, [])
+            for message in [m for m in waiting if m.topic == tp.topic]:
+                waiting.remove(message)
+                in_order_consumer(app).abandon(message)
+
+    def acknowledge(record: EventT) -> None:
+        """Settle the partition's handled records once the table holds their changes."""
+        partition = record.message.partition
+        waiting = awaiting.setdefault(partition, [])
+        waiting.append(record.message)
+        if processor.durable(partition):
+            for message in waiting:
+                in_order_consumer(app).settle(message)
+            waiting.clear()
 
     app.on_seeked = start_partitions
     app.on_revoking = revoking
@@ -210,7 +231,7 @@ def create_worker(
                     for unhandled in released.records[index:]:
                         consumer.abandon(unhandled.message)
                     break
-                consumer.settle(record.message)
+                acknowledge(record)
             if released.absent is not None:
                 await mark_absent(app, tp, *released.absent)
 
@@ -229,7 +250,8 @@ def create_worker(
     @app.timer(interval=1.0 if idle_after is None else min(1.0, max(idle_after / 4, 0.1)))
     async def tick_partitions() -> None:
         """Load each newly assigned partition (writing any sync it had due when the last
-        worker stopped), and advance idle, caught-up partitions by the wall clock."""
+        worker stopped), flush changes waiting in a journal (their records are acknowledged
+        then), and advance idle, caught-up partitions by the wall clock."""
         try:
             now = clock()
             if not busy:
@@ -241,7 +263,7 @@ def create_worker(
                 if partition in tick_sent:
                     continue
                 if partition not in processor.partitions or processor.unsettled(partition):
-                    await _send_tick(ticks, tick_sent, partition, None)  # load, or forget
+                    await _send_tick(ticks, tick_sent, partition, None)  # load, forget, flush
                     continue
                 if idle_after is None or now - last_record.get(partition, started) < idle_after:
                     continue

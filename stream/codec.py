@@ -1,26 +1,33 @@
 """Table keys and values: domain state <-> compact JSON bytes for Faust's changelogs.
 
 Keys carry the input partition, so a worker rebuilds exactly the partitions it owns:
-`m␟{partition}␟{cohort}␟{amplitude_id}` a member, `c␟{partition}␟{cohort}` a cohort,
-`p␟{partition}` the partition's emitted watermark and rule starts (␟ is U+001F, which
-cohort ids cannot contain). Values are bytes (the table's serializer is "raw"): one
-immutable object per key keeps memory down and the garbage collector off millions of lists.
+`b␟{partition}␟{seq}` a bundle of members (`journal.py`), `c␟{partition}␟{cohort}` a
+cohort, `p␟{partition}` the partition's emitted watermark, rule starts and pending syncs
+(␟ is U+001F, which cohort ids cannot contain). `m␟{partition}␟{cohort}␟{amplitude_id}`, one
+member, is what versions before the journal wrote: it is still read. Values are bytes (the
+table's serializer is "raw"): one immutable object per key keeps memory down and the
+garbage collector off millions of lists.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from .membership import Member, Snapshot, Stamp
 
 __all__ = [
     "member_key",
+    "bundle_key",
     "cohort_key",
     "partition_key",
     "parse_key",
     "encode_member",
     "decode_member",
+    "encode_bundle",
+    "decode_bundle",
+    "bundle_members",
 ]
 
 _SEP = "\x1f"
@@ -28,6 +35,10 @@ _SEP = "\x1f"
 
 def member_key(partition: int, cohort_id: str, amplitude_id: int) -> str:
     return f"m{_SEP}{partition}{_SEP}{cohort_id}{_SEP}{amplitude_id}"
+
+
+def bundle_key(partition: int, seq: int) -> str:
+    return f"b{_SEP}{partition}{_SEP}{seq}"
 
 
 def cohort_key(partition: int, cohort_id: str) -> str:
@@ -58,6 +69,28 @@ def encode_member(member: Member) -> bytes:
 
 def decode_member(value: bytes) -> Member:
     return Member([_decode_snapshot(item) for item in decode_json(value)])
+
+
+def encode_bundle(members: Iterable[tuple[str, int, Member]]) -> bytes:
+    """Members as `[[cohort, amplitude_id, [snapshot, ...]], ...]`."""
+    return encode_json(
+        [
+            [cohort_id, amplitude_id, [_encode_snapshot(item) for item in member.history]]
+            for cohort_id, amplitude_id, member in members
+        ]
+    )
+
+
+def decode_bundle(value: bytes) -> list[tuple[str, int, Member]]:
+    return [
+        (cohort_id, amplitude_id, Member([_decode_snapshot(item) for item in history]))
+        for cohort_id, amplitude_id, history in decode_json(value)
+    ]
+
+
+def bundle_members(value: bytes) -> list[tuple[str, int]]:
+    """Which members a bundle holds, without building them."""
+    return [(cohort_id, amplitude_id) for cohort_id, amplitude_id, _ in decode_json(value)]
 
 
 def _encode_snapshot(item: Snapshot) -> list[Any]:

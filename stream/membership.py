@@ -83,10 +83,12 @@ class Member:
     member costs one snapshot plus its events since the oldest sync still needed.
     """
 
-    __slots__ = ("history",)
+    __slots__ = ("history", "bundle")
 
     def __init__(self, history: list[Snapshot] | None = None) -> None:
         self.history: list[Snapshot] = history or []
+        self.bundle: int | None = None
+        """Which journal bundle holds its latest written version (`journal.Journal`)."""
 
     def apply(self, snapshot: Snapshot, horizon: int | None) -> bool:
         """Add one event's snapshot; False when that exact event was applied already."""

@@ -4,8 +4,13 @@
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
 `PartitionState`, rebuilt from the store the first time the partition is touched after an
 assignment. For each record: parse (or dead-letter), forward to the repartition topic if
-the record is not on its cohort's partition, apply the events and persist what changed,
-then decide every sync the new watermark makes due.
+the record is not on its cohort's partition, apply the events, then decide every sync the
+new watermark makes due.
+
+Changed members go to the partition's `Journal`, written to the store in bundles: when
+enough wait, on a tick, and always before the partition's metadata, so the store never
+holds a decision without the state it was made on. A record is durable once `durable` says
+so; the caller acknowledges records only then.
 
 A decided sync is persisted as pending (with the watermark) before it is handed to the
 outbox, which builds it at once and writes it when its destination takes it; the outbox
@@ -24,7 +29,8 @@ from . import codec
 from .config import Settings, SyncRule
 from .errors import InvalidEvent
 from .events import MembershipEvent, parse_message
-from .membership import diff_cohort
+from .journal import FLUSH_MEMBERS, Journal
+from .membership import Member, diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
 from .sync import InputPosition, SyncOutput, build_sync
@@ -94,6 +100,7 @@ class Processor:
         """Per partition: pending syncs the outbox reported written, not yet forgotten."""
         self._unsubmitted: set[int] = set()
         """Partitions whose pending syncs must be handed to the outbox (again)."""
+        self._journals: dict[int, Journal] = {}
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -137,6 +144,9 @@ class Processor:
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
         self._apply(partition, state, offset, events)
+        journal = self._journals[partition]
+        if journal.dirty >= FLUSH_MEMBERS:
+            journal.flush()
         self._positions[partition] = _Position(topic, offset + 1)
         newest = max(event.time_ms for event in events)
         watermark = state.observe(newest, self._lateness)
@@ -146,10 +156,11 @@ class Processor:
 
     async def on_tick(self, partition: int, now_ms: int | None) -> None:
         """The wall clock reached `now_ms` on an idle partition: decide what became due.
-        `None` only loads the partition (handing over its pending syncs) and forgets the
-        syncs reported written."""
+        `None` only loads the partition (handing over its pending syncs), forgets the
+        syncs reported written and flushes the journal."""
         state = self.partition(partition)
         await self._catch_up(partition, state)
+        self._journals[partition].flush()
         watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
         if watermark is None:
             return
@@ -162,8 +173,14 @@ class Processor:
         await self._advance(partition, state, watermark, position)
 
     def unsettled(self, partition: int) -> bool:
-        """Whether the partition has written syncs to forget (a tick does it when idle)."""
-        return bool(self._written.get(partition))
+        """Whether the partition has written syncs to forget or changes not yet in the store
+        (a tick does both when it is idle)."""
+        return bool(self._written.get(partition)) or not self.durable(partition)
+
+    def durable(self, partition: int) -> bool:
+        """Whether every record handled on this partition has its changes in the store."""
+        journal = self._journals.get(partition)
+        return journal is None or journal.dirty == 0
 
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""
@@ -179,6 +196,7 @@ class Processor:
             self._due_positions.pop(partition, None)
             self._written.pop(partition, None)
             self._unsubmitted.discard(partition)
+            self._journals.pop(partition, None)
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
@@ -287,6 +305,7 @@ class Processor:
         self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
     ) -> None:
         horizon = state.horizon(self.rules)
+        journal = self._journals[partition]
         for index, event in enumerate(events):
             self.metrics.events += 1
             if state.is_late(event.time_ms):
@@ -298,10 +317,10 @@ class Processor:
                     {"first": cohort.first_ms}
                 )
             if changed:
-                key = codec.member_key(partition, event.cohort_id, event.amplitude_id)
-                self.store[key] = codec.encode_member(member)
+                journal.touch(event.cohort_id, event.amplitude_id, member)
 
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
+        self._journals[partition].flush()  # the state before the decisions made on it
         position = self._positions.get(partition)
         due = self._due_positions.get(partition)
         self.store[codec.partition_key(partition)] = codec.encode_json(
@@ -330,20 +349,36 @@ class Processor:
             self._positions.setdefault(
                 partition, _Position(self.settings.kafka.topic, meta["offset"])
             )
-        members: list[tuple[str, int, Any]] = []
+        journal = self._journals[partition] = Journal(partition, self.store, _member_finder(state))
+        legacy: list[tuple[str, str, int, Any]] = []
+        bundles: list[tuple[int, bytes]] = []
         for key, value in list(self.store.items()):
             kind, key_partition, rest = codec.parse_key(key)
             if key_partition != partition or value is None:
                 continue
             if kind == "c":
                 state.cohorts[rest[0]] = CohortState(first_ms=codec.decode_json(value)["first"])
+            elif kind == "b":
+                bundles.append((int(rest[0]), value))
             elif kind == "m":
-                members.append((rest[0], int(rest[1]), value))
-        for cohort_id, amplitude_id, value in members:
+                legacy.append((key, rest[0], int(rest[1]), value))
+        for cohort_id, amplitude_id, member in journal.load(bundles):
             cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
-            cohort.members[amplitude_id] = codec.decode_member(value)
+            cohort.members[amplitude_id] = member
+        for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
+            members = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).members
+            member = members.setdefault(amplitude_id, codec.decode_member(value))
+            journal.adopt_legacy(key, cohort_id, amplitude_id, member)
         if state.cohorts:
             log.info(
                 "partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts)
             )
         return state
+
+
+def _member_finder(state: PartitionState) -> Callable[[str, int], Member | None]:
+    def find(cohort_id: str, amplitude_id: int) -> Member | None:
+        cohort = state.cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.get(amplitude_id)
+
+    return find

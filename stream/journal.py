@@ -1,0 +1,152 @@
+"""The membership journal: changed members written to the table in bundles, not a key each.
+
+Every membership change used to be one table write, so one changelog record through Faust's
+producer: that cost more than the framework's whole per-message path (BENCHMARKS.md). The
+journal of a partition collects the members changed since its last flush and writes them
+together, each member's whole history once, under one key `b␟{partition}␟{seq}`. Loading
+replays a partition's bundles in `seq` order, so each member's latest version wins.
+
+The table keeps about one version per member: a bundle all of whose members were written
+again later is deleted (a tombstone on the compacted changelog), and a bundle left holding
+fewer than half of the members it was written with has those copied forward into a new
+bundle, then is deleted. A copy moves less than half a bundle, so each version is written
+less than twice on average.
+
+Durability is the caller's to honour: records whose changes are still in the journal
+(`dirty`) are not safe to acknowledge until `flush` has written them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, MutableMapping
+from typing import Any
+
+from . import codec
+from .membership import Member
+
+__all__ = ["Journal", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES"]
+
+#: Flush once this many members are waiting (the caller's policy; one batch message of
+#: Amplitude's form is 1,000 members).
+FLUSH_MEMBERS = 1000
+#: A bundle's encoded size limit: well under Kafka's default 1 MB message limit.
+MAX_BUNDLE_BYTES = 512 * 1024
+
+MemberKey = tuple[str, int]
+"""(cohort id, amplitude id)"""
+
+
+class Journal:
+    """One partition's bundles in `store`; `members` finds a member's current state."""
+
+    def __init__(
+        self,
+        partition: int,
+        store: MutableMapping[str, Any],
+        members: Callable[[str, int], Member | None],
+    ) -> None:
+        self.partition = partition
+        self.store = store
+        self._members = members
+        self._dirty: dict[MemberKey, Member] = {}
+        self._live: dict[int, int] = {}
+        """Per bundle: how many members have their latest version in it."""
+        self._size: dict[int, int] = {}
+        """Per bundle: how many members it was written with."""
+        self._next_seq = 0
+        self._legacy: list[str] = []
+        """Per-member keys of an older version, deleted once their members are bundled."""
+
+    @property
+    def dirty(self) -> int:
+        """How many changed members wait for the next flush."""
+        return len(self._dirty)
+
+    def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
+        self._dirty[(cohort_id, amplitude_id)] = member
+
+    def flush(self) -> None:
+        """Write every waiting member, then delete or compact the bundles it superseded."""
+        if not self._dirty:
+            return
+        entries, self._dirty = list(self._dirty.items()), {}
+        released: set[int] = set()
+        self._write(entries, released)
+        self._compact(released)
+        for key in self._legacy:
+            del self.store[key]
+        self._legacy = []
+
+    def load(self, bundles: Iterable[tuple[int, bytes]]) -> Iterable[tuple[str, int, Member]]:
+        """Decode the partition's bundles, oldest first: (cohort, amplitude id, member) in
+        write order, so a later one replaces an earlier one of the same member."""
+        latest: dict[MemberKey, Member] = {}
+        for seq, value in sorted(bundles, key=lambda item: item[0]):
+            entries = codec.decode_bundle(value)
+            self._size[seq] = len(entries)
+            self._live[seq] = 0
+            self._next_seq = seq + 1
+            for cohort_id, amplitude_id, member in entries:
+                member.bundle = seq
+                latest[(cohort_id, amplitude_id)] = member
+        for member in latest.values():
+            assert member.bundle is not None
+            self._live[member.bundle] += 1
+        for seq in [seq for seq, live in self._live.items() if live == 0]:
+            self._delete(seq)
+        return ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in latest.items())
+
+    def adopt_legacy(self, key: str, cohort_id: str, amplitude_id: int, member: Member) -> None:
+        """A member read from an older version's own key: bundle it, then delete the key."""
+        self._legacy.append(key)
+        self.touch(cohort_id, amplitude_id, member)
+
+    def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
+        value = codec.encode_bundle(
+            (cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries
+        )
+        if len(value) > MAX_BUNDLE_BYTES and len(entries) > 1:
+            half = len(entries) // 2
+            self._write(entries[:half], released)
+            self._write(entries[half:], released)
+            return
+        seq = self._next_seq
+        self._next_seq += 1
+        self.store[codec.bundle_key(self.partition, seq)] = value
+        self._size[seq] = self._live[seq] = len(entries)
+        for _, member in entries:
+            if member.bundle is not None:
+                self._release(member.bundle, released)
+            member.bundle = seq
+
+    def _release(self, seq: int, released: set[int]) -> None:
+        live = self._live[seq] - 1
+        if live == 0:
+            self._delete(seq)
+            released.discard(seq)
+        else:
+            self._live[seq] = live
+            released.add(seq)
+
+    def _compact(self, released: set[int]) -> None:
+        """Copy the live members of each bundle left under half full into a new bundle."""
+        for seq in sorted(released):
+            if seq not in self._live or self._live[seq] * 2 >= self._size[seq]:
+                continue
+            value = self.store.get(codec.bundle_key(self.partition, seq))
+            if value is None:
+                continue
+            carried: list[tuple[MemberKey, Member]] = []
+            for cohort_id, amplitude_id in codec.bundle_members(value):
+                member = self._members(cohort_id, amplitude_id)
+                if member is not None and member.bundle == seq:
+                    carried.append(((cohort_id, amplitude_id), member))
+            if carried:
+                self._write(carried, set())  # moves every live member: the bundle is deleted
+
+    def _delete(self, seq: int) -> None:
+        del self._live[seq]
+        del self._size[seq]
+        key = codec.bundle_key(self.partition, seq)
+        if key in self.store:
+            del self.store[key]

@@ -1,0 +1,160 @@
+"""The membership journal: members written in bundles, replayed in order on load, the table
+kept near one version per member."""
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stream import codec
+from stream.journal import MAX_BUNDLE_BYTES, Journal
+from stream.membership import Member, Snapshot
+
+H = 3_600_000
+
+
+def member(*versions: int, plan: str = "pro") -> Member:
+    result = Member()
+    for version in versions:
+        snapshot = Snapshot.of_event(
+            (version, version, 0), version, True, f"u{version}", {"plan": plan}, None
+        )
+        result.apply(snapshot, None)
+    return result
+
+
+class Partition:
+    """Current members and a journal over a dict store, as the processor keeps them."""
+
+    def __init__(self, store: dict[str, Any] | None = None) -> None:
+        self.store: dict[str, Any] = {} if store is None else store
+        self.members: dict[tuple[str, int], Member] = {}
+        self.journal = Journal(0, self.store, lambda c, a: self.members.get((c, a)))
+
+    def change(self, cohort: str, amplitude_id: int, version: int) -> None:
+        current = self.members.setdefault((cohort, amplitude_id), Member())
+        current.apply(
+            Snapshot.of_event((version, version, 0), version, True, None, None, None), None
+        )
+        self.journal.touch(cohort, amplitude_id, current)
+
+    def restarted(self) -> "Partition":
+        again = Partition(self.store)
+        for cohort, amplitude_id, loaded in again.journal.load(bundles(self.store)):
+            again.members[(cohort, amplitude_id)] = loaded
+        return again
+
+    def stored_versions(self) -> int:
+        return sum(len(codec.bundle_members(value)) for _, value in bundles(self.store))
+
+
+def bundles(store: dict[str, Any]) -> list[tuple[int, bytes]]:
+    return [
+        (int(rest[0]), value)
+        for key, value in store.items()
+        for kind, _, rest in [codec.parse_key(key)]
+        if kind == "b"
+    ]
+
+
+def histories(members: dict[tuple[str, int], Member]) -> dict[tuple[str, int], list[Any]]:
+    return {key: [s.stamp for s in m.history] for key, m in members.items()}
+
+
+def test_changed_members_wait_for_a_flush_then_share_one_key() -> None:
+    partition = Partition()
+    for amplitude_id in range(50):
+        partition.change("c1", amplitude_id, 1)
+    assert partition.journal.dirty == 50
+    assert partition.store == {}
+    partition.journal.flush()
+    assert partition.journal.dirty == 0
+    assert list(partition.store) == [codec.bundle_key(0, 0)]
+    assert histories(partition.restarted().members) == histories(partition.members)
+
+
+def test_the_latest_version_wins_on_load() -> None:
+    partition = Partition()
+    partition.change("c1", 1, 1)
+    partition.change("c1", 2, 1)
+    partition.journal.flush()
+    partition.change("c1", 1, 2)
+    partition.journal.flush()
+    restored = partition.restarted().members
+    assert [s.stamp for s in restored[("c1", 1)].history] == [(1, 1, 0), (2, 2, 0)]
+
+
+def test_a_bundle_whose_members_were_all_written_again_is_deleted() -> None:
+    partition = Partition()
+    partition.change("c1", 1, 1)
+    partition.journal.flush()
+    partition.change("c1", 1, 2)
+    partition.journal.flush()
+    assert list(partition.store) == [codec.bundle_key(0, 1)]
+
+
+def test_a_bundle_left_under_half_full_is_copied_forward_and_deleted() -> None:
+    partition = Partition()
+    for amplitude_id in range(10):
+        partition.change("c1", amplitude_id, 1)
+    partition.journal.flush()
+    for amplitude_id in range(6):  # 4 of 10 left in bundle 0
+        partition.change("c1", amplitude_id, 2)
+    partition.journal.flush()
+    assert codec.bundle_key(0, 0) not in partition.store
+    assert partition.stored_versions() == 10
+    assert histories(partition.restarted().members) == histories(partition.members)
+
+
+def test_a_big_flush_is_split_under_the_message_limit() -> None:
+    partition = Partition()
+    wide = {f"p{n}": "x" * 200 for n in range(40)}
+    for amplitude_id in range(200):  # ~8 KB each: ~1.6 MB in all
+        current = partition.members.setdefault(("c1", amplitude_id), Member())
+        current.apply(Snapshot.of_event((1, 1, 0), 1, True, None, wide, None), None)
+        partition.journal.touch("c1", amplitude_id, current)
+    partition.journal.flush()
+    sizes = [len(value) for value in partition.store.values()]
+    assert len(sizes) > 1 and max(sizes) <= MAX_BUNDLE_BYTES
+    assert histories(partition.restarted().members) == histories(partition.members)
+
+
+def test_keys_of_the_per_member_format_are_bundled_then_deleted() -> None:
+    store: dict[str, Any] = {codec.member_key(0, "c1", 5): codec.encode_member(member(1))}
+    partition = Partition(store)
+    legacy = codec.decode_member(store[codec.member_key(0, "c1", 5)])
+    partition.members[("c1", 5)] = legacy
+    partition.journal.adopt_legacy(codec.member_key(0, "c1", 5), "c1", 5, legacy)
+    assert partition.journal.dirty == 1
+    partition.journal.flush()
+    assert list(store) == [codec.bundle_key(0, 0)]
+    assert histories(partition.restarted().members) == {("c1", 5): [(1, 1, 0)]}
+
+
+changes = st.lists(
+    st.one_of(
+        st.tuples(st.sampled_from(["c1", "c2"]), st.integers(0, 30)),
+        st.just(None),  # a flush
+    ),
+    max_size=300,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes)
+def test_any_history_of_changes_and_flushes_restores_the_flushed_state(
+    steps: list[tuple[str, int] | None],
+) -> None:
+    partition = Partition()
+    for version, step in enumerate(steps):
+        if step is None:
+            partition.journal.flush()
+        else:
+            partition.change(*step, version)
+    partition.journal.flush()
+    restored = partition.restarted()
+    assert histories(restored.members) == histories(partition.members)
+    assert partition.stored_versions() <= 2 * len(partition.members) + 1
+    restored.change("c1", 99, 10_000)  # a restarted journal goes on where it stopped
+    restored.journal.flush()
+    assert histories(restored.restarted().members) == histories(restored.members)
