@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import json
 import struct
+from bisect import bisect_left
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["format_cell", "guard_formula", "render_csv", "bare_arrow_csv"]
+__all__ = [
+    "format_cell",
+    "guard_formula",
+    "render_csv",
+    "csv_lines",
+    "render_lines",
+    "Rows",
+    "bare_arrow_csv",
+]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -49,9 +59,13 @@ def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | int | Non
     column is all text or all integers)."""
     if len(header) != len(columns):
         raise ValueError(f"{len(header)} header names for {len(columns)} columns")
-    head = ",".join(_quote_one(name) for name in header) + "\n"
+    return render_lines(header, csv_lines(columns))
+
+
+def csv_lines(columns: Sequence[Sequence[str | int | None]]) -> pa.StringArray:
+    """One CSV line per row of the column-major cells, each ending in "\n"."""
     if not columns or len(columns[0]) == 0:
-        return head.encode("utf-8")
+        return pa.array([], type=pa.string())
     arrays = [_quote(_as_text(column)) for column in columns]
     if len(arrays) == 1:
         lines = pc.fill_null(arrays[0], "")
@@ -59,9 +73,82 @@ def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | int | Non
         lines = pc.binary_join_element_wise(
             *arrays, ",", null_handling="replace", null_replacement=""
         )
-    # Each line with its "\n" ([line, ""] joined by "\n"), inside Arrow: the file body is then
+    # Each line with its "\n" ([line, ""] joined by "\n"), inside Arrow: a file body is then
     # the values' bytes end to end, read straight from the data buffer (no Python strings).
-    return head.encode("utf-8") + _concatenated(pc.binary_join_element_wise(lines, "", "\n"))
+    return pc.binary_join_element_wise(lines, "", "\n")
+
+
+def render_lines(header: Sequence[str], lines: pa.StringArray) -> bytes:
+    """The header line, then `lines` (from `csv_lines`) end to end."""
+    head = ",".join(_quote_one(name) for name in header) + "\n"
+    if len(lines) == 0:
+        return head.encode("utf-8")
+    return head.encode("utf-8") + _concatenated(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A CSV body kept between syncs: its lines (from `csv_lines`) and the amplitude id of
+    each, ascending. The next sync's existing file is this one with the rows of the members
+    that changed replaced, without formatting the others again."""
+
+    ids: pa.Int64Array
+    lines: pa.StringArray
+
+    @classmethod
+    def of(cls, ids: Sequence[int], lines: pa.StringArray) -> Rows:
+        return cls(pa.array(ids, type=pa.int64()), lines)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def render(self, header: Sequence[str]) -> bytes:
+        return render_lines(header, self.lines)
+
+    def replaced(self, drop: Sequence[int], add: Rows) -> Rows:
+        """These rows without those of the ids in `drop`, with the rows of `add` (ids
+        ascending in both; an id of `add` is in `drop` or not here)."""
+        if not drop and not len(add):
+            return self
+        if len(drop) + len(add) > _MERGE_LIMIT:
+            return self._replaced_by_sorting(drop, add)
+        ids = _int64_view(self.ids)
+        removed = [(p, 1, 0) for d in drop if (p := bisect_left(ids, d)) < len(ids) and ids[p] == d]
+        inserted = [(bisect_left(ids, a), 0, j) for j, a in enumerate(_int64_view(add.ids))]
+        pieces: list[tuple[Rows, int, int]] = []  # (source, start, length)
+        cursor = 0
+        for position, is_removal, index in sorted(removed + inserted):
+            pieces.append((self, cursor, position - cursor))
+            if is_removal:
+                cursor = position + 1
+            else:
+                pieces.append((add, index, 1))
+                cursor = position
+        pieces.append((self, cursor, len(ids) - cursor))
+        kept = [(rows, start, length) for rows, start, length in pieces if length > 0]
+        if not kept:
+            return Rows(pa.array([], type=pa.int64()), pa.array([], type=pa.string()))
+        return Rows(
+            pa.concat_arrays([rows.ids.slice(start, length) for rows, start, length in kept]),
+            pa.concat_arrays([rows.lines.slice(start, length) for rows, start, length in kept]),
+        )
+
+    def _replaced_by_sorting(self, drop: Sequence[int], add: Rows) -> Rows:
+        keep = pc.invert(pc.is_in(self.ids, value_set=pa.array(drop, type=pa.int64())))
+        ids = pa.concat_arrays([pc.filter(self.ids, keep), add.ids])
+        lines = pa.concat_arrays([pc.filter(self.lines, keep), add.lines])
+        order = pc.sort_indices(ids)
+        return Rows(pc.take(ids, order), pc.take(lines, order))
+
+
+#: Past this many changed rows, a sort is cheaper than splicing slices.
+_MERGE_LIMIT = 5000
+
+
+def _int64_view(ids: pa.Int64Array) -> memoryview:
+    """The ids as a memoryview of int64 (indexable at C speed, so `bisect` works on it)."""
+    data = memoryview(ids.buffers()[1]).cast("q")
+    return data[ids.offset : ids.offset + len(ids)]
 
 
 def _concatenated(strings: pa.StringArray) -> bytes:

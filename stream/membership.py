@@ -14,7 +14,7 @@ shows in the next sync, yet still competes by its real event time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,13 +148,19 @@ class CohortDiff:
         yield from self.exiting
 
 
-def diff_cohort(members: Mapping[int, Member], sync_time: int, previous: int | None) -> CohortDiff:
+def diff_cohort(
+    members: Mapping[int, Member],
+    sync_time: int,
+    previous: int | None,
+    only: Iterable[int] | None = None,
+) -> CohortDiff:
     """entering = present(T) - present(T_prev), exiting = present(T_prev) - present(T),
-    existing = present(T); `previous=None` is a cohort's first sync (nobody was present)."""
+    existing = present(T); `previous=None` is a cohort's first sync (nobody was present).
+    `only` (ascending) limits the diff to those members."""
     entering: list[tuple[int, Snapshot]] = []
     exiting: list[tuple[int, Snapshot]] = []
     existing: list[tuple[int, Snapshot]] = []
-    for amplitude_id in sorted(members):
+    for amplitude_id in sorted(members) if only is None else only:
         member = members[amplitude_id]
         if len(member.history) == 1:  # fast path: one snapshot answers both questions
             now = member.history[0]

@@ -9,13 +9,18 @@ pending (and the history they need) while the partition and the other destinatio
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from itertools import chain
+from typing import TYPE_CHECKING, Protocol
 
 from .events import MembershipEvent
 from .membership import Member, Snapshot, Stamp
 from .windows import last_sync_at_or_before, next_sync_after, sync_times
+
+if TYPE_CHECKING:
+    from .sync import SyncedRows
 
 __all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
 
@@ -39,6 +44,32 @@ class CohortState:
 
     first_ms: int
     members: dict[int, Member] = field(default_factory=dict)
+    changes: array[int] = field(default_factory=lambda: array("q"))
+    """(amplitude id, visible) of each change since the horizon, flat: 16 bytes a change."""
+    synced: dict[str, SyncedRows] = field(default_factory=dict)
+    """Per rule: the existing file of its last sync built here (not persisted)."""
+
+    def restore(self, amplitude_id: int, member: Member) -> None:
+        """Put back a member read from the store; each of its snapshots counts as a change
+        (the next prune drops those before the horizon)."""
+        self.members[amplitude_id] = member
+        for snapshot in member.history:
+            self.changes.append(amplitude_id)
+            self.changes.append(snapshot.visible)
+
+    def changed_since(self, time: int) -> list[int]:
+        """The members with a change visible at or after `time`, ascending: the only ones
+        whose view can differ between a sync at `time` and any later one."""
+        changes = self.changes
+        return sorted(
+            {a for a, visible in zip(changes[0::2], changes[1::2], strict=True) if visible >= time}
+        )
+
+    def forget_changes_before(self, horizon: int) -> None:
+        changes = self.changes
+        if changes and min(changes[1::2]) < horizon:
+            pairs = zip(changes[0::2], changes[1::2], strict=True)
+            self.changes = array("q", chain.from_iterable(p for p in pairs if p[1] >= horizon))
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +198,11 @@ class PartitionState:
         snapshot = Snapshot.of_event(
             stamp, visible, event.enter, event.user_id, event.user_properties, event.app_id
         )
-        return cohort, member, member.apply(snapshot, horizon)
+        changed = member.apply(snapshot, horizon)
+        if changed:
+            cohort.changes.append(event.amplitude_id)
+            cohort.changes.append(visible)
+        return cohort, member, changed
 
     def observe(self, event_time: int, lateness_ms: int) -> int:
         """Move the watermark for an event; it never goes back."""

@@ -33,7 +33,7 @@ from .journal import FLUSH_MEMBERS, Journal
 from .membership import Member, diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
-from .sync import InputPosition, SyncOutput, build_sync
+from .sync import InputPosition, SyncOutput, build_next_sync, build_sync
 
 __all__ = ["Outbox", "Processor"]
 
@@ -79,9 +79,12 @@ class Processor:
         metrics: Metrics | None = None,
         *,
         wanted: Callable[[SyncJob], bool] | None = None,
+        incremental: bool = True,
     ) -> None:
         """`wanted` (a replay's --since/--until) picks which due syncs are written; state
-        and the decided watermark advance the same either way."""
+        and the decided watermark advance the same either way. `incremental` builds each
+        sync after a cohort's first from the rows of the one before and the members that
+        changed since (False: from every member; the same bytes, which tests check)."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
@@ -90,6 +93,7 @@ class Processor:
         self.partition_for = partition_for
         self.metrics = metrics or Metrics()
         self.wanted = wanted
+        self.incremental = incremental
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
@@ -238,6 +242,10 @@ class Processor:
         self._persist_partition(partition, state)  # decided and pending, before any upload
         await self._submit(partition, state, decided)
         self._settle(partition, state)
+        horizon = state.horizon(self.rules)
+        if horizon is not None:  # no later sync looks at changes before it
+            for cohort in state.cohorts.values():
+                cohort.forget_changes_before(horizon)
 
     async def _catch_up(self, partition: int, state: PartitionState) -> None:
         """Forget the pending syncs reported written; hand over those a restart restored."""
@@ -287,17 +295,34 @@ class Processor:
         destination = self.settings.destinations[rule.destination]
 
         def build() -> SyncOutput:
-            diff = diff_cohort(cohort.members, job.sync_time, job.previous)
-            return build_sync(
-                project_id=self.settings.project_id,
-                destination=destination,
-                rule=rule,
-                cohort_id=job.cohort_id,
-                sync_time=job.sync_time,
-                previous=job.previous,
-                diff=diff,
-                position=position,
-            )
+            built = None
+            last = cohort.synced.get(rule.rule_id) if self.incremental else None
+            if last is not None and last.sync_time == job.previous:
+                changed = cohort.changed_since(last.sync_time)
+                built = build_next_sync(
+                    project_id=self.settings.project_id,
+                    destination=destination,
+                    rule=rule,
+                    cohort_id=job.cohort_id,
+                    sync_time=job.sync_time,
+                    last=last,
+                    changed=changed,
+                    diff=diff_cohort(cohort.members, job.sync_time, job.previous, changed),
+                    position=position,
+                )
+            if built is None:
+                built = build_sync(
+                    project_id=self.settings.project_id,
+                    destination=destination,
+                    rule=rule,
+                    cohort_id=job.cohort_id,
+                    sync_time=job.sync_time,
+                    previous=job.previous,
+                    diff=diff_cohort(cohort.members, job.sync_time, job.previous),
+                    position=position,
+                )
+            output, cohort.synced[rule.rule_id] = built
+            return output
 
         return build
 
@@ -363,12 +388,14 @@ class Processor:
             elif kind == "m":
                 legacy.append((key, rest[0], int(rest[1]), value))
         for cohort_id, amplitude_id, member in journal.load(bundles):
-            cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
-            cohort.members[amplitude_id] = member
+            state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).restore(
+                amplitude_id, member
+            )
         for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
-            members = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).members
-            member = members.setdefault(amplitude_id, codec.decode_member(value))
-            journal.adopt_legacy(key, cohort_id, amplitude_id, member)
+            cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
+            if amplitude_id not in cohort.members:
+                cohort.restore(amplitude_id, codec.decode_member(value))
+            journal.adopt_legacy(key, cohort_id, amplitude_id, cohort.members[amplitude_id])
         if state.cohorts:
             log.info(
                 "partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts)

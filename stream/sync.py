@@ -15,12 +15,21 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .config import Destination, SyncRule
-from .csvfile import format_cell, guard_formula, render_csv
+from .csvfile import Rows, csv_lines, format_cell, guard_formula, render_csv
 from .membership import CohortDiff, PropertyKey, Snapshot
 from .naming import DIFF_TYPES, object_key
 from .sinks import Put, Sink
 
-__all__ = ["SyncFile", "SyncOutput", "InputPosition", "build_sync", "write_sync", "columns_for"]
+__all__ = [
+    "SyncFile",
+    "SyncOutput",
+    "SyncedRows",
+    "InputPosition",
+    "build_sync",
+    "build_next_sync",
+    "write_sync",
+    "columns_for",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,16 @@ def columns_for(
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class SyncedRows:
+    """A built sync's existing file, kept so that the rule's next sync of the cohort
+    formats only the rows of the members that changed (`build_next_sync`)."""
+
+    sync_time: int
+    columns: tuple[tuple[str, PropertyKey], ...]
+    rows: Rows
+
+
 def build_sync(
     *,
     project_id: int,
@@ -75,8 +94,72 @@ def build_sync(
     previous: int | None,
     diff: CohortDiff,
     position: InputPosition,
-) -> SyncOutput:
+) -> tuple[SyncOutput, SyncedRows]:
+    """The sync's files from the diff of every member of the cohort."""
     columns = columns_for(rule.properties(destination), list(diff.all_rows()))
+    existing = _rows(diff.existing, columns, destination.csv_formula_guard)
+    output = _output(
+        project_id,
+        destination,
+        rule,
+        cohort_id,
+        sync_time,
+        previous,
+        diff,
+        existing,
+        columns,
+        position,
+    )
+    return output, SyncedRows(sync_time, tuple(columns), existing)
+
+
+def build_next_sync(
+    *,
+    project_id: int,
+    destination: Destination,
+    rule: SyncRule,
+    cohort_id: str,
+    sync_time: int,
+    last: SyncedRows,
+    changed: Sequence[int],
+    diff: CohortDiff,
+    position: InputPosition,
+) -> tuple[SyncOutput, SyncedRows] | None:
+    """The sync after `last`'s (the same rule), the same bytes as `build_sync` gives, from
+    `diff` of only the members in `changed`: every other member is as it was at `last`.
+    None in portfolio data (columns per app, which any member may change): build it whole."""
+    columns = columns_for(rule.properties(destination), list(diff.all_rows()))
+    if any(app is not None for _, (_, app) in (*columns, *last.columns)):
+        return None
+    guard = destination.csv_formula_guard
+    existing = last.rows.replaced(changed, _rows(diff.existing, columns, guard))
+    output = _output(
+        project_id,
+        destination,
+        rule,
+        cohort_id,
+        sync_time,
+        last.sync_time,
+        diff,
+        existing,
+        columns,
+        position,
+    )
+    return output, SyncedRows(sync_time, tuple(columns), existing)
+
+
+def _output(
+    project_id: int,
+    destination: Destination,
+    rule: SyncRule,
+    cohort_id: str,
+    sync_time: int,
+    previous: int | None,
+    diff: CohortDiff,
+    existing: Rows,
+    columns: Sequence[tuple[str, PropertyKey]],
+    position: InputPosition,
+) -> SyncOutput:
     header = ["amplitudeID", "userID", *(name for name, _ in columns)]
 
     def key(kind: str) -> str:
@@ -90,13 +173,18 @@ def build_sync(
             routing_key=rule.routing_key,
         )
 
-    groups = {"entering": diff.entering, "exiting": diff.exiting, "existing": diff.existing}
     guard = destination.csv_formula_guard
-    files = tuple(
-        SyncFile(key(kind), render_csv(header, _cells(groups[kind], columns, guard)))
-        for kind in DIFF_TYPES
-    )
-    counts = {kind: len(groups[kind]) for kind in DIFF_TYPES}
+    bodies = {
+        "entering": render_csv(header, _cells(diff.entering, columns, guard)),
+        "exiting": render_csv(header, _cells(diff.exiting, columns, guard)),
+        "existing": existing.render(header),
+    }
+    files = tuple(SyncFile(key(kind), bodies[kind]) for kind in DIFF_TYPES)
+    counts = {
+        "entering": len(diff.entering),
+        "exiting": len(diff.exiting),
+        "existing": len(existing),
+    }
     manifest = _manifest(
         project_id, destination, rule, cohort_id, sync_time, previous, files, counts, position
     )
@@ -118,6 +206,15 @@ def write_sync(sink: Sink, output: SyncOutput) -> list[str]:
         if sink.put(file.key, file.data) is Put.KEPT:
             kept.append(file.key)
     return kept
+
+
+def _rows(
+    rows: Sequence[tuple[int, Snapshot]],
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool,
+) -> Rows:
+    cells = _cells(rows, columns, guard)
+    return Rows.of([amplitude_id for amplitude_id, _ in rows], csv_lines(cells))
 
 
 def _cells(
