@@ -93,13 +93,15 @@ def bundle_members(value: bytes) -> list[tuple[str, int]]:
     return [(cohort_id, amplitude_id) for cohort_id, amplitude_id, _ in decode_json(value)]
 
 
-def _encode_snapshot(item: Snapshot) -> list[Any]:
+def _encode_snapshot(item: Snapshot) -> tuple[Any, ...]:
+    """JSON writes tuples as arrays: no list is built for a stamp."""
+    stamp = item.stamp
     props = [
-        [name, app, value, None if stamp == item.stamp else list(stamp)]
-        for (name, app), (value, stamp) in item.properties.items()
+        (name, app, value, None if prop_stamp == stamp else prop_stamp)
+        for (name, app), (value, prop_stamp) in item.properties.items()
     ]
-    user_stamp = None if item.user_stamp == item.stamp else list(item.user_stamp)
-    return [list(item.stamp), item.visible, int(item.enter), item.user_id, user_stamp, props]
+    user_stamp = None if item.user_stamp == stamp else item.user_stamp
+    return (stamp, item.visible, int(item.enter), item.user_id, user_stamp, props)
 
 
 def _decode_snapshot(value: list[Any]) -> Snapshot:

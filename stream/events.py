@@ -77,7 +77,7 @@ def _decode_json(value: bytes | None) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _DECODER.decode(text)
     except RecursionError:
         raise InvalidEvent("JSON nested too deeply") from None
     except ValueError as exc:
@@ -86,6 +86,9 @@ def _decode_json(value: bytes | None) -> Any:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per message
 
 
 def _parse_single(doc: dict[str, Any]) -> MembershipEvent:
