@@ -142,6 +142,8 @@ def create_worker(
     delivery: InOrderDelivery[EventT] = InOrderDelivery(confirmations=3)
     awaiting: dict[int, list[Message]] = {}
     """Per partition: records handled whose changes the table does not hold yet."""
+    dirty_since: dict[int, float] = {}
+    """Per partition: since when (time.monotonic) its journal holds changes."""
     own_topics = {kafka.topic, repartition_topic, ticks_topic}
 
     def start_partitions(starts: Mapping[TP, int | None]) -> None:
@@ -162,6 +164,7 @@ def create_worker(
             for message in messages:
                 in_order_consumer(app).abandon(message)
         awaiting.clear()
+        dirty_since.clear()
 
     def revoking(revoked: set[TP]) -> None:
         """Give up the records held for revoked partitions: Faust waits for every record
@@ -169,20 +172,28 @@ def create_worker(
         for tp in revoked:
             for record in delivery.forget(TP(tp.topic, tp.partition)):
                 in_order_consumer(app).abandon(record.message)
+            dirty_since.pop(tp.partition, None)
             waiting = awaiting.get(tp.partition, [])
             for message in [m for m in waiting if m.topic == tp.topic]:
                 waiting.remove(message)
                 in_order_consumer(app).abandon(message)
 
     def acknowledge(record: EventT) -> None:
-        """Settle the partition's handled records once the table holds their changes."""
+        """Settle the partition's handled records once the table holds their changes: the
+        journal flushes by size, or here once its oldest change waited FLUSH_SECONDS."""
         partition = record.message.partition
         waiting = awaiting.setdefault(partition, [])
         waiting.append(record.message)
-        if processor.durable(partition):
-            for message in waiting:
-                in_order_consumer(app).settle(message)
-            waiting.clear()
+        now = time.monotonic()
+        if not processor.durable(partition):
+            dirty_since.setdefault(partition, now)
+            if now - dirty_since[partition] < FLUSH_SECONDS:
+                return
+            processor.flush(partition)
+        dirty_since.pop(partition, None)
+        for message in waiting:
+            in_order_consumer(app).settle(message)
+        waiting.clear()
 
     app.on_seeked = start_partitions
     app.on_revoking = revoking
@@ -272,6 +283,17 @@ def create_worker(
         except Exception:  # a timer that raises stops the worker: log and try next time
             log.exception("partition timer failed")
 
+    @app.timer(interval=FLUSH_SECONDS)
+    async def flush_quiet_partitions() -> None:
+        """A partition whose records stopped coming gets a tick, which flushes its journal:
+        its last records are acknowledged, and committed, without waiting for more."""
+        try:
+            for partition in sorted(dirty_since):
+                if partition not in tick_sent:
+                    await _send_tick(ticks, tick_sent, partition, None)
+        except Exception:
+            log.exception("flush timer failed")
+
     return Worker(app, processor, writer)
 
 
@@ -285,6 +307,9 @@ async def _caught_up(app: faust.App, *partitions: TP) -> bool:
             return False
     return True
 
+
+#: How long a change may wait in a journal before its records are acknowledged anyway.
+FLUSH_SECONDS = 0.25
 
 #: How long a stop waits for the destination lanes to write what they hold.
 STOP_GRACE_SECONDS = 5.0

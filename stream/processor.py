@@ -105,6 +105,7 @@ class Processor:
         self._unsubmitted: set[int] = set()
         """Partitions whose pending syncs must be handed to the outbox (again)."""
         self._journals: dict[int, Journal] = {}
+        self._homes: dict[str, tuple[bytes, int]] = {}
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -137,26 +138,42 @@ class Processor:
             return
         if not events:
             return
-        cohort_key = events[0].cohort_id.encode("utf-8")
-        home = self.partition_for(cohort_key, self.settings.kafka.partitions)
+        cohort_key, home = self._home(events[0].cohort_id)
         if topic == self.settings.kafka.topic and (key != cohort_key or home != partition):
             self.metrics.forwarded += 1
             await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
             return
         state = self.partition(partition)
-        await self._catch_up(partition, state)
+        if partition in self._written or partition in self._unsubmitted:
+            await self._catch_up(partition, state)
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
         self._apply(partition, state, offset, events)
         journal = self._journals[partition]
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
-        self._positions[partition] = _Position(topic, offset + 1)
-        newest = max(event.time_ms for event in events)
+        position = self._positions.get(partition)
+        if position is None:
+            position = self._positions[partition] = _Position(topic, offset + 1)
+        position.topic, position.next_offset = topic, offset + 1
+        newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
         watermark = state.observe(newest, self._lateness)
-        await self._advance(
-            partition, state, watermark, InputPosition(topic, partition, offset + 1)
-        )
+        due = state.next_due(self.rules)  # checked here: the per-record cost of syncs
+        if due is not None and watermark >= due:
+            await self._advance(
+                partition, state, watermark, InputPosition(topic, partition, offset + 1)
+            )
+
+    def _home(self, cohort_id: str) -> tuple[bytes, int]:
+        """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""
+        home = self._homes.get(cohort_id)
+        if home is None:
+            key = cohort_id.encode("utf-8")
+            home = self._homes[cohort_id] = (
+                key,
+                self.partition_for(key, self.settings.kafka.partitions),
+            )
+        return home
 
     async def on_tick(self, partition: int, now_ms: int | None) -> None:
         """The wall clock reached `now_ms` on an idle partition: decide what became due.
@@ -180,6 +197,12 @@ class Processor:
         """Whether the partition has written syncs to forget or changes not yet in the store
         (a tick does both when it is idle)."""
         return bool(self._written.get(partition)) or not self.durable(partition)
+
+    def flush(self, partition: int) -> None:
+        """Write the partition's waiting changes to the store now (inside stream iteration)."""
+        journal = self._journals.get(partition)
+        if journal is not None:
+            journal.flush()
 
     def durable(self, partition: int) -> bool:
         """Whether every record handled on this partition has its changes in the store."""
