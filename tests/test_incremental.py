@@ -156,3 +156,44 @@ def test_the_next_sync_formats_only_the_members_that_changed() -> None:
     assert built is not None
     assert built[0] == whole
     assert built[0].counts == {"entering": 1, "exiting": 1, "existing": 100}
+
+
+def files_with_a_restart(records: list[bytes], crash_after: int) -> list[tuple[str, bytes]]:
+    """As `files`, but the worker dies after `crash_after` records: a new one starts from the
+    store and reads again from the first record whose changes the store did not hold."""
+    outbox = Collect()
+    store: dict[str, Any] = {}
+    first = Processor(SETTINGS, store, outbox, partition_for)
+    durable_until = 0
+
+    async def feed(processor: Processor, start: int, stop: int) -> int:
+        durable = start
+        for offset in range(start, stop):
+            key = json.loads(records[offset])["cohort_id"].encode()
+            await processor.on_record(SETTINGS.kafka.topic, 0, offset, key, records[offset])
+            if processor.durable(0):
+                durable = offset + 1
+        return durable
+
+    durable_until = asyncio.run(feed(first, 0, crash_after))
+    second = Processor(SETTINGS, store, outbox, partition_for)
+
+    async def resume() -> None:
+        await second.on_tick(0, None)  # loads the partition, hands pending syncs over again
+        await feed(second, durable_until, len(records))
+        await second.on_tick(0, JAN5 + 7 * 60 * MIN)
+
+    asyncio.run(resume())
+    return sorted({(f.key, f.data) for o in outbox.outputs for f in (*o.csv_files, o.manifest)})
+
+
+@settings(max_examples=100, deadline=None)
+@given(events, st.integers(0, 60))
+def test_a_restart_from_the_store_gives_the_same_files(
+    documents: list[dict[str, Any]], crash_after: int
+) -> None:
+    records = [json.dumps(document).encode() for document in documents]
+    crash_after = min(crash_after, len(records))
+    assert files_with_a_restart(records, crash_after) == sorted(
+        set(files(records, incremental=False))
+    )
