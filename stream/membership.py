@@ -14,7 +14,8 @@ shows in the next sync, yet still competes by its real event time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,10 @@ class Snapshot:
         properties: dict[str, Any] | None,
         app_id: int | None,
     ) -> Snapshot:
-        props = {(name, app_id): (value, stamp) for name, value in (properties or {}).items()}
+        props = {
+            _shared(name, app_id): (_interned(value), stamp)
+            for name, value in (properties or {}).items()
+        }
         user_stamp = stamp if user_id is not None else _NO_STAMP
         return cls(stamp, visible, enter, user_id, user_stamp, props)
 
@@ -85,8 +89,9 @@ class Member:
 
     __slots__ = ("history", "bundle")
 
-    def __init__(self, history: list[Snapshot] | None = None) -> None:
-        self.history: list[Snapshot] = history or []
+    def __init__(self, history: Sequence[Snapshot] = ()) -> None:
+        self.history: tuple[Snapshot, ...] = tuple(history)
+        """A tuple, not a list: 40 bytes less a member (most have one snapshot)."""
         self.bundle: int | None = None
         """Which journal bundle holds its latest written version (`journal.Journal`)."""
 
@@ -94,8 +99,10 @@ class Member:
         """Add one event's snapshot; False when that exact event was applied already."""
         if any(item.stamp == snapshot.stamp for item in self.history):
             return False
-        self.history.append(snapshot)
-        self.history.sort(key=lambda item: item.stamp)
+        if not self.history or self.history[-1].stamp < snapshot.stamp:
+            self.history = (*self.history, snapshot)
+        else:
+            self.history = tuple(sorted((*self.history, snapshot), key=lambda item: item.stamp))
         if horizon is not None:
             self.compact(horizon)
         return True
@@ -109,9 +116,11 @@ class Member:
         folded = old[0].copy()
         for item in old[1:]:
             folded.absorb(item)
-        self.history = sorted(
-            [folded, *(item for item in self.history if item.visible >= horizon)],
-            key=lambda item: item.stamp,
+        self.history = tuple(
+            sorted(
+                [folded, *(item for item in self.history if item.visible >= horizon)],
+                key=lambda item: item.stamp,
+            )
         )
 
     def view_at(self, sync_time: int) -> Snapshot | None:
@@ -133,6 +142,24 @@ class Member:
     def present_at(self, sync_time: int) -> bool:
         view = self.view_at(sync_time)
         return view is not None and view.enter
+
+
+_PROPERTY_KEYS: dict[PropertyKey, PropertyKey] = {}
+
+
+def _shared(name: str, app_id: int | None) -> PropertyKey:
+    """One key object per (property, app) for all members: 56 bytes less each."""
+    key = (name, app_id)
+    if len(_PROPERTY_KEYS) >= 10_000:  # many distinct names (hostile input): share no more
+        return _PROPERTY_KEYS.get(key, key)
+    return _PROPERTY_KEYS.setdefault(key, key)
+
+
+def _interned(value: Any) -> Any:
+    """Short text values (plans, countries...) repeat across members: keep one copy."""
+    if type(value) is str and len(value) <= 64:
+        return sys.intern(value)
+    return value
 
 
 @dataclass(frozen=True, slots=True)
