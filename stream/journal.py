@@ -44,7 +44,11 @@ class Journal:
         partition: int,
         store: MutableMapping[str, Any],
         members: Callable[[str, int], Member | None],
+        *,
+        enabled: bool = True,
     ) -> None:
+        """`enabled=False`: a journal that writes nothing (state kept in memory only)."""
+        self.enabled = enabled
         self.partition = partition
         self.store = store
         self._members = members
@@ -63,7 +67,8 @@ class Journal:
         return len(self._dirty)
 
     def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
-        self._dirty[(cohort_id, amplitude_id)] = member
+        if self.enabled:
+            self._dirty[(cohort_id, amplitude_id)] = member
 
     def flush(self) -> None:
         """Write every waiting member, then delete or compact the bundles it superseded."""

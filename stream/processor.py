@@ -80,11 +80,14 @@ class Processor:
         *,
         wanted: Callable[[SyncJob], bool] | None = None,
         incremental: bool = True,
+        journal: bool = True,
     ) -> None:
         """`wanted` (a replay's --since/--until) picks which due syncs are written; state
         and the decided watermark advance the same either way. `incremental` builds each
         sync after a cohort's first from the rows of the one before and the members that
-        changed since (False: from every member; the same bytes, which tests check)."""
+        changed since (False: from every member; the same bytes, which tests check).
+        `journal=False` keeps members in memory only, for a run that never restarts from
+        the store (a replay): nothing is encoded for it."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
@@ -94,6 +97,7 @@ class Processor:
         self.metrics = metrics or Metrics()
         self.wanted = wanted
         self.incremental = incremental
+        self.journal = journal
         self.partitions: dict[int, PartitionState] = {}
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
@@ -397,7 +401,9 @@ class Processor:
             self._positions.setdefault(
                 partition, _Position(self.settings.kafka.topic, meta["offset"])
             )
-        journal = self._journals[partition] = Journal(partition, self.store, _member_finder(state))
+        journal = self._journals[partition] = Journal(
+            partition, self.store, _member_finder(state), enabled=self.journal
+        )
         legacy: list[tuple[str, str, int, Any]] = []
         bundles: list[tuple[int, bytes]] = []
         for key, value in list(self.store.items()):

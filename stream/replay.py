@@ -131,7 +131,9 @@ async def _replay(
     }
     writer = SyncWriter(sinks, metrics)
     outbox = _ReplayOutbox(writer)
-    processor = Processor(settings, {}, outbox, partition_for, metrics, wanted=options.wants)
+    processor = Processor(
+        settings, {}, outbox, partition_for, metrics, wanted=options.wants, journal=False
+    )
     progress = Progress(reader.total, out, tty=tty)
     repartitioned = f"{settings.kafka.app_id}-by-cohort"
     next_forwarded = dict.fromkeys(reader.end, 0)
