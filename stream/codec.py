@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 from .membership import Member, Snapshot, Stamp
 
 __all__ = [
@@ -56,7 +58,12 @@ def parse_key(key: str) -> tuple[str, int, list[str]]:
 
 
 def encode_json(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """Compact JSON: orjson (about ten times faster, the bulk of a journal flush), or the
+    standard library for what orjson refuses (integers beyond 64 bits, from the input)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def decode_json(value: bytes) -> Any:

@@ -84,7 +84,13 @@ class InOrderDelivery(Generic[T]):
         return None if state is None else state.expected
 
     def offer(self, key: Hashable, offset: int, record: T) -> Released[T]:
-        state = self._partitions.setdefault(key, _Partition(expected=None, started=False))
+        state = self._partitions.get(key)
+        if state is None:
+            state = self._partitions[key] = _Partition(expected=None, started=False)
+        elif state.expected == offset and state.started and not state.held:
+            state.expected = offset + 1  # the usual case: the next record, nothing held
+            state.redeliveries = 0
+            return Released([record])
         state.held.setdefault(offset, []).append(record)
         if not state.started:
             return Released()

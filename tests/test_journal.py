@@ -158,3 +158,15 @@ def test_any_history_of_changes_and_flushes_restores_the_flushed_state(
     restored.change("c1", 99, 10_000)  # a restarted journal goes on where it stopped
     restored.journal.flush()
     assert histories(restored.restarted().members) == histories(restored.members)
+
+
+def test_values_orjson_refuses_are_written_too() -> None:
+    partition = Partition()
+    current = partition.members.setdefault(("c1", 1), Member())
+    huge = {"big": 2**70, "text": "ünï"}
+    current.apply(Snapshot.of_event((1, 1, 0), 1, True, None, huge, None), None)
+    partition.journal.touch("c1", 1, current)
+    partition.journal.flush()
+    view = partition.restarted().members[("c1", 1)].view_at(2)
+    assert view is not None
+    assert view.properties[("big", None)][0] == 2**70
