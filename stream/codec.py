@@ -12,12 +12,12 @@ garbage collector off millions of lists.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
 
-from .membership import Member, Snapshot, Stamp
+from .membership import EventProperties, Member, PropertyKey, Snapshot, Stamp, shared
 
 __all__ = [
     "member_key",
@@ -120,11 +120,20 @@ def _decode_snapshot(value: list[Any]) -> Snapshot:
         enter=bool(enter),
         user_id=user_id,
         user_stamp=stamp if user_stamp is None else _stamp(user_stamp),
-        properties={
-            (name, app): (prop_value, stamp if prop_stamp is None else _stamp(prop_stamp))
-            for name, app, prop_value, prop_stamp in props
-        },
+        properties=_decode_properties(props, stamp),
     )
+
+
+def _decode_properties(props: list[list[Any]], stamp: Stamp) -> Mapping[PropertyKey, Any]:
+    if all(prop_stamp is None for *_, prop_stamp in props):  # one event's: the compact form
+        flat: list[Any] = []
+        for name, app, value, _ in props:
+            flat += (shared(name, app), value)
+        return EventProperties(tuple(flat), stamp)
+    return {
+        (name, app): (prop_value, stamp if prop_stamp is None else _stamp(prop_stamp))
+        for name, app, prop_value, prop_stamp in props
+    }
 
 
 def _stamp(value: list[int]) -> Stamp:
