@@ -12,6 +12,7 @@ garbage collector off millions of lists.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -79,25 +80,30 @@ def decode_member(value: bytes) -> Member:
 
 
 def encode_bundle(members: Iterable[tuple[str, int, Member]]) -> bytes:
-    """Members as `[[cohort, amplitude_id, [snapshot, ...]], ...]`."""
-    return encode_json(
-        [
-            [cohort_id, amplitude_id, [_encode_snapshot(item) for item in member.history]]
-            for cohort_id, amplitude_id, member in members
-        ]
-    )
+    """Members as `[[cohort, amplitude_id, [snapshot, ...]], ...]`, zlib-compressed: members
+    look alike, so a bundle shrinks about 15 times (the table keeps it in memory) for about
+    0.15 µs a member."""
+    document = [
+        [cohort_id, amplitude_id, [_encode_snapshot(item) for item in member.history]]
+        for cohort_id, amplitude_id, member in members
+    ]
+    return zlib.compress(encode_json(document), 1)
 
 
 def decode_bundle(value: bytes) -> list[tuple[str, int, Member]]:
     return [
         (cohort_id, amplitude_id, Member([_decode_snapshot(item) for item in history]))
-        for cohort_id, amplitude_id, history in decode_json(value)
+        for cohort_id, amplitude_id, history in _bundle_document(value)
     ]
 
 
 def bundle_members(value: bytes) -> list[tuple[str, int]]:
     """Which members a bundle holds, without building them."""
-    return [(cohort_id, amplitude_id) for cohort_id, amplitude_id, _ in decode_json(value)]
+    return [(cohort_id, amplitude_id) for cohort_id, amplitude_id, _ in _bundle_document(value)]
+
+
+def _bundle_document(value: bytes) -> Any:
+    return decode_json(value if value[:1] == b"[" else zlib.decompress(value))
 
 
 def _encode_snapshot(item: Snapshot) -> tuple[Any, ...]:

@@ -1,6 +1,7 @@
 """The membership journal: members written in bundles, replayed in order on load, the table
 kept near one version per member."""
 
+from hashlib import sha256
 from typing import Any
 
 from hypothesis import given, settings
@@ -108,8 +109,8 @@ def test_a_bundle_left_under_half_full_is_copied_forward_and_deleted() -> None:
 
 def test_a_big_flush_is_split_under_the_message_limit() -> None:
     partition = Partition()
-    wide = {f"p{n}": "x" * 200 for n in range(40)}
-    for amplitude_id in range(200):  # ~8 KB each: ~1.6 MB in all
+    for amplitude_id in range(600):  # 2.6 KB of hex digits each: ~0.8 MB compressed
+        wide = {f"p{n}": sha256(f"{amplitude_id}/{n}".encode()).hexdigest() for n in range(40)}
         current = partition.members.setdefault(("c1", amplitude_id), Member())
         current.apply(Snapshot.of_event((1, 1, 0), 1, True, None, wide, None), None)
         partition.journal.touch("c1", amplitude_id, current)
