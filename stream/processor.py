@@ -30,9 +30,10 @@ from .config import Settings, SyncRule
 from .errors import InvalidEvent
 from .events import MembershipEvent, parse_message
 from .journal import FLUSH_MEMBERS, Journal
-from .membership import Member, diff_cohort
+from .membership import diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
+from .stored import load_partition, partition_meta
 from .sync import InputPosition, SyncOutput, build_next_sync, build_sync
 
 __all__ = ["Outbox", "Processor"]
@@ -375,66 +376,22 @@ class Processor:
         self._journals[partition].flush()  # the state before the decisions made on it
         position = self._positions.get(partition)
         due = self._due_positions.get(partition)
-        self.store[codec.partition_key(partition)] = codec.encode_json(
-            {
-                "due": None if due is None else [due.topic, due.end_offset],
-                "pending": [sync.to_json() for sync in state.pending],
-                "emitted": state.emitted_through,
-                "watermark": state.watermark,
-                "rules": dict(sorted(state.rule_starts.items())),
-                "offset": position.next_offset if position else None,
-            }
+        self.store[codec.partition_key(partition)] = partition_meta(
+            state,
+            next_offset=position.next_offset if position else None,
+            due=None if due is None else (due.topic, due.end_offset),
         )
 
     def _load(self, partition: int) -> PartitionState:
-        stored_meta = self.store.get(codec.partition_key(partition))
-        meta = codec.decode_json(stored_meta) if stored_meta else {}
-        pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
-        state = PartitionState(meta.get("emitted"), meta.get("rules"), pending)
-        if pending:
+        loaded = load_partition(self.store, partition, journal=self.journal)
+        self._journals[partition] = loaded.journal
+        if loaded.state.pending:
             self._unsubmitted.add(partition)
-        if meta.get("due") is not None:  # syncs that were due when the last worker stopped
-            state.observe(meta["watermark"], 0)
-            topic, end_offset = meta["due"]
+        if loaded.due is not None:
+            topic, end_offset = loaded.due
             self._due_positions[partition] = InputPosition(topic, partition, end_offset)
-        if meta.get("offset") is not None:
+        if loaded.next_offset is not None:
             self._positions.setdefault(
-                partition, _Position(self.settings.kafka.topic, meta["offset"])
+                partition, _Position(self.settings.kafka.topic, loaded.next_offset)
             )
-        journal = self._journals[partition] = Journal(
-            partition, self.store, _member_finder(state), enabled=self.journal
-        )
-        legacy: list[tuple[str, str, int, Any]] = []
-        bundles: list[tuple[int, bytes]] = []
-        for key, value in list(self.store.items()):
-            kind, key_partition, rest = codec.parse_key(key)
-            if key_partition != partition or value is None:
-                continue
-            if kind == "c":
-                state.cohorts[rest[0]] = CohortState(first_ms=codec.decode_json(value)["first"])
-            elif kind == "b":
-                bundles.append((int(rest[0]), value))
-            elif kind == "m":
-                legacy.append((key, rest[0], int(rest[1]), value))
-        for cohort_id, amplitude_id, member in journal.load(bundles):
-            state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).restore(
-                amplitude_id, member
-            )
-        for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
-            cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
-            if amplitude_id not in cohort.members:
-                cohort.restore(amplitude_id, codec.decode_member(value))
-            journal.adopt_legacy(key, cohort_id, amplitude_id, cohort.members[amplitude_id])
-        if state.cohorts:
-            log.info(
-                "partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts)
-            )
-        return state
-
-
-def _member_finder(state: PartitionState) -> Callable[[str, int], Member | None]:
-    def find(cohort_id: str, amplitude_id: int) -> Member | None:
-        cohort = state.cohorts.get(cohort_id)
-        return None if cohort is None else cohort.members.get(amplitude_id)
-
-    return find
+        return loaded.state

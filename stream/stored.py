@@ -1,0 +1,96 @@
+"""A partition's state in the membership table, both ways: what a restart reads back
+(`load_partition`) and the partition's metadata record (`partition_meta`).
+
+The table holds, per input partition, its metadata (`p␟partition`: the decided watermark,
+the pending syncs, the rule starts, the input position), one key per cohort (its first event
+time) and the journal's bundles of members (see `journal.py` and `codec.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import codec
+from .journal import Journal
+from .membership import Member
+from .partition import CohortState, PartitionState, PendingSync
+
+__all__ = ["LoadedPartition", "load_partition", "partition_meta"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPartition:
+    """`due`: (topic, end offset) where an older version found syncs due, not yet decided
+    as pending ones; `next_offset`: the input offset after the last record applied."""
+
+    state: PartitionState
+    journal: Journal
+    due: tuple[str, int] | None
+    next_offset: int | None
+
+
+def load_partition(
+    store: MutableMapping[str, Any], partition: int, *, journal: bool = True
+) -> LoadedPartition:
+    """Rebuild a partition from the table (empty when it holds nothing of it)."""
+    stored_meta = store.get(codec.partition_key(partition))
+    meta = codec.decode_json(stored_meta) if stored_meta else {}
+    pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
+    state = PartitionState(meta.get("emitted"), meta.get("rules"), pending)
+    due = None
+    if meta.get("due") is not None:  # syncs that were due when the last worker stopped
+        state.observe(meta["watermark"], 0)
+        topic, end_offset = meta["due"]
+        due = (str(topic), int(end_offset))
+    members = Journal(partition, store, _member_finder(state), enabled=journal)
+    legacy: list[tuple[str, str, int, Any]] = []
+    bundles: list[tuple[int, bytes]] = []
+    for key, value in list(store.items()):
+        kind, key_partition, rest = codec.parse_key(key)
+        if key_partition != partition or value is None:
+            continue
+        if kind == "c":
+            state.cohorts[rest[0]] = CohortState(first_ms=codec.decode_json(value)["first"])
+        elif kind == "b":
+            bundles.append((int(rest[0]), value))
+        elif kind == "m":
+            legacy.append((key, rest[0], int(rest[1]), value))
+    for cohort_id, amplitude_id, member in members.load(bundles):
+        state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).restore(amplitude_id, member)
+    for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
+        cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
+        if amplitude_id not in cohort.members:
+            cohort.restore(amplitude_id, codec.decode_member(value))
+        members.adopt_legacy(key, cohort_id, amplitude_id, cohort.members[amplitude_id])
+    if state.cohorts:
+        log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
+    return LoadedPartition(state, members, due, meta.get("offset"))
+
+
+def partition_meta(
+    state: PartitionState, *, next_offset: int | None, due: tuple[str, int] | None
+) -> bytes:
+    """The partition's metadata record (write it only after flushing its journal)."""
+    return codec.encode_json(
+        {
+            "due": None if due is None else list(due),
+            "pending": [sync.to_json() for sync in state.pending],
+            "emitted": state.emitted_through,
+            "watermark": state.watermark,
+            "rules": dict(sorted(state.rule_starts.items())),
+            "offset": next_offset,
+        }
+    )
+
+
+def _member_finder(state: PartitionState) -> Callable[[str, int], Member | None]:
+    def find(cohort_id: str, amplitude_id: int) -> Member | None:
+        cohort = state.cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.get(amplitude_id)
+
+    return find
