@@ -34,7 +34,7 @@ from .membership import diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
 from .stored import load_partition, partition_meta
-from .sync import InputPosition, SyncOutput, build_next_sync, build_sync
+from .sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
 
 __all__ = ["Outbox", "Processor"]
 
@@ -320,35 +320,26 @@ class Processor:
     ) -> Callable[[], SyncOutput]:
         rule = job.rule
         assert isinstance(rule, SyncRule)
-        destination = self.settings.destinations[rule.destination]
+
+        spec = SyncSpec(
+            project_id=self.settings.project_id,
+            destination=self.settings.destinations[rule.destination],
+            rule=rule,
+            cohort_id=job.cohort_id,
+            sync_time=job.sync_time,
+            position=position,
+        )
 
         def build() -> SyncOutput:
             built = None
             last = cohort.synced.get(rule.rule_id) if self.incremental else None
             if last is not None and last.sync_time == job.previous:
                 changed = cohort.changed_since(last.sync_time)
-                built = build_next_sync(
-                    project_id=self.settings.project_id,
-                    destination=destination,
-                    rule=rule,
-                    cohort_id=job.cohort_id,
-                    sync_time=job.sync_time,
-                    last=last,
-                    changed=changed,
-                    diff=diff_cohort(cohort.members, job.sync_time, job.previous, changed),
-                    position=position,
-                )
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
+                built = build_next_sync(spec, last, changed, diff)
             if built is None:
-                built = build_sync(
-                    project_id=self.settings.project_id,
-                    destination=destination,
-                    rule=rule,
-                    cohort_id=job.cohort_id,
-                    sync_time=job.sync_time,
-                    previous=job.previous,
-                    diff=diff_cohort(cohort.members, job.sync_time, job.previous),
-                    position=position,
-                )
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous)
+                built = build_sync(spec, job.previous, diff)
             output, cohort.synced[rule.rule_id] = built
             return output
 

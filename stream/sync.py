@@ -24,6 +24,7 @@ __all__ = [
     "SyncFile",
     "SyncOutput",
     "SyncedRows",
+    "SyncSpec",
     "InputPosition",
     "build_sync",
     "build_next_sync",
@@ -84,82 +85,55 @@ class SyncedRows:
     rows: Rows
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncSpec:
+    """Which sync: of which cohort and time, for which rule and destination, and the input
+    it covers (for the manifest)."""
+
+    project_id: int
+    destination: Destination
+    rule: SyncRule
+    cohort_id: str
+    sync_time: int
+    position: InputPosition
+
+
 def build_sync(
-    *,
-    project_id: int,
-    destination: Destination,
-    rule: SyncRule,
-    cohort_id: str,
-    sync_time: int,
-    previous: int | None,
-    diff: CohortDiff,
-    position: InputPosition,
+    spec: SyncSpec, previous: int | None, diff: CohortDiff
 ) -> tuple[SyncOutput, SyncedRows]:
     """The sync's files from the diff of every member of the cohort."""
-    columns = columns_for(rule.properties(destination), list(diff.all_rows()))
+    destination = spec.destination
+    columns = columns_for(spec.rule.properties(destination), list(diff.all_rows()))
     existing = _rows(diff.existing, columns, destination.csv_formula_guard)
-    output = _output(
-        project_id,
-        destination,
-        rule,
-        cohort_id,
-        sync_time,
-        previous,
-        diff,
-        existing,
-        columns,
-        position,
-    )
-    return output, SyncedRows(sync_time, tuple(columns), existing)
+    output = _output(spec, previous, diff, existing, columns)
+    return output, SyncedRows(spec.sync_time, tuple(columns), existing)
 
 
 def build_next_sync(
-    *,
-    project_id: int,
-    destination: Destination,
-    rule: SyncRule,
-    cohort_id: str,
-    sync_time: int,
-    last: SyncedRows,
-    changed: Sequence[int],
-    diff: CohortDiff,
-    position: InputPosition,
+    spec: SyncSpec, last: SyncedRows, changed: Sequence[int], diff: CohortDiff
 ) -> tuple[SyncOutput, SyncedRows] | None:
     """The sync after `last`'s (the same rule), the same bytes as `build_sync` gives, from
     `diff` of only the members in `changed`: every other member is as it was at `last`.
     None in portfolio data (columns per app, which any member may change): build it whole."""
-    columns = columns_for(rule.properties(destination), list(diff.all_rows()))
+    destination = spec.destination
+    columns = columns_for(spec.rule.properties(destination), list(diff.all_rows()))
     if any(app is not None for _, (_, app) in (*columns, *last.columns)):
         return None
     guard = destination.csv_formula_guard
     existing = last.rows.replaced(changed, _rows(diff.existing, columns, guard))
-    output = _output(
-        project_id,
-        destination,
-        rule,
-        cohort_id,
-        sync_time,
-        last.sync_time,
-        diff,
-        existing,
-        columns,
-        position,
-    )
-    return output, SyncedRows(sync_time, tuple(columns), existing)
+    output = _output(spec, last.sync_time, diff, existing, columns)
+    return output, SyncedRows(spec.sync_time, tuple(columns), existing)
 
 
 def _output(
-    project_id: int,
-    destination: Destination,
-    rule: SyncRule,
-    cohort_id: str,
-    sync_time: int,
+    spec: SyncSpec,
     previous: int | None,
     diff: CohortDiff,
     existing: Rows,
     columns: Sequence[tuple[str, PropertyKey]],
-    position: InputPosition,
 ) -> SyncOutput:
+    project_id, destination, rule = spec.project_id, spec.destination, spec.rule
+    cohort_id, sync_time, position = spec.cohort_id, spec.sync_time, spec.position
     header = ["amplitudeID", "userID", *(name for name, _ in columns)]
 
     def key(kind: str) -> str:

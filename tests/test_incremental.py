@@ -16,7 +16,7 @@ from stream.csvfile import Rows
 from stream.kafka_client import partition_for
 from stream.membership import Member, Snapshot, diff_cohort
 from stream.processor import Processor
-from stream.sync import InputPosition, SyncOutput, build_next_sync, build_sync
+from stream.sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
 
 
 def rows(ids: list[int]) -> Rows:
@@ -129,30 +129,24 @@ def test_the_next_sync_formats_only_the_members_that_changed() -> None:
     destination = SETTINGS.destinations["d"]
     rule = SETTINGS.syncs[0]
     members = {n: member(True, 10, "pro") for n in range(100)}
-    common: dict[str, Any] = {
-        "project_id": 7,
-        "destination": destination,
-        "rule": rule,
-        "cohort_id": "c1",
-        "position": InputPosition("t", 0, 1),
-    }
-    _, first = build_sync(
-        sync_time=100, previous=None, diff=diff_cohort(members, 100, None), **common
-    )
+
+    def spec(sync_time: int) -> SyncSpec:
+        return SyncSpec(
+            project_id=7,
+            destination=destination,
+            rule=rule,
+            cohort_id="c1",
+            sync_time=sync_time,
+            position=InputPosition("t", 0, 1),
+        )
+
+    _, first = build_sync(spec(100), None, diff_cohort(members, 100, None))
     members[5].apply(Snapshot.of_event((150, 150, 0), 150, False, None, None, None), None)
     members[7].apply(Snapshot.of_event((160, 160, 0), 160, True, None, {"plan": "x"}, None), None)
     members[200] = member(True, 170, "new")
     changed = [5, 7, 200]
-    built = build_next_sync(
-        sync_time=200,
-        last=first,
-        changed=changed,
-        diff=diff_cohort(members, 200, 100, changed),
-        **common,
-    )
-    whole, _ = build_sync(
-        sync_time=200, previous=100, diff=diff_cohort(members, 200, 100), **common
-    )
+    built = build_next_sync(spec(200), first, changed, diff_cohort(members, 200, 100, changed))
+    whole, _ = build_sync(spec(200), 100, diff_cohort(members, 200, 100))
     assert built is not None
     assert built[0] == whole
     assert built[0].counts == {"entering": 1, "exiting": 1, "existing": 100}
