@@ -183,9 +183,15 @@ class PartitionState:
         return self.emitted_through is not None and event_time < self.emitted_through
 
     def apply(
-        self, event: MembershipEvent, stamp: Stamp, horizon: int | None
+        self,
+        event: MembershipEvent,
+        stamp: Stamp,
+        horizon: int | None,
+        *,
+        note_change: bool = True,
     ) -> tuple[CohortState, Member, bool]:
-        """Apply one event; returns its cohort, its member and whether anything changed."""
+        """Apply one event; returns its cohort, its member and whether anything changed.
+        `note_change=False` for a cohort no rule syncs (nothing would prune its changes)."""
         floor = self.emitted_through
         visible = event.time_ms if floor is None else max(event.time_ms, floor)
         cohort = self.cohorts.get(event.cohort_id)
@@ -199,7 +205,7 @@ class PartitionState:
             stamp, visible, event.enter, event.user_id, event.user_properties, event.app_id
         )
         changed = member.apply(snapshot, horizon)
-        if changed:
+        if changed and note_change:
             cohort.changes.append(event.amplitude_id)
             cohort.changes.append(visible)
         return cohort, member, changed

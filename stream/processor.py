@@ -21,6 +21,7 @@ hands the pending syncs over again, built from the same state: the same bytes.
 from __future__ import annotations
 
 import logging
+from array import array
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -111,6 +112,7 @@ class Processor:
         """Partitions whose pending syncs must be handed to the outbox (again)."""
         self._journals: dict[int, Journal] = {}
         self._homes: dict[str, tuple[bytes, int]] = {}
+        self._synced_cohorts: dict[str, bool] = {}
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -350,18 +352,28 @@ class Processor:
     ) -> None:
         horizon = state.horizon(self.rules)
         journal = self._journals[partition]
+        synced = self._synced(events[0].cohort_id)  # a message holds one cohort's events
         for index, event in enumerate(events):
             self.metrics.events += 1
             if state.is_late(event.time_ms):
                 self.metrics.late_events += 1
             new_cohort = event.cohort_id not in state.cohorts
-            cohort, member, changed = state.apply(event, (event.time_ms, offset, index), horizon)
+            stamp = (event.time_ms, offset, index)
+            cohort, member, changed = state.apply(event, stamp, horizon, note_change=synced)
             if new_cohort:
                 self.store[codec.cohort_key(partition, event.cohort_id)] = codec.encode_json(
                     {"first": cohort.first_ms}
                 )
             if changed:
                 journal.touch(event.cohort_id, event.amplitude_id, member)
+
+    def _synced(self, cohort_id: str) -> bool:
+        """Whether any rule syncs this cohort (cached: the rules are fixed)."""
+        synced = self._synced_cohorts.get(cohort_id)
+        if synced is None:
+            synced = any(rule.covers(cohort_id) for rule in self.rules)
+            self._synced_cohorts[cohort_id] = synced
+        return synced
 
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
         self._journals[partition].flush()  # the state before the decisions made on it
@@ -385,4 +397,7 @@ class Processor:
             self._positions.setdefault(
                 partition, _Position(self.settings.kafka.topic, loaded.next_offset)
             )
+        for cohort_id, cohort in loaded.state.cohorts.items():
+            if not self._synced(cohort_id):
+                cohort.changes = array("q")  # no sync will ask, nor prune them
         return loaded.state

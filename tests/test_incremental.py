@@ -191,3 +191,28 @@ def test_a_restart_from_the_store_gives_the_same_files(
     assert files_with_a_restart(records, crash_after) == sorted(
         set(files(records, incremental=False))
     )
+
+
+def test_changes_are_kept_for_synced_cohorts_only_and_not_past_the_horizon() -> None:
+    only_c1 = settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [{"name": "d", "url": "file:///out"}],
+            "syncs": [{"cohort": "c1", "destination": "d", "cadence": "hourly"}],
+        }
+    )
+    processor = Processor(only_c1, {}, Collect(), partition_for)
+
+    async def feed() -> None:
+        for offset, (cohort, minute) in enumerate([("c1", 5), ("c9", 6), ("c1", 50), ("c9", 51)]):
+            document = {"cohort_id": cohort, "amplitude_id": offset, "action": "enter"}
+            record = json.dumps({**document, "time": iso(JAN5 + minute * MIN)}).encode()
+            await processor.on_record(only_c1.kafka.topic, 0, offset, cohort.encode(), record)
+
+    asyncio.run(feed())
+    cohorts = processor.partitions[0].cohorts
+    assert cohorts["c1"].changed_since(JAN5) == [0, 2]
+    assert len(cohorts["c9"].changes) == 0  # no rule syncs c9: nothing would prune them
+    asyncio.run(processor.on_tick(0, JAN5 + 2 * 60 * MIN + 1))  # 01:00 and 02:00 decided
+    assert len(cohorts["c1"].changes) == 0  # both before the 02:00 horizon: pruned
