@@ -308,7 +308,8 @@ async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     return True
 
 
-#: How long a change may wait in a journal before its records are acknowledged anyway.
+#: How long a change may wait in a journal before it is flushed (and its record acknowledged)
+#: though fewer than `journal.FLUSH_MEMBERS` members wait with it.
 FLUSH_SECONDS = 0.25
 
 #: How long a stop waits for the destination lanes to write what they hold.
