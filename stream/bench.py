@@ -82,9 +82,9 @@ FULL = Sizes(
     memory_members=2_000_000,
     repeats=3,
 )
-QUICK = Sizes(
-    single_events=20_000,
-    batch_messages=150,
+QUICK = Sizes(  # long enough for commits every 0.2 s and journal flushes to even out
+    single_events=50_000,
+    batch_messages=300,
     flush_members=1_000_000,
     memory_members=300_000,
     repeats=1,
