@@ -3,10 +3,11 @@
 Every membership change used to be one table write, so one changelog record through Faust's
 producer: that cost more than the framework's whole per-message path (BENCHMARKS.md). The
 journal of a partition collects the members changed since its last flush and writes them
-together, each member's whole history once, under one key `b␟{partition}␟{seq}`. Loading
-replays a partition's bundles in `seq` order, so each member's latest version wins.
+together, each member's whole history once, under one key `b␟{partition}␟{seq}` (compressed
+JSON, `codec.encode_bundle`). Loading replays a partition's bundles in `seq` order, so each
+member's latest version wins.
 
-The table keeps about one version per member: a bundle all of whose members were written
+The table keeps at most two versions per member: a bundle all of whose members were written
 again later is deleted (a tombstone on the compacted changelog), and a bundle left holding
 fewer than half of the members it was written with has those copied forward into a new
 bundle, then is deleted. A copy moves less than half a bundle, so each version is written
