@@ -25,13 +25,18 @@ from typing import Any
 from . import codec
 from .membership import Member
 
-__all__ = ["Journal", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES"]
+__all__ = ["Journal", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
 
 #: Flush once this many members are waiting (the caller's policy; one batch message of
 #: Amplitude's form is 1,000 members).
 FLUSH_MEMBERS = 1000
 #: A bundle's encoded size limit: well under Kafka's default 1 MB message limit.
 MAX_BUNDLE_BYTES = 512 * 1024
+#: A journal loaded from the table numbers its bundles from the next multiple of this: a
+#: previous owner still writing (a worker that lost its partitions without knowing it yet)
+#: goes on in its own block, so it never replaces a bundle of the new owner, whose bundles
+#: also sort after its own.
+OWNER_BLOCK = 1 << 20
 
 MemberKey = tuple[str, int]
 """(cohort id, amplitude id)"""
@@ -91,7 +96,7 @@ class Journal:
             entries = codec.decode_bundle(value)
             self._size[seq] = len(entries)
             self._live[seq] = 0
-            self._next_seq = seq + 1
+            self._next_seq = (seq // OWNER_BLOCK + 1) * OWNER_BLOCK
             for cohort_id, amplitude_id, member in entries:
                 member.bundle = seq
                 latest[(cohort_id, amplitude_id)] = member

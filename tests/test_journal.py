@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream import codec
-from stream.journal import MAX_BUNDLE_BYTES, Journal
+from stream.journal import MAX_BUNDLE_BYTES, OWNER_BLOCK, Journal
 from stream.membership import Member, Snapshot
 
 H = 3_600_000
@@ -171,3 +171,16 @@ def test_values_orjson_refuses_are_written_too() -> None:
     view = partition.restarted().members[("c1", 1)].view_at(2)
     assert view is not None
     assert view.properties[("big", None)][0] == 2**70
+
+
+def test_a_new_owner_numbers_its_bundles_after_any_the_last_owner_may_still_write() -> None:
+    old_owner = Partition()
+    old_owner.change("c1", 1, 1)
+    old_owner.journal.flush()
+    new_owner = old_owner.restarted()  # loads bundle 0
+    old_owner.change("c1", 2, 2)  # the old owner, not yet told, writes bundle 1
+    old_owner.journal.flush()
+    new_owner.change("c1", 1, 3)
+    new_owner.journal.flush()
+    assert sorted(bundles(old_owner.store))[-1][0] == OWNER_BLOCK  # no key written twice
+    assert codec.bundle_key(0, 1) in old_owner.store
