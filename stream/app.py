@@ -191,8 +191,9 @@ def create_worker(
                 return
             processor.flush(partition)
         dirty_since.pop(partition, None)
+        consumer = in_order_consumer(app)
         for message in waiting:
-            in_order_consumer(app).settle(message)
+            consumer.settle(message)
         waiting.clear()
 
     app.on_seeked = start_partitions

@@ -102,11 +102,10 @@ class EventProperties(Mapping[PropertyKey, tuple[Any, Stamp]]):
         self._stamp = stamp
 
     def __getitem__(self, key: PropertyKey) -> tuple[Any, Stamp]:
-        flat = self._flat
-        for index in range(0, len(flat), 2):
-            if flat[index] == key:
-                return (flat[index + 1], self._stamp)
-        raise KeyError(key)
+        found = self.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
 
     def get(self, key: PropertyKey, default: Any = None) -> Any:
         flat = self._flat

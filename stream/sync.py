@@ -132,19 +132,18 @@ def _output(
     existing: Rows,
     columns: Sequence[tuple[str, PropertyKey]],
 ) -> SyncOutput:
-    project_id, destination, rule = spec.project_id, spec.destination, spec.rule
-    cohort_id, sync_time, position = spec.cohort_id, spec.sync_time, spec.position
+    destination = spec.destination
     header = ["amplitudeID", "userID", *(name for name, _ in columns)]
 
     def key(kind: str) -> str:
         return object_key(
             path=destination.path if destination.scheme == "s3" else "",
-            project_id=project_id,
-            cohort_id=cohort_id,
-            sync_time=sync_time,
+            project_id=spec.project_id,
+            cohort_id=spec.cohort_id,
+            sync_time=spec.sync_time,
             kind=kind,
             naming=destination.naming,
-            routing_key=rule.routing_key,
+            routing_key=spec.rule.routing_key,
         )
 
     guard = destination.csv_formula_guard
@@ -159,16 +158,13 @@ def _output(
         "exiting": len(diff.exiting),
         "existing": len(existing),
     }
-    manifest = _manifest(
-        project_id, destination, rule, cohort_id, sync_time, previous, files, counts, position
-    )
     return SyncOutput(
         destination=destination.name,
-        cohort_id=cohort_id,
-        sync_time=sync_time,
+        cohort_id=spec.cohort_id,
+        sync_time=spec.sync_time,
         counts=counts,
         csv_files=files,
-        manifest=SyncFile(key("manifest"), manifest),
+        manifest=SyncFile(key("manifest"), _manifest(spec, previous, files, counts)),
     )
 
 
@@ -216,21 +212,14 @@ _MISSING: tuple[None] = (None,)
 
 
 def _manifest(
-    project_id: int,
-    destination: Destination,
-    rule: SyncRule,
-    cohort_id: str,
-    sync_time: int,
-    previous: int | None,
-    files: Sequence[SyncFile],
-    counts: dict[str, int],
-    position: InputPosition,
+    spec: SyncSpec, previous: int | None, files: Sequence[SyncFile], counts: dict[str, int]
 ) -> bytes:
+    rule, sync_time, position = spec.rule, spec.sync_time, spec.position
     document: dict[str, Any] = {
         "format": "cohort-sync/manifest/1",
-        "project_id": project_id,
-        "cohort_id": cohort_id,
-        "destination": destination.name,
+        "project_id": spec.project_id,
+        "cohort_id": spec.cohort_id,
+        "destination": spec.destination.name,
         "routing_key": rule.routing_key,
         "cadence": rule.cadence,
         "sync_time": _iso(sync_time),
