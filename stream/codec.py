@@ -109,10 +109,15 @@ def _bundle_document(value: bytes) -> Any:
 def _encode_snapshot(item: Snapshot) -> tuple[Any, ...]:
     """JSON writes tuples as arrays: no list is built for a stamp."""
     stamp = item.stamp
-    props = [
-        (name, app, value, None if prop_stamp == stamp else prop_stamp)
-        for (name, app), (value, prop_stamp) in item.properties.items()
-    ]
+    properties = item.properties
+    if type(properties) is EventProperties and properties.stamp is stamp:  # one event's
+        flat = properties.flat
+        props = [(*key, value, None) for key, value in zip(flat[0::2], flat[1::2], strict=True)]
+    else:
+        props = [
+            (name, app, value, None if prop_stamp == stamp else prop_stamp)
+            for (name, app), (value, prop_stamp) in properties.items()
+        ]
     user_stamp = None if item.user_stamp == stamp else item.user_stamp
     return (stamp, item.visible, int(item.enter), item.user_id, user_stamp, props)
 

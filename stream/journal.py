@@ -19,13 +19,13 @@ Durability is the caller's to honour: records whose changes are still in the jou
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Protocol
 
 from . import codec
 from .membership import Member
 
-__all__ = ["Journal", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
+__all__ = ["Journal", "MemberIndex", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
 
 #: Flush once this many members are waiting (the caller's policy; one batch message of
 #: Amplitude's form is 1,000 members).
@@ -42,18 +42,32 @@ MemberKey = tuple[str, int]
 """(cohort id, amplitude id)"""
 
 
+class MemberIndex(Protocol):
+    """The partition's members, as the journal reads them (see `packed.Members`)."""
+
+    def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
+        """The member as objects, to change."""
+
+    def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None: ...
+
+    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+        """The member is written: its objects may be packed."""
+
+
 class Journal:
-    """One partition's bundles in `store`; `members` finds a member's current state."""
+    """One partition's bundles in `store`; `members` finds a member's current state and
+    settles it once written."""
 
     def __init__(
         self,
         partition: int,
         store: MutableMapping[str, Any],
-        members: Callable[[str, int], Member | None],
+        members: MemberIndex,
         *,
         enabled: bool = True,
     ) -> None:
-        """`enabled=False`: a journal that writes nothing (state kept in memory only)."""
+        """`enabled=False`: a journal that writes nothing (state kept in memory only); it
+        still settles the members changed since its last flush."""
         self.enabled = enabled
         self.partition = partition
         self.store = store
@@ -72,15 +86,23 @@ class Journal:
         """How many changed members wait for the next flush."""
         return len(self._dirty)
 
+    @property
+    def durable(self) -> bool:
+        """Whether every change is written (always, for a journal that writes nothing)."""
+        return not self._dirty or not self.enabled
+
     def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
-        if self.enabled:
-            self._dirty[(cohort_id, amplitude_id)] = member
+        self._dirty[(cohort_id, amplitude_id)] = member
 
     def flush(self) -> None:
         """Write every waiting member, then delete or compact the bundles it superseded."""
         if not self._dirty:
             return
         entries, self._dirty = list(self._dirty.items()), {}
+        if not self.enabled:
+            for (cohort_id, amplitude_id), _ in entries:
+                self._members.settle(cohort_id, amplitude_id)
+            return
         released: set[int] = set()
         self._write(entries, released)
         self._compact(released)
@@ -125,10 +147,11 @@ class Journal:
         self._next_seq += 1
         self.store[codec.bundle_key(self.partition, seq)] = value
         self._size[seq] = self._live[seq] = len(entries)
-        for _, member in entries:
+        for (cohort_id, amplitude_id), member in entries:
             if member.bundle is not None:
                 self._release(member.bundle, released)
             member.bundle = seq
+            self._members.settle(cohort_id, amplitude_id)
 
     def _release(self, seq: int, released: set[int]) -> None:
         live = self._live[seq] - 1
@@ -149,8 +172,9 @@ class Journal:
                 continue
             carried: list[tuple[MemberKey, Member]] = []
             for cohort_id, amplitude_id in codec.bundle_members(value):
-                member = self._members(cohort_id, amplitude_id)
-                if member is not None and member.bundle == seq:
+                if self._members.bundle_of(cohort_id, amplitude_id) == seq:
+                    member = self._members.hot(cohort_id, amplitude_id)
+                    assert member is not None
                     carried.append(((cohort_id, amplitude_id), member))
             if carried:
                 self._write(carried, set())  # moves every live member: the bundle is deleted

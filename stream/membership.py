@@ -21,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "Stamp",
+    "NO_STAMP",
     "PropertyKey",
     "Snapshot",
     "EventProperties",
@@ -35,7 +36,8 @@ Stamp = tuple[int, int, int]
 PropertyKey = tuple[str, int | None]
 """(property name, app id or None): portfolio data keeps one value per source app."""
 
-_NO_STAMP: Stamp = (-1, -1, -1)
+NO_STAMP: Stamp = (-1, -1, -1)
+"""The stamp of a field no event has set."""
 
 
 @dataclass(slots=True)
@@ -46,7 +48,7 @@ class Snapshot:
     visible: int
     enter: bool
     user_id: str | None = None
-    user_stamp: Stamp = _NO_STAMP
+    user_stamp: Stamp = NO_STAMP
     properties: Mapping[PropertyKey, tuple[Any, Stamp]] = field(default_factory=dict)
     """(value, stamp) by key: `EventProperties` for one event's, a dict once folded."""
 
@@ -63,7 +65,7 @@ class Snapshot:
         flat: list[Any] = []
         for name, value in (properties or {}).items():
             flat += (shared(name, app_id), _interned(value))
-        user_stamp = stamp if user_id is not None else _NO_STAMP
+        user_stamp = stamp if user_id is not None else NO_STAMP
         return cls(stamp, visible, enter, user_id, user_stamp, EventProperties(tuple(flat), stamp))
 
     def copy(self) -> Snapshot:
@@ -100,6 +102,15 @@ class EventProperties(Mapping[PropertyKey, tuple[Any, Stamp]]):
     def __init__(self, flat: tuple[Any, ...], stamp: Stamp) -> None:
         self._flat = flat
         self._stamp = stamp
+
+    @property
+    def flat(self) -> tuple[Any, ...]:
+        """(key, value, key, value...)"""
+        return self._flat
+
+    @property
+    def stamp(self) -> Stamp:
+        return self._stamp
 
     def __getitem__(self, key: PropertyKey) -> tuple[Any, Stamp]:
         found = self.get(key)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .events import MembershipEvent
 from .membership import Member, Snapshot, Stamp
+from .packed import Members
 from .windows import last_sync_at_or_before, next_sync_after, sync_times
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ class CohortState:
     """`first_ms`: the cohort's first event time (or the emitted watermark, if later)."""
 
     first_ms: int
-    members: dict[int, Member] = field(default_factory=dict)
+    members: Members = field(default_factory=Members)
     changes: array[int] = field(default_factory=lambda: array("q"))
     """(amplitude id, visible) of each change since the horizon, flat: 16 bytes a change."""
     synced: dict[str, SyncedRows] = field(default_factory=dict)
@@ -52,10 +53,11 @@ class CohortState:
     def restore(self, amplitude_id: int, member: Member) -> None:
         """Put back a member read from the store; each of its snapshots counts as a change
         (the next prune drops those before the horizon)."""
-        self.members[amplitude_id] = member
+        self.members.add(amplitude_id, member)
         for snapshot in member.history:
             self.changes.append(amplitude_id)
             self.changes.append(snapshot.visible)
+        self.members.settle(amplitude_id)
 
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
@@ -198,9 +200,10 @@ class PartitionState:
         if cohort is None:
             cohort = self.cohorts[event.cohort_id] = CohortState(first_ms=visible)
             self._next_due_known = False
-        member = cohort.members.get(event.amplitude_id)
+        member = cohort.members.hot(event.amplitude_id)
         if member is None:
-            member = cohort.members[event.amplitude_id] = Member()
+            member = Member()
+            cohort.members.add(event.amplitude_id, member)
         snapshot = Snapshot.of_event(
             stamp, visible, event.enter, event.user_id, event.user_properties, event.app_id
         )

@@ -214,7 +214,7 @@ class Processor:
     def durable(self, partition: int) -> bool:
         """Whether every record handled on this partition has its changes in the store."""
         journal = self._journals.get(partition)
-        return journal is None or journal.dirty == 0
+        return journal is None or journal.durable
 
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""

@@ -9,7 +9,7 @@ time) and the journal's bundles of members (see `journal.py` and `codec.py`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ def load_partition(
         state.observe(meta["watermark"], 0)
         topic, end_offset = meta["due"]
         due = (str(topic), int(end_offset))
-    members = Journal(partition, store, _member_finder(state), enabled=journal)
+    members = Journal(partition, store, _PartitionMembers(state), enabled=journal)
     legacy: list[tuple[str, str, int, Any]] = []
     bundles: list[tuple[int, bytes]] = []
     for key, value in list(store.items()):
@@ -66,7 +66,9 @@ def load_partition(
         cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
         if amplitude_id not in cohort.members:
             cohort.restore(amplitude_id, codec.decode_member(value))
-        members.adopt_legacy(key, cohort_id, amplitude_id, cohort.members[amplitude_id])
+        legacy_member = cohort.members.hot(amplitude_id)
+        assert legacy_member is not None
+        members.adopt_legacy(key, cohort_id, amplitude_id, legacy_member)
     if state.cohorts:
         log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
     return LoadedPartition(state, members, due, meta.get("offset"))
@@ -88,9 +90,21 @@ def partition_meta(
     )
 
 
-def _member_finder(state: PartitionState) -> Callable[[str, int], Member | None]:
-    def find(cohort_id: str, amplitude_id: int) -> Member | None:
-        cohort = state.cohorts.get(cohort_id)
-        return None if cohort is None else cohort.members.get(amplitude_id)
+class _PartitionMembers:
+    """The partition's members as its journal reads them (`journal.MemberIndex`)."""
 
-    return find
+    def __init__(self, state: PartitionState) -> None:
+        self._cohorts = state.cohorts
+
+    def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
+        cohort = self._cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.hot(amplitude_id)
+
+    def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None:
+        cohort = self._cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.bundle_of(amplitude_id)
+
+    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+        cohort = self._cohorts.get(cohort_id)
+        if cohort is not None:
+            cohort.members.settle(amplitude_id)

@@ -30,7 +30,7 @@ class Partition:
     def __init__(self, store: dict[str, Any] | None = None) -> None:
         self.store: dict[str, Any] = {} if store is None else store
         self.members: dict[tuple[str, int], Member] = {}
-        self.journal = Journal(0, self.store, lambda c, a: self.members.get((c, a)))
+        self.journal = Journal(0, self.store, _Index(self.members))
 
     def change(self, cohort: str, amplitude_id: int, version: int) -> None:
         current = self.members.setdefault((cohort, amplitude_id), Member())
@@ -47,6 +47,23 @@ class Partition:
 
     def stored_versions(self) -> int:
         return sum(len(codec.bundle_members(value)) for _, value in bundles(self.store))
+
+
+class _Index:
+    """`journal.MemberIndex` over plain objects (packing has its own tests)."""
+
+    def __init__(self, members: dict[tuple[str, int], Member]) -> None:
+        self.members = members
+
+    def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
+        return self.members.get((cohort_id, amplitude_id))
+
+    def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None:
+        member = self.members.get((cohort_id, amplitude_id))
+        return None if member is None else member.bundle
+
+    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+        pass
 
 
 def bundles(store: dict[str, Any]) -> list[tuple[int, bytes]]:

@@ -1,0 +1,237 @@
+"""A cohort's members in memory, most of them packed into one `bytes` object each.
+
+A member as Python objects (`Member`, its history tuple, a `Snapshot`, its stamp tuple, its
+properties) costs about 500 bytes; most members are one event's snapshot that nothing will
+change until the member's next event. Once written to the journal, such a member is packed
+into about 50 bytes (`pack`), and unpacked only when an event or a sync reads it. Members
+with several snapshots, or whose values do not pack (lists, huge integers), stay objects.
+
+Packed layout, little-endian: flags (B), property count (B), event time (q), offset and
+index in the message (I and H, or q and I when they do not fit: `_WIDE`), journal bundle (i,
+-1 for none); the visible time (q) when it is not the event time; per property its key id
+(H, see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is
+this process's: packed bytes are never stored.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot
+
+__all__ = ["Members", "pack", "unpack"]
+
+_NARROW = struct.Struct("<BBqIHi")
+_WIDE = struct.Struct("<BBqqIi")
+_TIME = struct.Struct("<q")
+_KEY = struct.Struct("<HB")
+_INT = struct.Struct("<q")
+_FLOAT = struct.Struct("<d")
+_SHORT_TEXT = struct.Struct("<B")
+_TEXT = struct.Struct("<I")
+
+_ENTER, _USER, _LATE, _WIDE_HEAD = 1, 2, 4, 8
+_NONE, _TRUE, _FALSE, _INT_TAG, _FLOAT_TAG, _SHORT_TEXT_TAG, _TEXT_TAG = range(7)
+_CONSTANTS: dict[int, Any] = {_NONE: None, _TRUE: True, _FALSE: False}
+
+_KEYS: list[PropertyKey] = []
+_KEY_IDS: dict[PropertyKey, int] = {}
+_MAX_KEYS = 1 << 16
+_PROPERTY_BYTES: dict[tuple[PropertyKey, str], bytes] = {}
+_MAX_CACHED = 100_000
+
+
+class Members(Mapping[int, Member]):
+    """A cohort's members by amplitude id. Reading a packed member (`[]`, `get`) unpacks a
+    copy: change members only through `hot`, which keeps the unpacked one."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, Member | bytes] = {}
+
+    def __getitem__(self, amplitude_id: int) -> Member:
+        entry = self._entries[amplitude_id]
+        return unpack(entry) if type(entry) is bytes else entry  # type: ignore[return-value]
+
+    def get(self, amplitude_id: int, default: Any = None) -> Any:
+        entry = self._entries.get(amplitude_id)
+        if entry is None:
+            return default
+        return unpack(entry) if type(entry) is bytes else entry
+
+    def __contains__(self, amplitude_id: object) -> bool:
+        return amplitude_id in self._entries
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def hot(self, amplitude_id: int) -> Member | None:
+        """The member as objects, kept so: the one to change."""
+        entry = self._entries.get(amplitude_id)
+        if type(entry) is bytes:
+            entry = self._entries[amplitude_id] = unpack(entry)
+        return entry  # type: ignore[return-value]
+
+    def add(self, amplitude_id: int, member: Member) -> None:
+        self._entries[amplitude_id] = member
+
+    def bundle_of(self, amplitude_id: int) -> int | None:
+        """The journal bundle holding the member's latest version, without unpacking it."""
+        entry = self._entries.get(amplitude_id)
+        if entry is None:
+            return None
+        if type(entry) is bytes:
+            bundle: int = _head(entry).unpack_from(entry)[5]
+            return None if bundle < 0 else bundle
+        return entry.bundle  # type: ignore[union-attr]
+
+    def settle(self, amplitude_id: int) -> None:
+        """Pack the member if it packs: call once nothing holds its objects to change them
+        (the journal has written it)."""
+        entry = self._entries.get(amplitude_id)
+        if entry is not None and type(entry) is not bytes:
+            packed = pack(entry)  # type: ignore[arg-type]
+            if packed is not None:
+                self._entries[amplitude_id] = packed
+
+    def packed(self) -> int:
+        """How many members are packed (for tests and the memory benchmark)."""
+        return sum(1 for entry in self._entries.values() if type(entry) is bytes)
+
+
+def pack(member: Member) -> bytes | None:
+    """The member in bytes, or None if it does not pack (see the module docstring)."""
+    history = member.history
+    if len(history) != 1:
+        return None
+    snapshot = history[0]
+    properties = snapshot.properties
+    stamp = snapshot.stamp
+    if type(properties) is not EventProperties or properties.stamp != stamp:
+        return None
+    flags = _ENTER if snapshot.enter else 0
+    user_id = snapshot.user_id
+    if user_id is not None:
+        if snapshot.user_stamp != stamp:
+            return None
+        flags |= _USER
+    elif snapshot.user_stamp != NO_STAMP:
+        return None
+    parts: list[bytes] = []
+    time, offset, index = stamp
+    flat = properties.flat
+    try:
+        if snapshot.visible != time:
+            flags |= _LATE
+            parts.append(_TIME.pack(snapshot.visible))
+        for at in range(0, len(flat), 2):
+            packed_property = _property_bytes(flat[at], flat[at + 1])
+            if packed_property is None:
+                return None
+            parts.append(packed_property)
+        if user_id is not None:
+            parts.append(user_id.encode("utf-8"))
+        bundle = -1 if member.bundle is None else member.bundle
+        if 0 <= offset < 1 << 32 and 0 <= index < 1 << 16:
+            head = _NARROW.pack(flags, len(flat) // 2, time, offset, index, bundle)
+        else:
+            head = _WIDE.pack(flags | _WIDE_HEAD, len(flat) // 2, time, offset, index, bundle)
+    except (struct.error, UnicodeEncodeError):  # out of range, or a lone surrogate
+        return None
+    return head + b"".join(parts)
+
+
+def _property_bytes(key: PropertyKey, value: Any) -> bytes | None:
+    """One property packed, or None; short texts are cached (plans, countries repeat)."""
+    if type(value) is not str or len(value) > 64:
+        return _encode_property(key, value)
+    cache_key = (key, value)
+    cached = _PROPERTY_BYTES.get(cache_key)
+    if cached is None:
+        cached = _encode_property(key, value)
+        if cached is not None and len(_PROPERTY_BYTES) < _MAX_CACHED:
+            _PROPERTY_BYTES[cache_key] = cached
+    return cached
+
+
+def _encode_property(key: PropertyKey, value: Any) -> bytes | None:
+    key_id = _key_id(key)
+    if key_id is None:
+        return None
+    kind = type(value)
+    if kind is str:
+        text = value.encode("utf-8")
+        if len(text) < 256:
+            return _KEY.pack(key_id, _SHORT_TEXT_TAG) + _SHORT_TEXT.pack(len(text)) + text
+        return _KEY.pack(key_id, _TEXT_TAG) + _TEXT.pack(len(text)) + text
+    if kind is bool:
+        return _KEY.pack(key_id, _TRUE if value else _FALSE)
+    if value is None:
+        return _KEY.pack(key_id, _NONE)
+    if kind is int:
+        return _KEY.pack(key_id, _INT_TAG) + _INT.pack(value)
+    if kind is float:
+        return _KEY.pack(key_id, _FLOAT_TAG) + _FLOAT.pack(value)
+    return None
+
+
+def unpack(packed: bytes) -> Member:
+    head = _head(packed)
+    flags, count, time, offset, index, bundle = head.unpack_from(packed)
+    stamp = (time, offset, index)
+    at = head.size
+    visible = time
+    if flags & _LATE:
+        visible = _TIME.unpack_from(packed, at)[0]
+        at += _TIME.size
+    flat: list[Any] = []
+    for _ in range(count):
+        key_id, tag = _KEY.unpack_from(packed, at)
+        at += _KEY.size
+        value, at = _unpack_value(packed, tag, at)
+        flat += (_KEYS[key_id], value)
+    user_id = packed[at:].decode("utf-8") if flags & _USER else None
+    snapshot = Snapshot(
+        stamp,
+        visible,
+        bool(flags & _ENTER),
+        user_id,
+        stamp if user_id is not None else NO_STAMP,
+        EventProperties(tuple(flat), stamp),
+    )
+    member = Member((snapshot,))
+    member.bundle = None if bundle < 0 else bundle
+    return member
+
+
+def _unpack_value(packed: bytes, tag: int, at: int) -> tuple[Any, int]:
+    if tag == _SHORT_TEXT_TAG:
+        end = at + 1 + packed[at]
+        return packed[at + 1 : end].decode("utf-8"), end
+    if tag == _TEXT_TAG:
+        end = at + _TEXT.size + _TEXT.unpack_from(packed, at)[0]
+        return packed[at + _TEXT.size : end].decode("utf-8"), end
+    if tag == _INT_TAG:
+        return _INT.unpack_from(packed, at)[0], at + _INT.size
+    if tag == _FLOAT_TAG:
+        return _FLOAT.unpack_from(packed, at)[0], at + _FLOAT.size
+    return _CONSTANTS[tag], at
+
+
+def _head(packed: bytes) -> struct.Struct:
+    return _WIDE if packed[0] & _WIDE_HEAD else _NARROW
+
+
+def _key_id(key: PropertyKey) -> int | None:
+    """A property key's number in this process (None once `_MAX_KEYS` are numbered)."""
+    key_id = _KEY_IDS.get(key)
+    if key_id is None and len(_KEYS) < _MAX_KEYS:
+        key_id = _KEY_IDS[key] = len(_KEYS)
+        _KEYS.append(key)
+    return key_id
