@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 __all__ = [
@@ -239,8 +240,11 @@ def diff_cohort(
     entering: list[tuple[int, Snapshot]] = []
     exiting: list[tuple[int, Snapshot]] = []
     existing: list[tuple[int, Snapshot]] = []
-    for amplitude_id in sorted(members) if only is None else only:
-        member = members[amplitude_id]
+    if only is None:
+        pairs: Iterable[tuple[int, Member]] = sorted(members.items(), key=itemgetter(0))
+    else:
+        pairs = ((amplitude_id, members[amplitude_id]) for amplitude_id in only)
+    for amplitude_id, member in pairs:
         if len(member.history) == 1:  # fast path: one snapshot answers both questions
             now = member.history[0]
             if now.visible >= sync_time:

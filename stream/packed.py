@@ -6,7 +6,7 @@ change until the member's next event. Once written to the journal, such a member
 into about 50 bytes (`pack`), and unpacked only when an event or a sync reads it. Members
 with several snapshots, or whose values do not pack (lists, huge integers), stay objects.
 
-Packed layout, little-endian: flags (B), property count (B), event time (q), offset and
+Packed layout, little-endian: flags (B), properties' length (H), event time (q), offset and
 index in the message (I and H, or q and I when they do not fit: `_WIDE`), journal bundle (i,
 -1 for none); the visible time (q) when it is not the event time; per property its key id
 (H, see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is
@@ -23,8 +23,8 @@ from .membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot
 
 __all__ = ["Members", "pack", "unpack"]
 
-_NARROW = struct.Struct("<BBqIHi")
-_WIDE = struct.Struct("<BBqqIi")
+_NARROW = struct.Struct("<BHqIHi")
+_WIDE = struct.Struct("<BHqqIi")
 _TIME = struct.Struct("<q")
 _KEY = struct.Struct("<HB")
 _INT = struct.Struct("<q")
@@ -40,6 +40,8 @@ _KEYS: list[PropertyKey] = []
 _KEY_IDS: dict[PropertyKey, int] = {}
 _MAX_KEYS = 1 << 16
 _PROPERTY_BYTES: dict[tuple[PropertyKey, str], bytes] = {}
+_FLATS: dict[bytes, tuple[Any, ...]] = {}
+"""Unpacked properties by their packed bytes: members share them, and unpack faster."""
 _MAX_CACHED = 100_000
 
 
@@ -70,6 +72,11 @@ class Members(Mapping[int, Member]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def items(self) -> Iterator[tuple[int, Member]]:  # type: ignore[override]
+        """(amplitude id, member) in no particular order, packed ones unpacked as copies."""
+        for amplitude_id, entry in self._entries.items():
+            yield amplitude_id, unpack(entry) if type(entry) is bytes else entry  # type: ignore[misc]
 
     def hot(self, amplitude_id: int) -> Member | None:
         """The member as objects, kept so: the one to change."""
@@ -123,47 +130,45 @@ def pack(member: Member) -> bytes | None:
         flags |= _USER
     elif snapshot.user_stamp != NO_STAMP:
         return None
-    parts: list[bytes] = []
     time, offset, index = stamp
     flat = properties.flat
     try:
-        if snapshot.visible != time:
-            flags |= _LATE
-            parts.append(_TIME.pack(snapshot.visible))
-        for at in range(0, len(flat), 2):
-            packed_property = _property_bytes(flat[at], flat[at + 1])
-            if packed_property is None:
-                return None
-            parts.append(packed_property)
-        if user_id is not None:
-            parts.append(user_id.encode("utf-8"))
+        late = _TIME.pack(snapshot.visible) if snapshot.visible != time else b""
+        packed_properties = b"".join(map(_property_bytes, flat[0::2], flat[1::2]))
+        user = user_id.encode("utf-8") if user_id is not None else b""
+        flags |= _LATE if late else 0
         bundle = -1 if member.bundle is None else member.bundle
+        length = len(packed_properties)
         if 0 <= offset < 1 << 32 and 0 <= index < 1 << 16:
-            head = _NARROW.pack(flags, len(flat) // 2, time, offset, index, bundle)
+            head = _NARROW.pack(flags, length, time, offset, index, bundle)
         else:
-            head = _WIDE.pack(flags | _WIDE_HEAD, len(flat) // 2, time, offset, index, bundle)
-    except (struct.error, UnicodeEncodeError):  # out of range, or a lone surrogate
+            head = _WIDE.pack(flags | _WIDE_HEAD, length, time, offset, index, bundle)
+    except (struct.error, UnicodeEncodeError, _Unpackable):  # too big, a lone surrogate...
         return None
-    return head + b"".join(parts)
+    return head + late + packed_properties + user
 
 
-def _property_bytes(key: PropertyKey, value: Any) -> bytes | None:
-    """One property packed, or None; short texts are cached (plans, countries repeat)."""
+class _Unpackable(Exception):
+    """A property `pack` cannot represent: the member stays objects."""
+
+
+def _property_bytes(key: PropertyKey, value: Any) -> bytes:
+    """One property packed; short texts are cached (plans, countries repeat)."""
     if type(value) is not str or len(value) > 64:
         return _encode_property(key, value)
     cache_key = (key, value)
     cached = _PROPERTY_BYTES.get(cache_key)
     if cached is None:
         cached = _encode_property(key, value)
-        if cached is not None and len(_PROPERTY_BYTES) < _MAX_CACHED:
+        if len(_PROPERTY_BYTES) < _MAX_CACHED:
             _PROPERTY_BYTES[cache_key] = cached
     return cached
 
 
-def _encode_property(key: PropertyKey, value: Any) -> bytes | None:
+def _encode_property(key: PropertyKey, value: Any) -> bytes:
     key_id = _key_id(key)
     if key_id is None:
-        return None
+        raise _Unpackable(key)
     kind = type(value)
     if kind is str:
         text = value.encode("utf-8")
@@ -178,36 +183,47 @@ def _encode_property(key: PropertyKey, value: Any) -> bytes | None:
         return _KEY.pack(key_id, _INT_TAG) + _INT.pack(value)
     if kind is float:
         return _KEY.pack(key_id, _FLOAT_TAG) + _FLOAT.pack(value)
-    return None
+    raise _Unpackable(value)
 
 
 def unpack(packed: bytes) -> Member:
     head = _head(packed)
-    flags, count, time, offset, index, bundle = head.unpack_from(packed)
+    flags, length, time, offset, index, bundle = head.unpack_from(packed)
     stamp = (time, offset, index)
     at = head.size
     visible = time
     if flags & _LATE:
         visible = _TIME.unpack_from(packed, at)[0]
         at += _TIME.size
-    flat: list[Any] = []
-    for _ in range(count):
-        key_id, tag = _KEY.unpack_from(packed, at)
-        at += _KEY.size
-        value, at = _unpack_value(packed, tag, at)
-        flat += (_KEYS[key_id], value)
-    user_id = packed[at:].decode("utf-8") if flags & _USER else None
+    end = at + length
+    region = packed[at:end]
+    flat = _FLATS.get(region)
+    if flat is None:
+        flat = _unpack_properties(region)
+        if len(_FLATS) < _MAX_CACHED:
+            _FLATS[region] = flat
+    user_id = packed[end:].decode("utf-8") if flags & _USER else None
     snapshot = Snapshot(
         stamp,
         visible,
         bool(flags & _ENTER),
         user_id,
         stamp if user_id is not None else NO_STAMP,
-        EventProperties(tuple(flat), stamp),
+        EventProperties(flat, stamp),
     )
     member = Member((snapshot,))
     member.bundle = None if bundle < 0 else bundle
     return member
+
+
+def _unpack_properties(region: bytes) -> tuple[Any, ...]:
+    flat: list[Any] = []
+    at = 0
+    while at < len(region):
+        key_id, tag = _KEY.unpack_from(region, at)
+        value, at = _unpack_value(region, tag, at + _KEY.size)
+        flat += (_KEYS[key_id], value)
+    return tuple(flat)
 
 
 def _unpack_value(packed: bytes, tag: int, at: int) -> tuple[Any, int]:
