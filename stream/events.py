@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import InvalidEvent
 
@@ -27,9 +26,9 @@ MAX_COHORT_ID_LENGTH = 200
 _INT64_MAX = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class MembershipEvent:
-    """User `amplitude_id` entered (`enter=True`) or exited cohort `cohort_id` at `time_ms`."""
+class MembershipEvent(NamedTuple):
+    """User `amplitude_id` entered (`enter=True`) or exited cohort `cohort_id` at `time_ms`.
+    A named tuple, not a frozen dataclass: a batch message builds a thousand of them."""
 
     cohort_id: str
     amplitude_id: int
@@ -120,22 +119,49 @@ def _parse_batch(doc: dict[str, Any]) -> list[MembershipEvent]:
     batch_app_id = _app_id(doc, "app_id")
     events = []
     for index, user in enumerate(users):
-        where = f"users[{index}]"
-        if not isinstance(user, dict):
-            raise InvalidEvent(f"{where}: must be an object, got {_type_name(user)}")
-        app_id = _app_id(user, "app_id", where)
-        events.append(
-            MembershipEvent(
-                cohort_id=cohort_id,
-                amplitude_id=_amplitude_id(user, "amplitude_id", where),
-                user_id=_user_id(user, "user_id", where),
-                enter=in_cohort,
-                time_ms=time_ms,
-                user_properties=_properties(user, "user_properties", where),
-                app_id=batch_app_id if app_id is None else app_id,
-            )
-        )
+        if type(user) is dict:  # the common case, checked inline: a thousand users a message
+            amplitude_id = user.get("amplitude_id")
+            user_id = user.get("user_id")
+            properties = user.get("user_properties")
+            if (
+                type(amplitude_id) is int
+                and 0 <= amplitude_id <= _INT64_MAX
+                and (user_id is None or type(user_id) is str)
+                and (properties is None or type(properties) is dict)
+                and user.get("app_id") is None
+            ):
+                events.append(
+                    MembershipEvent(
+                        cohort_id,
+                        amplitude_id,
+                        user_id,
+                        in_cohort,
+                        time_ms,
+                        properties or None,
+                        batch_app_id,
+                    )
+                )
+                continue
+        events.append(_batch_user(user, index, cohort_id, in_cohort, time_ms, batch_app_id))
     return events
+
+
+def _batch_user(
+    user: Any, index: int, cohort_id: str, in_cohort: bool, time_ms: int, batch_app_id: int | None
+) -> MembershipEvent:
+    where = f"users[{index}]"
+    if not isinstance(user, dict):
+        raise InvalidEvent(f"{where}: must be an object, got {_type_name(user)}")
+    app_id = _app_id(user, "app_id", where)
+    return MembershipEvent(
+        cohort_id=cohort_id,
+        amplitude_id=_amplitude_id(user, "amplitude_id", where),
+        user_id=_user_id(user, "user_id", where),
+        enter=in_cohort,
+        time_ms=time_ms,
+        user_properties=_properties(user, "user_properties", where),
+        app_id=batch_app_id if app_id is None else app_id,
+    )
 
 
 def _cohort_id(doc: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from itertools import chain
 from typing import TYPE_CHECKING, Protocol
 
 from .events import MembershipEvent
-from .membership import Member, Snapshot, Stamp
+from .membership import Member, Snapshot
 from .packed import Members
 from .windows import last_sync_at_or_before, next_sync_after, sync_times
 
@@ -186,32 +186,47 @@ class PartitionState:
 
     def apply(
         self,
-        event: MembershipEvent,
-        stamp: Stamp,
+        events: Sequence[MembershipEvent],
+        offset: int,
         horizon: int | None,
         *,
         note_change: bool = True,
-    ) -> tuple[CohortState, Member, bool]:
-        """Apply one event; returns its cohort, its member and whether anything changed.
-        `note_change=False` for a cohort no rule syncs (nothing would prune its changes)."""
+    ) -> list[tuple[int, Member]]:
+        """Apply one message's events (all of one cohort, `index` in the message the last
+        part of their stamps); returns the members that changed. `note_change=False` for a
+        cohort no rule syncs (nothing would prune its changes)."""
         floor = self.emitted_through
-        visible = event.time_ms if floor is None else max(event.time_ms, floor)
-        cohort = self.cohorts.get(event.cohort_id)
+        cohort_id = events[0].cohort_id
+        cohort = self.cohorts.get(cohort_id)
         if cohort is None:
-            cohort = self.cohorts[event.cohort_id] = CohortState(first_ms=visible)
+            first = events[0].time_ms
+            cohort = self.cohorts[cohort_id] = CohortState(
+                first if floor is None else max(first, floor)
+            )
             self._next_due_known = False
-        member = cohort.members.hot(event.amplitude_id)
-        if member is None:
-            member = Member()
-            cohort.members.add(event.amplitude_id, member)
-        snapshot = Snapshot.of_event(
-            stamp, visible, event.enter, event.user_id, event.user_properties, event.app_id
-        )
-        changed = member.apply(snapshot, horizon)
-        if changed and note_change:
-            cohort.changes.append(event.amplitude_id)
-            cohort.changes.append(visible)
-        return cohort, member, changed
+        members, changes = cohort.members, cohort.changes
+        changed: list[tuple[int, Member]] = []
+        for index, event in enumerate(events):
+            visible = event.time_ms if floor is None else max(event.time_ms, floor)
+            amplitude_id = event.amplitude_id
+            member = members.hot(amplitude_id)
+            if member is None:
+                member = Member()
+                members.add(amplitude_id, member)
+            snapshot = Snapshot.of_event(
+                (event.time_ms, offset, index),
+                visible,
+                event.enter,
+                event.user_id,
+                event.user_properties,
+                event.app_id,
+            )
+            if member.apply(snapshot, horizon):
+                changed.append((amplitude_id, member))
+                if note_change:
+                    changes.append(amplitude_id)
+                    changes.append(visible)
+        return changed
 
     def observe(self, event_time: int, lateness_ms: int) -> int:
         """Move the watermark for an event; it never goes back."""

@@ -350,22 +350,20 @@ class Processor:
     def _apply(
         self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
     ) -> None:
+        cohort_id = events[0].cohort_id  # a message holds one cohort's events
+        new_cohort = cohort_id not in state.cohorts
+        self.metrics.events += len(events)
+        if state.emitted_through is not None:
+            self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
         horizon = state.horizon(self.rules)
+        changed = state.apply(events, offset, horizon, note_change=self._synced(cohort_id))
+        if new_cohort:
+            self.store[codec.cohort_key(partition, cohort_id)] = codec.encode_json(
+                {"first": state.cohorts[cohort_id].first_ms}
+            )
         journal = self._journals[partition]
-        synced = self._synced(events[0].cohort_id)  # a message holds one cohort's events
-        for index, event in enumerate(events):
-            self.metrics.events += 1
-            if state.is_late(event.time_ms):
-                self.metrics.late_events += 1
-            new_cohort = event.cohort_id not in state.cohorts
-            stamp = (event.time_ms, offset, index)
-            cohort, member, changed = state.apply(event, stamp, horizon, note_change=synced)
-            if new_cohort:
-                self.store[codec.cohort_key(partition, event.cohort_id)] = codec.encode_json(
-                    {"first": cohort.first_ms}
-                )
-            if changed:
-                journal.touch(event.cohort_id, event.amplitude_id, member)
+        for amplitude_id, member in changed:
+            journal.touch(cohort_id, amplitude_id, member)
 
     def _synced(self, cohort_id: str) -> bool:
         """Whether any rule syncs this cohort (cached: the rules are fixed)."""
