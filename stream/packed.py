@@ -1,16 +1,18 @@
 """A cohort's members in memory, most of them packed into one `bytes` object each.
 
 A member as Python objects (`Member`, its history tuple, a `Snapshot`, its stamp tuple, its
-properties) costs about 500 bytes; most members are one event's snapshot that nothing will
-change until the member's next event. Once written to the journal, such a member is packed
-into about 50 bytes (`pack`), and unpacked only when an event or a sync reads it. Members
-with several snapshots, or whose values do not pack (lists, huge integers), stay objects.
+properties) costs about 500 bytes; most members are one snapshot (one event's, or older
+events folded) that nothing will change until the member's next event. Once written to the
+journal, such a member is packed into about 50 bytes (`pack`), and unpacked only when an
+event or a sync reads it. Members with several snapshots, whose properties were set by
+different events, or whose values do not pack (lists, huge integers), stay objects.
 
-Packed layout, little-endian: flags (B), properties' length (H), event time (q), offset and
-index in the message (I and H, or q and I when they do not fit: `_WIDE`), journal bundle (i,
--1 for none); the visible time (q) when it is not the event time; per property its key id
-(H, see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is
-this process's: packed bytes are never stored.
+Packed layout, little-endian: flags (B), properties' length (H), the stamp: event time (q),
+offset and index in the message (I and H, or q and I when they do not fit: `_WIDE_HEAD`),
+journal bundle (i, -1 for none); then, each only when it differs from the stamp, the visible
+time (q), the user id's stamp and the properties' stamp (qqq); per property its key id (H,
+see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is this
+process's: packed bytes are never stored.
 """
 
 from __future__ import annotations
@@ -19,20 +21,21 @@ import struct
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot
+from .membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
 
 __all__ = ["Members", "pack", "unpack"]
 
 _NARROW = struct.Struct("<BHqIHi")
 _WIDE = struct.Struct("<BHqqIi")
 _TIME = struct.Struct("<q")
+_STAMP = struct.Struct("<qqq")
 _KEY = struct.Struct("<HB")
 _INT = struct.Struct("<q")
 _FLOAT = struct.Struct("<d")
 _SHORT_TEXT = struct.Struct("<B")
 _TEXT = struct.Struct("<I")
 
-_ENTER, _USER, _LATE, _WIDE_HEAD = 1, 2, 4, 8
+_ENTER, _USER, _LATE, _WIDE_HEAD, _USER_STAMPED, _PROPERTIES_STAMPED = 1, 2, 4, 8, 16, 32
 _NONE, _TRUE, _FALSE, _INT_TAG, _FLOAT_TAG, _SHORT_TEXT_TAG, _TEXT_TAG = range(7)
 _CONSTANTS: dict[int, Any] = {_NONE: None, _TRUE: True, _FALSE: False}
 
@@ -118,25 +121,28 @@ def pack(member: Member) -> bytes | None:
     if len(history) != 1:
         return None
     snapshot = history[0]
-    properties = snapshot.properties
     stamp = snapshot.stamp
-    if type(properties) is not EventProperties or properties.stamp != stamp:
+    flat, properties_stamp = _flat(snapshot.properties, stamp)
+    user_id, user_stamp = snapshot.user_id, snapshot.user_stamp
+    if flat is None or (user_id is None and user_stamp != NO_STAMP):
         return None
     flags = _ENTER if snapshot.enter else 0
-    user_id = snapshot.user_id
-    if user_id is not None:
-        if snapshot.user_stamp != stamp:
-            return None
-        flags |= _USER
-    elif snapshot.user_stamp != NO_STAMP:
-        return None
     time, offset, index = stamp
-    flat = properties.flat
     try:
-        late = _TIME.pack(snapshot.visible) if snapshot.visible != time else b""
+        extra = b""
+        if snapshot.visible != time:
+            flags |= _LATE
+            extra = _TIME.pack(snapshot.visible)
+        if user_id is not None:
+            flags |= _USER
+            if user_stamp != stamp:
+                flags |= _USER_STAMPED
+                extra += _STAMP.pack(*user_stamp)
+        if properties_stamp != stamp:
+            flags |= _PROPERTIES_STAMPED
+            extra += _STAMP.pack(*properties_stamp)
         packed_properties = b"".join(map(_property_bytes, flat[0::2], flat[1::2]))
         user = user_id.encode("utf-8") if user_id is not None else b""
-        flags |= _LATE if late else 0
         bundle = -1 if member.bundle is None else member.bundle
         length = len(packed_properties)
         if 0 <= offset < 1 << 32 and 0 <= index < 1 << 16:
@@ -145,7 +151,21 @@ def pack(member: Member) -> bytes | None:
             head = _WIDE.pack(flags | _WIDE_HEAD, length, time, offset, index, bundle)
     except (struct.error, UnicodeEncodeError, _Unpackable):  # too big, a lone surrogate...
         return None
-    return head + late + packed_properties + user
+    return head + extra + packed_properties + user
+
+
+def _flat(
+    properties: Mapping[PropertyKey, tuple[Any, Stamp]], stamp: Stamp
+) -> tuple[tuple[Any, ...] | None, Stamp]:
+    """(key, value, ...) and the one stamp of all the properties; None when they have
+    several (set by different events)."""
+    if type(properties) is EventProperties:
+        return properties.flat, properties.stamp
+    stamps = {value_stamp for _, value_stamp in properties.values()}
+    if len(stamps) > 1:
+        return None, stamp
+    flat = tuple(item for key, (value, _) in properties.items() for item in (key, value))
+    return flat, stamps.pop() if stamps else stamp
 
 
 class _Unpackable(Exception):
@@ -195,6 +215,14 @@ def unpack(packed: bytes) -> Member:
     if flags & _LATE:
         visible = _TIME.unpack_from(packed, at)[0]
         at += _TIME.size
+    user_stamp = stamp if flags & _USER else NO_STAMP
+    if flags & _USER_STAMPED:
+        user_stamp = _STAMP.unpack_from(packed, at)
+        at += _STAMP.size
+    properties_stamp = stamp
+    if flags & _PROPERTIES_STAMPED:
+        properties_stamp = _STAMP.unpack_from(packed, at)
+        at += _STAMP.size
     end = at + length
     region = packed[at:end]
     flat = _FLATS.get(region)
@@ -208,8 +236,8 @@ def unpack(packed: bytes) -> Member:
         visible,
         bool(flags & _ENTER),
         user_id,
-        stamp if user_id is not None else NO_STAMP,
-        EventProperties(flat, stamp),
+        user_stamp,
+        EventProperties(flat, properties_stamp),
     )
     member = Member((snapshot,))
     member.bundle = None if bundle < 0 else bundle

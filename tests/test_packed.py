@@ -69,22 +69,31 @@ def fits(value: int, bits: int = 64) -> bool:
 
 
 def packs(snapshot: Snapshot) -> bool:
-    """What `pack` must accept: values of JSON's scalar types, numbers within 64 bits."""
+    """What `pack` must accept: properties set by one event, values of JSON's scalar types,
+    numbers within 64 bits."""
     values = [value for value, _ in snapshot.properties.values()]
+    stamps = {stamp for _, stamp in snapshot.properties.values()}
     return (
-        all(not isinstance(value, list) for value in values)
+        len(stamps) <= 1
+        and all(not isinstance(value, list) for value in values)
         and all(fits(value) for value in values if type(value) is int)
-        and fits(snapshot.stamp[0])
+        and all(fits(part) for stamp in (snapshot.stamp, snapshot.user_stamp) for part in stamp)
+        and all(fits(part) for stamp in stamps for part in stamp)
         and fits(snapshot.visible)
     )
 
 
-@given(snapshots(), st.one_of(st.none(), st.integers(0, 2**31 - 1)))
-def test_a_packed_member_unpacks_to_the_same_member(snapshot: Snapshot, bundle: int | None) -> None:
-    member = Member((snapshot,))
-    member.bundle = bundle
+@given(st.lists(snapshots(), min_size=1, max_size=3), st.one_of(st.none(), st.integers(0, 2**31)))
+def test_a_packed_member_unpacks_to_the_same_member(
+    history: list[Snapshot], bundle: int | None
+) -> None:
+    member = Member()
+    for snapshot in history:
+        member.apply(snapshot, None)
+    member.compact(2**64)  # several events folded into one snapshot: fields of several stamps
+    member.bundle = bundle if bundle is None or bundle < 2**31 else None
     packed = pack(member)
-    assert (packed is not None) == packs(snapshot)
+    assert (packed is not None) == packs(member.history[0])
     if packed is not None:
         assert fields(unpack(packed)) == fields(member)
 
@@ -160,3 +169,13 @@ def test_a_processor_keeps_the_members_it_has_written_packed() -> None:
     assert members.packed() == 1500  # written in the first flush; the rest wait for the next
     processor.flush(0)
     assert members.packed() == 2000
+
+
+def test_a_member_whose_events_were_folded_packs_again() -> None:
+    member = one_event(10, "pro")  # entered with a user id and a plan
+    member.apply(Snapshot.of_event((20, 8, 0), 20, False, None, None, None), None)  # exited
+    member.compact(100)
+    assert len(member.history) == 1 and isinstance(member.history[0].properties, dict)
+    packed = pack(member)
+    assert packed is not None
+    assert fields(unpack(packed)) == fields(member)
