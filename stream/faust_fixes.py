@@ -1,7 +1,7 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
 The other half of the Faust edge: `app.py` wires the worker on `SafeApp` and calls the
-helpers at the end (rewinds, absent offsets, stall healing). Four changes:
+helpers at the end (rewinds, absent offsets, stall healing). Five changes:
 
 - `WholeFlushBuffer`: a commit waits for every changelog record written before it.
 - `InOrderConsumer`: no gap-filling; only `delivery.InOrderDelivery` says which offsets are
@@ -9,13 +9,15 @@ helpers at the end (rewinds, absent offsets, stall healing). Four changes:
 - `SafeApp`: both of the above, plus a second seek to the committed offsets once a
   rebalance has ended, which then tells the agent where each partition starts.
 - Fetches wait at most `FETCH_MAX_WAIT_MS` (for speed, not safety: see there).
+- Faust's `Monitor` sensor is not called for every message (for speed: see
+  `SafeApp.on_init_dependencies`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -25,6 +27,7 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP, EventT
 from faust.types.transports import ConsumerT, ProducerT
 from faust.types.tuples import FutureMessage, Message
+from mode import ServiceT
 
 from .delivery import InOrderDelivery
 
@@ -192,6 +195,15 @@ class SafeApp(faust.App):
             beacon=self.beacon,
             loop=self.transport.loop,
         )
+
+    def on_init_dependencies(self) -> Iterable[ServiceT]:
+        """Faust's `Monitor` sensor keeps statistics on every message, event and table
+        access, which nothing here reads (the worker keeps its own `Metrics`). Taking it off
+        the sensors made single events about 6% faster; `app.monitor` itself stays, for the
+        few places Faust calls it directly."""
+        services = super().on_init_dependencies()
+        self.sensors.remove(self.monitor)
+        return services
 
     def on_rebalance_start(self) -> None:
         super().on_rebalance_start()
