@@ -86,7 +86,7 @@ QUICK = Sizes(  # long enough for commits every 0.2 s and journal flushes to eve
     single_events=50_000,
     batch_messages=300,
     flush_members=1_000_000,
-    memory_members=300_000,
+    memory_members=1_000_000,  # 10,000 a cohort: their dicts as full as in the full run
     repeats=1,
 )
 
