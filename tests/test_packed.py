@@ -179,3 +179,37 @@ def test_a_member_whose_events_were_folded_packs_again() -> None:
     packed = pack(member)
     assert packed is not None
     assert fields(unpack(packed)) == fields(member)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["add", "apply", "settle", "read"]),
+            st.integers(0, 5),
+            st.integers(1, 50),
+        ),
+        max_size=40,
+    )
+)
+def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, int, int]]) -> None:
+    members, reference = Members(), {}
+    for operation, amplitude_id, at in operations:
+        if operation == "add" and amplitude_id not in reference:
+            members.add(amplitude_id, one_event(at, f"p{at}"))
+            reference[amplitude_id] = one_event(at, f"p{at}")
+        elif operation == "apply" and amplitude_id in reference:
+            event = Snapshot.of_event((at, at, 1), at, at % 2 == 0, None, {"n": at}, None)
+            hot = members.hot(amplitude_id)
+            assert hot is not None
+            hot.apply(event, None)
+            reference[amplitude_id].apply(event, None)
+        elif operation == "settle":
+            members.settle(amplitude_id)
+        elif operation == "read" and amplitude_id in reference:
+            packed = members.packed()
+            assert fields(members[amplitude_id]) == fields(reference[amplitude_id])
+            assert members.packed() == packed  # reading does not unpack for good
+    assert sorted(members) == sorted(reference)
+    assert {a: fields(m) for a, m in members.items()} == {
+        a: fields(m) for a, m in reference.items()
+    }
