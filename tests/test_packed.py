@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_incremental import SETTINGS, Collect
 
@@ -181,16 +181,18 @@ def test_a_member_whose_events_were_folded_packs_again() -> None:
     assert fields(unpack(packed)) == fields(member)
 
 
+@settings(max_examples=300)
 @given(
     st.lists(
         st.tuples(
             st.sampled_from(["add", "apply", "settle", "read"]),
-            st.integers(0, 5),
+            st.integers(0, 2),
             st.integers(1, 50),
         ),
-        max_size=40,
+        max_size=30,
     )
 )
+@example([("add", 1, 5), ("settle", 1, 1), ("apply", 1, 10)])
 def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, int, int]]) -> None:
     members, reference = Members(), {}
     for operation, amplitude_id, at in operations:
