@@ -36,6 +36,7 @@ _SHORT_TEXT = struct.Struct("<B")
 _TEXT = struct.Struct("<I")
 
 _ENTER, _USER, _LATE, _WIDE_HEAD, _USER_STAMPED, _PROPERTIES_STAMPED = 1, 2, 4, 8, 16, 32
+_UNUSUAL = _LATE | _USER_STAMPED | _PROPERTIES_STAMPED
 _NONE, _TRUE, _FALSE, _INT_TAG, _FLOAT_TAG, _SHORT_TEXT_TAG, _TEXT_TAG = range(7)
 _CONSTANTS: dict[int, Any] = {_NONE: None, _TRUE: True, _FALSE: False}
 
@@ -97,7 +98,8 @@ class Members(Mapping[int, Member]):
         if entry is None:
             return None
         if type(entry) is bytes:
-            bundle: int = _head(entry).unpack_from(entry)[5]
+            head = _WIDE if entry[0] & _WIDE_HEAD else _NARROW
+            bundle: int = head.unpack_from(entry)[5]
             return None if bundle < 0 else bundle
         return entry.bundle  # type: ignore[union-attr]
 
@@ -207,22 +209,24 @@ def _encode_property(key: PropertyKey, value: Any) -> bytes:
 
 
 def unpack(packed: bytes) -> Member:
-    head = _head(packed)
-    flags, length, time, offset, index, bundle = head.unpack_from(packed)
+    flags = packed[0]
+    head = _WIDE if flags & _WIDE_HEAD else _NARROW
+    _, length, time, offset, index, bundle = head.unpack_from(packed)
     stamp = (time, offset, index)
     at = head.size
     visible = time
-    if flags & _LATE:
-        visible = _TIME.unpack_from(packed, at)[0]
-        at += _TIME.size
     user_stamp = stamp if flags & _USER else NO_STAMP
-    if flags & _USER_STAMPED:
-        user_stamp = _STAMP.unpack_from(packed, at)
-        at += _STAMP.size
     properties_stamp = stamp
-    if flags & _PROPERTIES_STAMPED:
-        properties_stamp = _STAMP.unpack_from(packed, at)
-        at += _STAMP.size
+    if flags & _UNUSUAL:  # late, or fields set by several events
+        if flags & _LATE:
+            visible = _TIME.unpack_from(packed, at)[0]
+            at += _TIME.size
+        if flags & _USER_STAMPED:
+            user_stamp = _STAMP.unpack_from(packed, at)
+            at += _STAMP.size
+        if flags & _PROPERTIES_STAMPED:
+            properties_stamp = _STAMP.unpack_from(packed, at)
+            at += _STAMP.size
     end = at + length
     region = packed[at:end]
     flat = _FLATS.get(region)
@@ -230,17 +234,20 @@ def unpack(packed: bytes) -> Member:
         flat = _unpack_properties(region)
         if len(_FLATS) < _MAX_CACHED:
             _FLATS[region] = flat
-    user_id = packed[end:].decode("utf-8") if flags & _USER else None
-    snapshot = Snapshot(
-        stamp,
-        visible,
-        bool(flags & _ENTER),
-        user_id,
-        user_stamp,
-        EventProperties(flat, properties_stamp),
+    member = Member(
+        (
+            Snapshot(
+                stamp,
+                visible,
+                flags & _ENTER == _ENTER,
+                packed[end:].decode("utf-8") if flags & _USER else None,
+                user_stamp,
+                EventProperties(flat, properties_stamp),
+            ),
+        )
     )
-    member = Member((snapshot,))
-    member.bundle = None if bundle < 0 else bundle
+    if bundle >= 0:
+        member.bundle = bundle
     return member
 
 
@@ -266,10 +273,6 @@ def _unpack_value(packed: bytes, tag: int, at: int) -> tuple[Any, int]:
     if tag == _FLOAT_TAG:
         return _FLOAT.unpack_from(packed, at)[0], at + _FLOAT.size
     return _CONSTANTS[tag], at
-
-
-def _head(packed: bytes) -> struct.Struct:
-    return _WIDE if packed[0] & _WIDE_HEAD else _NARROW
 
 
 def _key_id(key: PropertyKey) -> int | None:
