@@ -78,8 +78,12 @@ class Members(Mapping[int, Member]):
         return len(self._entries)
 
     def items(self) -> Iterator[tuple[int, Member]]:  # type: ignore[override]
-        """(amplitude id, member) in no particular order, packed ones unpacked as copies."""
-        for amplitude_id, entry in self._entries.items():
+        """(amplitude id, member) in no particular order, packed ones unpacked as copies.
+        The ids are copied first (one C call, under the GIL): members added meanwhile by
+        another thread are not seen, and do not break the iteration."""
+        entries = self._entries
+        for amplitude_id in list(entries):
+            entry = entries[amplitude_id]
             yield amplitude_id, unpack(entry) if type(entry) is bytes else entry  # type: ignore[misc]
 
     def hot(self, amplitude_id: int) -> Member | None:
