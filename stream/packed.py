@@ -60,13 +60,13 @@ class Members(Mapping[int, Member]):
 
     def __getitem__(self, amplitude_id: int) -> Member:
         entry = self._entries[amplitude_id]
-        return unpack(entry) if type(entry) is bytes else entry  # type: ignore[return-value]
+        return unpack(entry) if isinstance(entry, bytes) else entry
 
     def get(self, amplitude_id: int, default: Any = None) -> Any:
         entry = self._entries.get(amplitude_id)
         if entry is None:
             return default
-        return unpack(entry) if type(entry) is bytes else entry
+        return unpack(entry) if isinstance(entry, bytes) else entry
 
     def __contains__(self, amplitude_id: object) -> bool:
         return amplitude_id in self._entries
@@ -84,14 +84,14 @@ class Members(Mapping[int, Member]):
         entries = self._entries
         for amplitude_id in list(entries):
             entry = entries[amplitude_id]
-            yield amplitude_id, unpack(entry) if type(entry) is bytes else entry  # type: ignore[misc]
+            yield amplitude_id, unpack(entry) if isinstance(entry, bytes) else entry
 
     def hot(self, amplitude_id: int) -> Member | None:
         """The member as objects, kept so: the one to change."""
         entry = self._entries.get(amplitude_id)
-        if type(entry) is bytes:
+        if isinstance(entry, bytes):
             entry = self._entries[amplitude_id] = unpack(entry)
-        return entry  # type: ignore[return-value]
+        return entry
 
     def add(self, amplitude_id: int, member: Member) -> None:
         self._entries[amplitude_id] = member
@@ -101,24 +101,24 @@ class Members(Mapping[int, Member]):
         entry = self._entries.get(amplitude_id)
         if entry is None:
             return None
-        if type(entry) is bytes:
+        if isinstance(entry, bytes):
             head = _WIDE if entry[0] & _WIDE_HEAD else _NARROW
             bundle: int = head.unpack_from(entry)[5]
             return None if bundle < 0 else bundle
-        return entry.bundle  # type: ignore[union-attr]
+        return entry.bundle
 
     def settle(self, amplitude_id: int) -> None:
         """Pack the member if it packs: call once nothing holds its objects to change them
         (the journal has written it)."""
         entry = self._entries.get(amplitude_id)
-        if entry is not None and type(entry) is not bytes:
-            packed = pack(entry)  # type: ignore[arg-type]
+        if isinstance(entry, Member):
+            packed = pack(entry)
             if packed is not None:
                 self._entries[amplitude_id] = packed
 
     def packed(self) -> int:
         """How many members are packed (for tests and the memory benchmark)."""
-        return sum(1 for entry in self._entries.values() if type(entry) is bytes)
+        return sum(1 for entry in self._entries.values() if isinstance(entry, bytes))
 
 
 def pack(member: Member) -> bytes | None:
