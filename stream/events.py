@@ -149,6 +149,8 @@ def _parse_batch(doc: dict[str, Any]) -> list[MembershipEvent]:
 def _batch_user(
     user: Any, index: int, cohort_id: str, in_cohort: bool, time_ms: int, batch_app_id: int | None
 ) -> MembershipEvent:
+    """A user the inline check did not take (its own app id, or a bad field): field by
+    field, so that an error names the field."""
     where = f"users[{index}]"
     if not isinstance(user, dict):
         raise InvalidEvent(f"{where}: must be an object, got {_type_name(user)}")

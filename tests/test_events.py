@@ -1,11 +1,14 @@
 """Parsing one message into membership events, and every way a message can be invalid."""
 
 import json
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.errors import InvalidEvent
-from stream.events import MembershipEvent, parse_message, parse_time
+from stream.events import MembershipEvent, _batch_user, parse_message, parse_time
 
 T0 = 1_736_035_800_000  # 2025-01-05T00:10:00Z
 
@@ -143,3 +146,49 @@ def test_invalid_messages_raise_with_a_reason(raw: bytes | None, reason: str) ->
     with pytest.raises(InvalidEvent) as caught:
         parse_message(raw)
     assert reason in caught.value.reason
+
+
+batch_users = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "amplitude_id": st.one_of(
+                    st.integers(0, 9), st.integers(-2, 2**64), st.booleans(), st.text(max_size=2)
+                )
+            },
+            optional={
+                "user_id": st.one_of(st.none(), st.text(max_size=3), st.integers()),
+                "user_properties": st.one_of(
+                    st.none(),
+                    st.just({}),
+                    st.dictionaries(st.text(max_size=2), st.integers()),
+                    st.lists(st.integers()),
+                ),
+                "app_id": st.one_of(st.none(), st.integers(), st.text(max_size=1)),
+            },
+        ),
+        st.integers(),
+        st.lists(st.integers()),
+    ),
+    max_size=4,
+)
+
+
+@given(batch_users, st.one_of(st.none(), st.integers(0, 9)))
+def test_batch_users_parse_as_checked_one_field_at_a_time(users: list[Any], app_id: Any) -> None:
+    """The inline check of a batch's users takes or leaves a user; either way the events,
+    or the error, are those of the field-by-field check."""
+    document = {"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800, "users": users}
+    if app_id is not None:
+        document["app_id"] = app_id
+    try:
+        expected: Any = [
+            _batch_user(user, index, "c", True, T0, app_id) for index, user in enumerate(users)
+        ]
+    except InvalidEvent as exc:
+        expected = exc.reason
+    try:
+        got: Any = parse_message(encode(document))
+    except InvalidEvent as exc:
+        got = exc.reason
+    assert got == expected
