@@ -14,7 +14,9 @@ bundle, then is deleted. A copy moves less than half a bundle, so each version i
 less than twice on average.
 
 Durability is the caller's to honour: records whose changes are still in the journal
-(`dirty`) are not safe to acknowledge until `flush` has written them.
+(`dirty`) are not safe to acknowledge until `flush` has written them. Once a member is
+written, the journal settles it (`MemberIndex.settle`): nothing holds its objects to change
+them any more, so the partition may pack it (`packed.py`).
 """
 
 from __future__ import annotations
