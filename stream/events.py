@@ -96,11 +96,34 @@ def _parse_single(doc: dict[str, Any]) -> MembershipEvent:
         raise InvalidEvent(f"action: must be 'enter' or 'exit', got {_short(action)}")
     if "time" not in doc:
         raise InvalidEvent("time: required field is missing")
+    cohort_id = _cohort_id(doc)
+    amplitude_id, time_ms = doc.get("amplitude_id"), doc["time"]
+    user_id, properties = doc.get("user_id"), doc.get("user_properties")
+    app_id = doc.get("app_id")
+    if (  # the common case, checked inline; otherwise field by field, for the exact error
+        type(amplitude_id) is int
+        and 0 <= amplitude_id <= _INT64_MAX
+        and (user_id is None or type(user_id) is str)
+        and type(time_ms) is int
+        and MIN_TIME_MS <= time_ms < MAX_TIME_MS
+        and (properties is None or type(properties) is dict)
+        and (app_id is None or type(app_id) is int)
+    ):
+        enter = action == "enter"
+        return MembershipEvent(
+            cohort_id, amplitude_id, user_id, enter, time_ms, properties or None, app_id
+        )
+    return _single_checked(doc, cohort_id, action == "enter")
+
+
+def _single_checked(doc: dict[str, Any], cohort_id: str, enter: bool) -> MembershipEvent:
+    """An event the inline check did not take: field by field, so that an error names the
+    field."""
     return MembershipEvent(
-        cohort_id=_cohort_id(doc),
+        cohort_id=cohort_id,
         amplitude_id=_amplitude_id(doc, "amplitude_id"),
         user_id=_user_id(doc, "user_id"),
-        enter=action == "enter",
+        enter=enter,
         time_ms=parse_time(doc["time"]),
         user_properties=_properties(doc, "user_properties"),
         app_id=_app_id(doc, "app_id"),

@@ -4,11 +4,17 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from stream.errors import InvalidEvent
-from stream.events import MembershipEvent, _batch_user, parse_message, parse_time
+from stream.events import (
+    MembershipEvent,
+    _batch_user,
+    _single_checked,
+    parse_message,
+    parse_time,
+)
 
 T0 = 1_736_035_800_000  # 2025-01-05T00:10:00Z
 
@@ -185,6 +191,48 @@ def test_batch_users_parse_as_checked_one_field_at_a_time(users: list[Any], app_
         expected: Any = [
             _batch_user(user, index, "c", True, T0, app_id) for index, user in enumerate(users)
         ]
+    except InvalidEvent as exc:
+        expected = exc.reason
+    try:
+        got: Any = parse_message(encode(document))
+    except InvalidEvent as exc:
+        got = exc.reason
+    assert got == expected
+
+
+single_fields = st.fixed_dictionaries(
+    {
+        "cohort_id": st.just("c"),
+        "action": st.sampled_from(["enter", "exit"]),
+        "time": st.one_of(
+            st.integers(T0 - 2, T0 + 2),
+            st.integers(T0 - 2, T0 + 2),
+            st.integers(-(2**64), 2**64),
+            st.booleans(),
+            st.just("2025-01-05T00:10:00Z"),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        "amplitude_id": st.one_of(st.integers(0, 9), st.integers(-2, 2**64), st.booleans()),
+    },
+    optional={
+        "user_id": st.one_of(st.none(), st.text(max_size=3), st.integers()),
+        "user_properties": st.one_of(
+            st.none(), st.just({}), st.dictionaries(st.text(max_size=2), st.integers())
+        ),
+        "app_id": st.one_of(st.none(), st.integers(), st.booleans(), st.text(max_size=1)),
+    },
+)
+
+
+@settings(max_examples=400)
+@given(single_fields)
+@example({"cohort_id": "c", "action": "exit", "time": T0, "amplitude_id": 1, "app_id": True})
+@example({"cohort_id": "c", "action": "exit", "time": True, "amplitude_id": 1})
+def test_single_events_parse_as_checked_one_field_at_a_time(document: dict[str, Any]) -> None:
+    """The inline check of a single event takes or leaves it; either way the event, or the
+    error, is that of the field-by-field check."""
+    try:
+        expected: Any = [_single_checked(document, "c", document["action"] == "enter")]
     except InvalidEvent as exc:
         expected = exc.reason
     try:
