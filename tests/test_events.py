@@ -1,6 +1,7 @@
 """Parsing one message into membership events, and every way a message can be invalid."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -154,6 +155,14 @@ def test_invalid_messages_raise_with_a_reason(raw: bytes | None, reason: str) ->
     assert reason in caught.value.reason
 
 
+def outcome(parse: Callable[[], list[MembershipEvent]]) -> list[MembershipEvent] | str:
+    """The events `parse` gives, or the reason it rejects them with."""
+    try:
+        return parse()
+    except InvalidEvent as exc:
+        return exc.reason
+
+
 batch_users = st.lists(
     st.one_of(
         st.fixed_dictionaries(
@@ -187,17 +196,12 @@ def test_batch_users_parse_as_checked_one_field_at_a_time(users: list[Any], app_
     document = {"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800, "users": users}
     if app_id is not None:
         document["app_id"] = app_id
-    try:
-        expected: Any = [
+    expected = outcome(
+        lambda: [
             _batch_user(user, index, "c", True, T0, app_id) for index, user in enumerate(users)
         ]
-    except InvalidEvent as exc:
-        expected = exc.reason
-    try:
-        got: Any = parse_message(encode(document))
-    except InvalidEvent as exc:
-        got = exc.reason
-    assert got == expected
+    )
+    assert outcome(lambda: parse_message(encode(document))) == expected
 
 
 single_fields = st.fixed_dictionaries(
@@ -231,12 +235,5 @@ single_fields = st.fixed_dictionaries(
 def test_single_events_parse_as_checked_one_field_at_a_time(document: dict[str, Any]) -> None:
     """The inline check of a single event takes or leaves it; either way the event, or the
     error, is that of the field-by-field check."""
-    try:
-        expected: Any = [_single_checked(document, "c", document["action"] == "enter")]
-    except InvalidEvent as exc:
-        expected = exc.reason
-    try:
-        got: Any = parse_message(encode(document))
-    except InvalidEvent as exc:
-        got = exc.reason
-    assert got == expected
+    expected = outcome(lambda: [_single_checked(document, "c", document["action"] == "enter")])
+    assert outcome(lambda: parse_message(encode(document))) == expected
