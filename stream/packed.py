@@ -117,7 +117,7 @@ class Members(Mapping[int, Member]):
                 self._entries[amplitude_id] = packed
 
     def packed(self) -> int:
-        """How many members are packed (for tests and the memory benchmark)."""
+        """How many members are packed (for tests)."""
         return sum(1 for entry in self._entries.values() if isinstance(entry, bytes))
 
 
