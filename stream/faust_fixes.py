@@ -1,9 +1,10 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
 The other half of the Faust edge: `app.py` wires the worker on `SafeApp` and calls the
-helpers at the end (rewinds, absent offsets, stall healing). Five changes:
+helpers at the end (rewinds, absent offsets, stall healing). Six changes:
 
 - `WholeFlushBuffer`: a commit waits for every changelog record written before it.
+- `TopicTrackingProducer`: the producer never forgets the partitions of a topic it sends to.
 - `InOrderConsumer`: no gap-filling; only `delivery.InOrderDelivery` says which offsets are
   absent, so a commit never passes a record that was skipped, not handled.
 - `SafeApp`: both of the above, plus a second seek to the committed offsets once a
@@ -23,16 +24,18 @@ from typing import Any
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
 from faust.transport.producer import ProducerBuffer
-from faust.types import TP, EventT
+from faust.types import TP, EventT, HeadersArg
 from faust.types.transports import ConsumerT, ProducerT
-from faust.types.tuples import FutureMessage, Message
+from faust.types.tuples import FutureMessage, Message, RecordMetadata
 from mode import ServiceT
 
 from .delivery import InOrderDelivery
 
 __all__ = [
     "WholeFlushBuffer",
+    "TopicTrackingProducer",
     "InOrderConsumer",
     "SafeApp",
     "in_order_consumer",
@@ -85,6 +88,52 @@ class WholeFlushBuffer(ProducerBuffer):
                 await asyncio.wait_for(self._all_sent.wait(), timeout=0.1)
             except TimeoutError:
                 continue
+
+
+class TopicTrackingProducer(AIOKafkaProducer):
+    """Faust's aiokafka producer, which adds every topic it sends to to the topics its
+    client keeps metadata for.
+
+    aiokafka (0.14) adds a topic to that list only when a send finds its partitions unknown.
+    Its first metadata fetch covers every topic, so topics that existed then are never
+    added; the first send to a newer topic (the worker's ticks) then narrows every later
+    fetch to the listed ones, and the others' partitions are forgotten. A record already
+    waiting for such a partition is never sent: the sender waits for a leader that no fetch
+    will bring, and with one-record batches (Tansu) the next send waits behind it. The
+    changelog stopped, and the next rebalance's flush waited for ever.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._client: Any = None  # the aiokafka client that `_tracked` is about
+        self._tracked: set[str] = set()
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        client = self._ensure_producer().client
+        if client is not self._client:  # a restarted producer has a new client
+            self._client, self._tracked = client, set()
+        if topic not in self._tracked:
+            self._tracked.add(topic)
+            await client.add_topic(topic)
+        return await super().send(
+            topic,
+            key,
+            value,
+            partition,
+            timestamp,
+            headers,
+            transactional_id=transactional_id,
+        )
 
 
 class InOrderConsumer(AIOKafkaConsumer):
@@ -153,8 +202,8 @@ class _ShortFetchWaitThread(AIOKafkaConsumerThread):
 
 
 class SafeApp(faust.App):
-    """faust.App with `WholeFlushBuffer` and `InOrderConsumer`, and a second seek to the
-    committed offsets once a rebalance has ended.
+    """faust.App with `TopicTrackingProducer`, `WholeFlushBuffer` and `InOrderConsumer`, and
+    a second seek to the committed offsets once a rebalance has ended.
 
     Faust's recovery seeks stream partitions to their committed offsets, then resumes flow
     control, which clears the stream queues: records fetched in between never reach the
@@ -180,7 +229,7 @@ class SafeApp(faust.App):
         await super().on_stop()
 
     def _new_producer(self) -> ProducerT:
-        producer = super()._new_producer()
+        producer = TopicTrackingProducer(self.transport, loop=self.loop, beacon=self.beacon)
         buffer = WholeFlushBuffer(loop=self.loop, beacon=producer.beacon)
         buffer.app = self
         producer.buffer = buffer

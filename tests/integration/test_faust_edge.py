@@ -1,0 +1,38 @@
+"""The Faust edge against a real broker: what `faust_fixes` changes in aiokafka's producer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from stream.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+from stream.faust_fixes import SafeApp
+
+
+def test_the_producer_keeps_the_partitions_of_a_topic_it_sent_to_once_it_sends_to_a_newer_one(
+    broker: EmbeddedBroker,
+) -> None:
+    """aiokafka alone forgets the older topic here (see `TopicTrackingProducer`): a record
+    still waiting for one of its partitions would then never be sent."""
+    suffix = uuid.uuid4().hex[:8]
+    older, newer = f"older-{suffix}", f"newer-{suffix}"
+
+    async def main() -> None:
+        maker = SafeApp(f"maker-{suffix}", broker=broker.url, **TANSU_FAUST_SETTINGS)
+        await maker.producer.start()
+        await maker.producer.create_topic(older, partitions=2, replication=1)
+        app = SafeApp(f"edge-{suffix}", broker=broker.url, **TANSU_FAUST_SETTINGS)
+        producer = app.producer
+        await producer.start()  # its first metadata fetch covers every topic, the older one too
+        try:
+            await producer.send_and_wait(older, b"k", b"v", None, None, None)
+            await maker.producer.create_topic(newer, partitions=2, replication=1)
+            await producer.send_and_wait(newer, b"k", b"v", None, None, None)
+            client = producer._ensure_producer().client  # type: ignore[attr-defined]
+            await client.force_metadata_update()
+            assert client.cluster.partitions_for_topic(older) == {0, 1}
+        finally:
+            await producer.stop()
+            await maker.producer.stop()
+
+    asyncio.run(main())
