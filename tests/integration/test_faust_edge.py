@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 from stream.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
 from stream.faust_fixes import SafeApp
@@ -16,12 +17,13 @@ def test_the_producer_keeps_the_partitions_of_a_topic_it_sent_to_once_it_sends_t
     still waiting for one of its partitions would then never be sent."""
     suffix = uuid.uuid4().hex[:8]
     older, newer = f"older-{suffix}", f"newer-{suffix}"
+    settings: dict[str, Any] = dict(TANSU_FAUST_SETTINGS)
 
     async def main() -> None:
-        maker = SafeApp(f"maker-{suffix}", broker=broker.url, **TANSU_FAUST_SETTINGS)
+        maker = SafeApp(f"maker-{suffix}", broker=broker.url, **settings)
         await maker.producer.start()
         await maker.producer.create_topic(older, partitions=2, replication=1)
-        app = SafeApp(f"edge-{suffix}", broker=broker.url, **TANSU_FAUST_SETTINGS)
+        app = SafeApp(f"edge-{suffix}", broker=broker.url, **settings)
         producer = app.producer
         await producer.start()  # its first metadata fetch covers every topic, the older one too
         try:
