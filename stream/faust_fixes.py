@@ -102,9 +102,9 @@ class TopicTrackingProducer(AIOKafkaProducer):
     Its first metadata fetch covers every topic, so topics that existed then are never
     added; the first send to a newer topic (the worker's ticks) then narrows every later
     fetch to the listed ones, and the others' partitions are forgotten. A record already
-    waiting for such a partition is never sent: the sender waits for a leader that no fetch
-    will bring, and with one-record batches (Tansu) the next send waits behind it. The
-    changelog stopped, and the next rebalance's flush waited for ever.
+    waiting for such a partition then waits for a send to the same topic to add it back;
+    with one-record batches (Tansu) that send waits behind the record, so the changelog
+    stopped, and the next rebalance's flush waited for ever.
     """
 
     def __post_init__(self) -> None:
