@@ -191,8 +191,8 @@ class _Bench:
         return asyncio.run(_raw_consume(self.broker.bootstrap, topic.kafka.topic, count))
 
     def floor(self, topic: Settings, count: int) -> float:
-        """Plain Faust, with Faust's own poll size: the worker's 500 records a poll only
-        serve its quick hand-off (`app.WORKER_FAUST_DEFAULTS`) and slow plain Faust down."""
+        """Plain Faust, with Faust's own poll size: the worker's 500 records a poll
+        (`app.WORKER_FAUST_DEFAULTS`) only serve its quick hand-off."""
         faust = {k: v for k, v in topic.faust.items() if k != "broker_max_poll_records"}
         return self._timed_worker(replace(topic, faust=faust), count, "bench-floor")
 

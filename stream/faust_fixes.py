@@ -7,13 +7,13 @@ helpers at the end (rewinds, absent offsets, stall healing). Seven changes:
 - `TopicTrackingProducer`: the producer never forgets the partitions of a topic it sends to.
 - `InOrderConsumer`: no gap-filling; only `delivery.InOrderDelivery` says which offsets are
   absent, so a commit never passes a record that was skipped, not handled.
-- `SafeApp`: both of the above, plus a second seek to the committed offsets once a
+- `SafeApp`: all of the above, plus a second seek to the committed offsets once a
   rebalance has ended, which then tells the agent where each partition starts.
 - Fetches wait at most `FETCH_MAX_WAIT_MS` (for speed, not safety: see there).
 - Faust's `Monitor` sensor is not called for every message (for speed: see
   `SafeApp.on_init_dependencies`).
 - A record whose handler does not suspend is handed on without Faust's per-record race of
-  tasks (for speed: see `InOrderConsumer.wait_first`).
+  tasks (for speed: see `QuickHandoff.wait_first`).
 """
 
 from __future__ import annotations

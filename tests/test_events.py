@@ -210,7 +210,6 @@ single_fields = st.fixed_dictionaries(
         "action": st.sampled_from(["enter", "exit"]),
         "time": st.one_of(
             st.integers(T0 - 2, T0 + 2),
-            st.integers(T0 - 2, T0 + 2),
             st.integers(-(2**64), 2**64),
             st.booleans(),
             st.just("2025-01-05T00:10:00Z"),

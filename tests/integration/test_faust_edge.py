@@ -14,7 +14,7 @@ def test_the_producer_keeps_the_partitions_of_a_topic_it_sent_to_once_it_sends_t
     broker: EmbeddedBroker,
 ) -> None:
     """aiokafka alone forgets the older topic here (see `TopicTrackingProducer`): a record
-    still waiting for one of its partitions would then never be sent."""
+    still waiting for one of its partitions would then wait for the next send to it."""
     suffix = uuid.uuid4().hex[:8]
     older, newer = f"older-{suffix}", f"newer-{suffix}"
     settings: dict[str, Any] = dict(TANSU_FAUST_SETTINGS)
