@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,7 @@ def settings_from_mapping(
     _no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
     project_id = _integer(data, "project_id", "project_id", default=0, minimum=0)
     kafka = _kafka(_table(data, "kafka"), environ or {})
-    faust_settings = dict(_table(data, "faust"))
+    faust_settings = _faust(_table(data, "faust"))
     destinations = _destinations(data.get("destinations", []))
     syncs = _syncs(data.get("syncs", []), destinations)
     return Settings(
@@ -162,6 +162,41 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
         ),
         idle_timeout_ms=idle_timeout,
     )
+
+
+#: `[faust]` settings that would defeat a guarantee of the worker, with what to do instead.
+REFUSED_FAUST: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "producer_threaded": (
+        bool,
+        "must stay false: a threaded producer sends changelog records past the buffer that "
+        "commits wait on, so every commit would wait for ever",
+    ),
+    "processing_guarantee": (
+        lambda value: value != "at_least_once",
+        'must stay "at_least_once": files are exactly-once through idempotent writes, and '
+        "Faust's transactions neither cover S3 nor work on every broker",
+    ),
+    "producer_acks": (
+        lambda value: value not in (-1, "all"),
+        "must stay -1 (all in-sync replicas): a commit must never pass a changelog record "
+        "the broker could still lose",
+    ),
+    "stream_publish_on_commit": (
+        bool,
+        "must stay false: dead letters must be sent, and confirmed, before their record is "
+        "acknowledged",
+    ),
+    "broker": (lambda value: True, "set kafka.broker instead"),
+    "topic_partitions": (lambda value: True, "set kafka.partitions instead"),
+}
+
+
+def _faust(section: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in section.items():
+        refused = REFUSED_FAUST.get(key)
+        if refused is not None and refused[0](value):
+            raise ConfigError(f"faust.{key}", refused[1])
+    return dict(section)
 
 
 def _destinations(raw: Any) -> dict[str, Destination]:

@@ -119,6 +119,13 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"kafka": {"topic": "a b"}}, "kafka.topic"),
         ({"kafka": {"colour": "blue"}}, "kafka.colour"),
         ({"faust": 3}, "faust"),
+        ({"faust": {"producer_threaded": True}}, "faust.producer_threaded"),
+        ({"faust": {"processing_guarantee": "exactly_once"}}, "faust.processing_guarantee"),
+        ({"faust": {"producer_acks": 1}}, "faust.producer_acks"),
+        ({"faust": {"producer_acks": 0}}, "faust.producer_acks"),
+        ({"faust": {"stream_publish_on_commit": True}}, "faust.stream_publish_on_commit"),
+        ({"faust": {"broker": "kafka://x:9092"}}, "faust.broker"),
+        ({"faust": {"topic_partitions": 4}}, "faust.topic_partitions"),
         ({"destinations": [{"name": "d", "url": "http://x"}]}, "destinations[0].url"),
         ({"destinations": [{"name": "d", "url": "s3://B_ad"}]}, "destinations[0].url"),
         ({"destinations": [{"name": "d", "url": "file://relative/dir"}]}, "destinations[0].url"),
@@ -158,6 +165,17 @@ def test_each_mistake_names_its_key(document: dict[str, object], key: str) -> No
         settings_from_mapping(document)
     assert caught.value.key == key
     assert "\n" not in str(caught.value)
+
+
+def test_faust_settings_that_keep_the_guarantees_pass_through() -> None:
+    kept = {
+        "producer_threaded": False,
+        "processing_guarantee": "at_least_once",
+        "producer_acks": -1,
+        "stream_publish_on_commit": False,
+        "broker_session_timeout": 2.0,
+    }
+    assert settings_from_mapping({"faust": kept}).faust == kept
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:

@@ -24,6 +24,10 @@ AWS_ENV = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+#: How long an integration test waits for something before it fails: a deadline, never a
+#: pace (every wait polls). Generous, so that a machine several times slower, or one core
+#: shared by the broker, the worker and the test, still passes.
+WAIT = 180.0
 TANSU_FAUST = """
 [faust]
 broker_session_timeout = 2.0

@@ -10,9 +10,7 @@ from stream.config import settings_from_mapping
 from stream.embedded import EmbeddedBroker
 from stream.kafka_client import ensure_topics, produce_lines
 
-from .conftest import TANSU_FAUST, WorkerProcess, read_bucket, wait_until
-
-WAIT = 60.0
+from .conftest import TANSU_FAUST, WAIT, WorkerProcess, read_bucket, wait_until
 
 
 def write_config(

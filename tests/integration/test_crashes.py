@@ -24,7 +24,7 @@ from stream.demo import demo_events
 from stream.embedded import EmbeddedBroker
 from stream.offline import expected_outputs
 
-from .conftest import AWS_ENV, read_bucket, wait_until
+from .conftest import AWS_ENV, WAIT, read_bucket, wait_until
 from .faults import INTERNAL_ERROR, Fault, FaultyS3Proxy
 from .support import (
     HOURLY_ALL,
@@ -129,7 +129,7 @@ def test_kill_9_between_the_csvs_and_the_manifest_and_during_an_upload(
         for target in ("_manifest", "_exiting"):  # the CSVs are written; a CSV is in flight
             gate.arm(target)
             worker = workers(config)
-            wait_until(gate.caught.is_set, 60, f"a PUT of a {target} file held")
+            wait_until(gate.caught.is_set, WAIT, f"a PUT of a {target} file held")
             worker.stop(signal.SIGKILL)
             gate.open()
         gate.arm(None)
@@ -153,7 +153,7 @@ def test_a_second_worker_takes_over_from_a_killed_one_and_writes_a_clean_runs_fi
     half = len(lines) // 2
     produce(config, lines[:half])
     first, second = workers(config), workers(config)
-    wait_until(lambda: len(read_bucket(s3, bucket)) >= 8, 60, "both workers syncing")
+    wait_until(lambda: len(read_bucket(s3, bucket)) >= 8, WAIT, "both workers syncing")
     wait_until(
         lambda: "wrote s3://" in first.log() and "wrote s3://" in second.log(),
         30,
@@ -204,11 +204,11 @@ def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
     produce(config, C1 + C2)
     server.stop()  # connection refused from the first upload on
     worker = workers(config)
-    wait_until(lambda: "not written, retrying" in worker.log(), 60, "uploads failing")
+    wait_until(lambda: "not written, retrying" in worker.log(), WAIT, "uploads failing")
     worker.assert_running()
     assert worker.stop(signal.SIGTERM, timeout=20) == 0  # a bounded, clean stop mid-outage
     restarted = workers(config)  # writes what the stopped worker could not
-    wait_until(lambda: "not written, retrying" in restarted.log(), 60, "uploads failing again")
+    wait_until(lambda: "not written, retrying" in restarted.log(), WAIT, "uploads failing again")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()  # moto keeps its buckets in this process: the same S3 comes back
     try:

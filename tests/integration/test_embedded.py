@@ -14,7 +14,7 @@ from scenario import C1, expected_csvs
 from stream.config import load_settings
 from stream.kafka_client import ensure_topics, produce_lines
 
-from .conftest import wait_until
+from .conftest import WAIT, wait_until
 
 
 def test_worker_without_a_broker_runs_on_an_embedded_one(tmp_path: Path, workers: Any) -> None:
@@ -46,7 +46,7 @@ cadence = "hourly"
     ensure_topics(kafka)
     produce_lines(kafka, C1)
     expected = expected_csvs(cohorts=("c1",))
-    wait_until(lambda: all((out / key).exists() for key in expected), 60, "the c1 files")
+    wait_until(lambda: all((out / key).exists() for key in expected), WAIT, "the c1 files")
     assert {key: (out / key).read_text() for key in expected} == expected
     assert worker.stop(signal.SIGTERM) == 0
     with socket.socket() as probe:  # the broker went away with the worker

@@ -19,7 +19,7 @@ from stream.config import load_settings
 from stream.embedded import EmbeddedBroker, free_port
 from stream.kafka_client import partition_for
 
-from .conftest import wait_until
+from .conftest import WAIT, wait_until
 from .support import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
 
 
@@ -34,7 +34,7 @@ def lag(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "stream.cli", "lag", "--config", str(config), *options],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
     )
 
 
@@ -199,7 +199,7 @@ def _render_in_chromium(base: str, tmp_path: Path) -> None:
             f"{base}/",
         ],
         capture_output=True,
-        timeout=60,
+        timeout=WAIT,
         check=True,
     )
     assert shot.stat().st_size > 10_000

@@ -47,7 +47,7 @@ def test_multi_cohort_scenario_writes_exactly_the_expected_files(
         [sys.executable, "-m", "stream.cli", "produce", "--config", str(config), str(events)],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=WAIT,
     )
     assert produced.returncode == 0, produced.stderr
     assert produced.stdout.strip() == f"cohort-sync: sent 14 records to {names['topic']}"
@@ -262,7 +262,7 @@ def test_the_demo_runs_and_exits_zero(tmp_path: Path) -> None:
         [sys.executable, "-m", "stream.cli", "demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=WAIT,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr

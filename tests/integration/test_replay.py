@@ -12,7 +12,7 @@ from scenario import C1, C2, expected_csvs
 
 from stream.embedded import EmbeddedBroker
 
-from .conftest import read_bucket
+from .conftest import WAIT, read_bucket
 from .support import (
     HOURLY_ALL,
     csvs_in,
@@ -28,7 +28,7 @@ def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "stream.cli", "replay", "--config", str(config), *options],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=WAIT,
     )
 
 
