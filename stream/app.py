@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,14 +26,21 @@ from faust.types import TP, EventT, Message
 
 from .config import Settings
 from .delivery import InOrderDelivery
-from .errors import WriteAbandoned
-from .faust_fixes import SafeApp, heal_stalls, in_order_consumer, mark_absent, rewind
+from .errors import WorkerFault, WriteAbandoned
+from .faust_fixes import (
+    InOrderConsumer,
+    SafeApp,
+    heal_stalls,
+    in_order_consumer,
+    mark_absent,
+    rewind,
+)
+from .faust_outbox import FaustOutbox
 from .kafka_client import partition_for
 from .lanes import DestinationLanes
 from .metrics import Metrics
 from .processor import Processor
 from .sinks import open_sink
-from .sync import SyncOutput
 from .web import add_web_views
 from .writer import SyncWriter
 
@@ -51,42 +61,24 @@ WORKER_FAUST_DEFAULTS: dict[str, Any] = {
 log = logging.getLogger(__name__)
 
 
-class _FaustOutbox:
-    def __init__(self, dlq: Any, repartition: Any, lanes: DestinationLanes) -> None:
-        self._dlq = dlq
-        self._repartition = repartition
-        self._lanes = lanes
-
-    async def dead_letter(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        reason: str,
-    ) -> None:
-        headers = [
-            ("cohort-sync-reason", reason.encode("utf-8")),
-            ("cohort-sync-source", f"{topic}/{partition}/{offset}".encode()),
-        ]
-        await self._dlq.send(key=key, value=value if value is not None else b"", headers=headers)
-
-    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
-        await self._repartition.send(key=key, value=value, partition=partition)
-
-    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
-        await self._lanes.submit(build, written)
-
-
 class Worker:
-    """A configured Faust app plus the processor it drives."""
+    """A configured Faust app plus the processor it drives. `fault` is set when the worker
+    stopped itself because it cannot go on (see `WorkerFault`)."""
 
     def __init__(self, app: faust.App, processor: Processor, writer: SyncWriter) -> None:
         self.app = app
         self.processor = processor
         self.writer = writer
+        self.fault: str | None = None
+
+    def stop_for(self, fault: str) -> None:
+        """Stop the worker because of `fault`, as SIGTERM stops it: nothing is acknowledged
+        past the record in hand, so the next start delivers it again."""
+        if self.fault is not None:
+            return
+        self.fault = fault
+        log.critical("stopping: %s", fault)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     @property
     def metrics(self) -> Metrics:
@@ -134,9 +126,17 @@ def create_worker(
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
     writer = SyncWriter(sinks, metrics)
     lanes = DestinationLanes(writer)
-    processor = Processor(
-        settings, table, _FaustOutbox(dlq, repartition, lanes), partition_for, metrics
+    faults: list[Worker] = []  # the worker, once built: the outbox reports faults to it
+    outbox = FaustOutbox(
+        dlq,
+        repartition,
+        lanes,
+        max_request_size=app.conf.producer_max_request_size,
+        on_fault=lambda fault: faults[0].stop_for(fault),
     )
+    processor = Processor(settings, table, outbox, partition_for, metrics)
+    worker = Worker(app, processor, writer)
+    faults.append(worker)
     last_record: dict[int, float] = {}
     progress: dict[TP, float] = {}
     """When each partition last offered a record to `delivery` (time.monotonic)."""
@@ -160,6 +160,7 @@ def create_worker(
     async def stopping() -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
         not: the next start does it (it is pending in the table)."""
+        _exit_after(STOP_DEADLINE_SECONDS)
         await lanes.drain(timeout=STOP_GRACE_SECONDS)
         writer.abandon()
         for record in delivery.held():
@@ -224,32 +225,55 @@ def create_worker(
     @app.agent(sources, name="cohort-sync-membership")
     async def membership(stream: Any) -> None:
         # Acknowledged by hand, and only once handled: a held record is never committed.
+        # Nothing raised here may reach Faust: it would restart the agent and a commit could
+        # pass the record. A record's own faults are dead-lettered by the processor; any
+        # other exception is the worker's, which then stops and acknowledges nothing more.
         consumer = in_order_consumer(app)
         async for event in stream.noack().events():
-            message = event.message
-            tp = TP(message.topic, message.partition)
-            progress[tp] = time.monotonic()
-            released = delivery.offer(tp, message.offset, event)
-            for duplicate in released.duplicates:
-                consumer.settle(duplicate.message)
-            if released.rewind_to is not None:
-                await rewind(app, tp, released.rewind_to, message.offset)
-            for index, record in enumerate(released.records):
-                try:
-                    await handle(record)
-                except WriteAbandoned:
-                    log.warning(
-                        "stopping: %s/%d from offset %d is left for the next start",
-                        tp.topic,
-                        tp.partition,
-                        record.message.offset,
-                    )
-                    for unhandled in released.records[index:]:
-                        consumer.abandon(unhandled.message)
-                    break
+            if worker.fault is not None:
+                consumer.abandon(event.message)
+                continue
+            try:
+                await deliver(consumer, event)
+            except Exception as exc:
+                message = event.message
+                worker.stop_for(
+                    f"handling {message.topic}/{message.partition}@{message.offset} failed: "
+                    f"{type(exc).__name__}: {exc}"
+                )
+                consumer.abandon(message)
+
+    async def deliver(consumer: InOrderConsumer, event: EventT) -> None:
+        message = event.message
+        tp = TP(message.topic, message.partition)
+        progress[tp] = time.monotonic()
+        released = delivery.offer(tp, message.offset, event)
+        for duplicate in released.duplicates:
+            consumer.settle(duplicate.message)
+        if released.rewind_to is not None:
+            await rewind(app, tp, released.rewind_to, message.offset)
+        for index, record in enumerate(released.records):
+            try:
+                if worker.fault is not None:
+                    raise WriteAbandoned("stopping")
+                await handle(record)
                 acknowledge(record)
-            if released.absent is not None:
-                await mark_absent(app, tp, *released.absent)
+            except WriteAbandoned:
+                log.warning(
+                    "stopping: %s/%d from offset %d is left for the next start",
+                    tp.topic,
+                    tp.partition,
+                    record.message.offset,
+                )
+                for unhandled in released.records[index:]:
+                    consumer.abandon(unhandled.message)
+                return
+            except Exception:
+                for unhandled in released.records[index:]:
+                    consumer.abandon(unhandled.message)
+                raise
+        if released.absent is not None:
+            await mark_absent(app, tp, *released.absent)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: set[TP], **_: Any) -> None:
@@ -299,7 +323,7 @@ def create_worker(
         except Exception:
             log.exception("flush timer failed")
 
-    return Worker(app, processor, writer)
+    return worker
 
 
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
@@ -319,6 +343,24 @@ FLUSH_SECONDS = 0.25
 
 #: How long a stop waits for the destination lanes to write what they hold.
 STOP_GRACE_SECONDS = 5.0
+
+#: A stop that has not ended this long after it began ends the process (exit code 1):
+#: whatever was not committed is delivered again at the next start, as after a kill.
+STOP_DEADLINE_SECONDS = 30.0
+
+
+def _exit_after(seconds: float) -> None:
+    """End the process `seconds` from now unless it has ended by then (a daemon thread:
+    it cannot hold the process up, and a stuck event loop cannot hold it back)."""
+
+    def expire() -> None:
+        log.error("the stop did not end within %.0fs: exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
 
 
 async def _maybe_tick(
@@ -385,8 +427,11 @@ def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
 
 
 def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
-    """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop)."""
+    """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop).
+    Raises `WorkerFault` when the worker stopped itself."""
     try:
         run_app(worker.app, loglevel=loglevel)
     finally:
         worker.writer.close()
+    if worker.fault is not None:
+        raise WorkerFault(worker.fault)

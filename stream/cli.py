@@ -1,7 +1,8 @@
 """`cohort-sync worker | demo | produce`: the command line.
 
 A user mistake (bad config, unreachable broker, missing file) prints one line on stderr
-and exits 2; there is no traceback for those.
+and exits 2; there is no traceback for those. A worker that stopped itself because it could
+not go on (`WorkerFault`) prints one line and exits 1.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
-from .errors import CohortSyncError
+from .errors import CohortSyncError, WorkerFault
 
 __all__ = ["main"]
 
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
         return code
+    except WorkerFault as exc:
+        print(f"cohort-sync: the worker stopped: {exc}", file=sys.stderr)
+        return 1
     except CohortSyncError as exc:
         print(f"cohort-sync: {exc}", file=sys.stderr)
         return 2

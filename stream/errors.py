@@ -15,6 +15,8 @@ __all__ = [
     "PermanentSinkError",
     "BrokerError",
     "WriteAbandoned",
+    "WorkerFault",
+    "RecordTooLarge",
 ]
 
 
@@ -57,3 +59,13 @@ class BrokerError(CohortSyncError):
 
 class WriteAbandoned(CohortSyncError):
     """A sync was not written because the worker is stopping; a restart writes it."""
+
+
+class WorkerFault(CohortSyncError):
+    """The worker cannot go on (a bug, a broker that stays unreachable): it stops, and the
+    record it was handling is delivered again at the next start."""
+
+
+class RecordTooLarge(CohortSyncError):
+    """A record is larger than the worker may produce (to forward it to its cohort's
+    partition): it is dead-lettered instead."""

@@ -191,10 +191,12 @@ class PartitionState:
         horizon: int | None,
         *,
         note_change: bool = True,
+        changed: list[tuple[int, Member]] | None = None,
     ) -> list[tuple[int, Member]]:
         """Apply one message's events (all of one cohort, `index` in the message the last
-        part of their stamps); returns the members that changed. `note_change=False` for a
-        cohort no rule syncs (nothing would prune its changes)."""
+        part of their stamps); returns the members that changed, appended to `changed` as
+        they change (so a caller still has them when an event raises). `note_change=False`
+        for a cohort no rule syncs (nothing would prune its changes)."""
         floor = self.emitted_through
         cohort_id = events[0].cohort_id
         cohort = self.cohorts.get(cohort_id)
@@ -205,7 +207,8 @@ class PartitionState:
             )
             self._next_due_known = False
         members, changes = cohort.members, cohort.changes
-        changed: list[tuple[int, Member]] = []
+        if changed is None:
+            changed = []
         for index, event in enumerate(events):
             visible = event.time_ms if floor is None else max(event.time_ms, floor)
             amplitude_id = event.amplitude_id

@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 from . import codec
 from .config import Settings, SyncRule
-from .errors import InvalidEvent
+from .errors import InvalidEvent, RecordTooLarge
 from .events import MembershipEvent, parse_message
 from .journal import FLUSH_MEMBERS, Journal
-from .membership import diff_cohort
+from .membership import Member, diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
 from .stored import load_partition, partition_meta
@@ -63,6 +63,18 @@ class Outbox(Protocol):
         call `written` on the event loop. The worker returns once the sync is built and
         queued for its destination, a replay once it is written."""
         ...
+
+
+class _ApplyFailed(Exception):
+    """Applying a record's events raised `cause` (the events before it stay applied)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -130,32 +142,34 @@ class Processor:
         try:
             events = parse_message(value)
         except InvalidEvent as exc:
-            self.metrics.dead_letters += 1
-            message = f"dead letter {topic}/{partition}@{offset}: {exc.reason}"
-            log.warning("%s", message)
-            self.metrics.recent_errors.appendleft(message)
-            await self.outbox.dead_letter(
-                topic=topic,
-                partition=partition,
-                offset=offset,
-                key=key,
-                value=value,
-                reason=exc.reason,
-            )
+            await self._dead_letter(topic, partition, offset, key, value, exc.reason)
+            return
+        except Exception as exc:  # a fault of the record, not of the worker: never fatal
+            reason = f"the record could not be parsed: {_describe(exc)}"
+            await self._dead_letter(topic, partition, offset, key, value, reason)
             return
         if not events:
             return
         cohort_key, home = self._home(events[0].cohort_id)
         if topic == self.settings.kafka.topic and (key != cohort_key or home != partition):
+            try:
+                await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
+            except RecordTooLarge as exc:
+                await self._dead_letter(topic, partition, offset, key, value, str(exc))
+                return
             self.metrics.forwarded += 1
-            await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
             return
         state = self.partition(partition)
         if partition in self._written or partition in self._unsubmitted:
             await self._catch_up(partition, state)
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
-        self._apply(partition, state, offset, events)
+        try:
+            self._apply(partition, state, offset, events)
+        except _ApplyFailed as failed:
+            reason = f"the record could not be applied: {_describe(failed.cause)}"
+            await self._dead_letter(topic, partition, offset, key, value, reason)
+            return
         journal = self._journals[partition]
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
@@ -170,6 +184,23 @@ class Processor:
             await self._advance(
                 partition, state, watermark, InputPosition(topic, partition, offset + 1)
             )
+
+    async def _dead_letter(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> None:
+        self.metrics.dead_letters += 1
+        message = f"dead letter {topic}/{partition}@{offset}: {reason}"
+        log.warning("%s", message)
+        self.metrics.recent_errors.appendleft(message)
+        await self.outbox.dead_letter(
+            topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
+        )
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
         """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""
@@ -356,14 +387,24 @@ class Processor:
         if state.emitted_through is not None:
             self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
         horizon = state.horizon(self.rules)
-        changed = state.apply(events, offset, horizon, note_change=self._synced(cohort_id))
-        if new_cohort:
+        changed: list[tuple[int, Member]] = []
+        try:
+            state.apply(
+                events, offset, horizon, note_change=self._synced(cohort_id), changed=changed
+            )
+        except Exception as exc:  # what was applied before the fault is journaled below
+            failure: Exception | None = exc
+        else:
+            failure = None
+        if new_cohort and cohort_id in state.cohorts:
             self.store[codec.cohort_key(partition, cohort_id)] = codec.encode_json(
                 {"first": state.cohorts[cohort_id].first_ms}
             )
         journal = self._journals[partition]
         for amplitude_id, member in changed:
             journal.touch(cohort_id, amplitude_id, member)
+        if failure is not None:
+            raise _ApplyFailed(failure)
 
     def _synced(self, cohort_id: str) -> bool:
         """Whether any rule syncs this cohort (cached: the rules are fixed)."""

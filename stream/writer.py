@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import random
 import threading
@@ -167,6 +168,8 @@ class SyncWriter:
         """`work`'s result, or `WriteAbandoned` as soon as `abandon` is called."""
         stopping = self._stopping()
         if stopping.is_set():
+            if inspect.iscoroutine(work):
+                work.close()  # it will never run: no "never awaited" warning at stop
             raise WriteAbandoned("stopping")
         task = asyncio.ensure_future(work)
         waiter = asyncio.ensure_future(stopping.wait())

@@ -11,9 +11,11 @@ import pytest
 from scenario import C1, C2, JAN5, MIN, H, event, expected_csvs
 
 from stream import codec
+from stream import processor as processor_module
 from stream.config import Settings, settings_from_mapping
+from stream.errors import RecordTooLarge
 from stream.kafka_client import partition_for
-from stream.membership import Member
+from stream.membership import Member, Snapshot
 from stream.processor import Processor
 from stream.sync import SyncOutput
 
@@ -134,6 +136,69 @@ def test_records_off_their_cohort_partition_are_forwarded() -> None:
     harness.feed(SCENARIO[0], key=b"c1", partition=home)
     assert harness.outbox.forwarded == [(b"c1", home), (b"c1", home)]
     assert harness.processor.metrics.events == 1
+
+
+def test_a_record_whose_parsing_raises_is_dead_lettered_with_the_exception(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_parse = processor_module.parse_message
+
+    def parse(value: bytes | None) -> Any:
+        if value == SCENARIO[1]:
+            raise KeyError("a bug in parsing")
+        return real_parse(value)
+
+    monkeypatch.setattr(processor_module, "parse_message", parse)
+    harness = Harness(config())
+    harness.feed(*SCENARIO)
+    assert harness.outbox.dead == [
+        (SCENARIO[1], "the record could not be parsed: KeyError: 'a bug in parsing'")
+    ]
+    without = Harness(config())
+    without.feed(SCENARIO[0], *SCENARIO[2:])
+    assert harness.files() == without.files() != EXPECTED
+
+
+def test_a_record_whose_applying_raises_is_dead_lettered_and_what_it_applied_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_of_event = Snapshot.of_event
+
+    def of_event(*args: Any) -> Snapshot:
+        if args[3] == "u666":  # the user id: the second user of the batch below
+            raise ValueError("a bug in applying")
+        return real_of_event(*args)
+
+    monkeypatch.setattr(Snapshot, "of_event", staticmethod(of_event))
+    harness = Harness(config())
+    users = [{"amplitude_id": n, "user_id": f"u{n}"} for n in (5, 666, 7)]
+    batch = json.dumps(
+        {"cohort_id": "c1", "in_cohort": True, "computed_time": str(JAN5 // 1000), "users": users}
+    ).encode()
+    harness.feed(batch, SCENARIO[0])
+    assert harness.outbox.dead == [
+        (batch, "the record could not be applied: ValueError: a bug in applying")
+    ]
+    harness.processor.flush(0)
+    restarted = Harness(config(), store=harness.store)
+    members = restarted.processor.partition(0).cohorts["c1"].members
+    assert 5 in members and 666 not in members and 7 not in members
+    assert harness.processor.metrics.dead_letters == 1
+
+
+def test_a_record_too_large_to_forward_is_dead_lettered() -> None:
+    harness = Harness(config(partitions=4))
+    home = partition_for(b"c1", 4)
+
+    async def refuse(**_: Any) -> None:
+        raise RecordTooLarge("too large to forward to its cohort's partition: big")
+
+    harness.outbox.forward = refuse  # type: ignore[method-assign]
+    harness.feed(SCENARIO[0], key=None, partition=home)
+    assert harness.outbox.dead == [
+        (SCENARIO[0], "too large to forward to its cohort's partition: big")
+    ]
+    assert harness.processor.metrics.forwarded == 0
 
 
 def test_a_late_event_shows_in_the_next_sync_and_never_rewrites_the_past() -> None:
