@@ -107,9 +107,12 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
 class WorkerProcess:
     """`cohort-sync worker` in a subprocess, its output kept in a log file."""
 
-    def __init__(self, config: Path, cwd: Path) -> None:
+    def __init__(self, config: Path, cwd: Path, program: list[str] | None = None) -> None:
         self.config = config
         self.cwd = cwd
+        self.program = program or ["-m", "stream.cli"]
+        """What runs the command line, after the interpreter (tests/integration/faulty_worker.py
+        for a worker with a fault injected)."""
         self.log_path = cwd / f"worker-{uuid.uuid4().hex[:6]}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -119,8 +122,7 @@ class WorkerProcess:
             self.process = subprocess.Popen(
                 [
                     sys.executable,
-                    "-m",
-                    "stream.cli",
+                    *self.program,
                     "worker",
                     "--config",
                     str(self.config),
@@ -142,6 +144,14 @@ class WorkerProcess:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log()}")
+
+    def wait_exit(self, timeout: float) -> int:
+        """The exit code of a worker that stops by itself within `timeout` seconds."""
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"worker still running after {timeout}s:\n{self.log()}") from None
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.process is not None
@@ -173,8 +183,8 @@ def s3_config(
 def workers(tmp_path: Path) -> Iterator[Callable[[Path], WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(config: Path) -> WorkerProcess:
-        worker = WorkerProcess(config, tmp_path).start()
+    def start(config: Path, program: list[str] | None = None) -> WorkerProcess:
+        worker = WorkerProcess(config, tmp_path, program).start()
         started.append(worker)
         return worker
 

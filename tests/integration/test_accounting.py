@@ -1,0 +1,155 @@
+"""Every record the broker delivers ends applied, forwarded or dead-lettered, whatever its size
+and wherever its handling fails; the worker stops within its bounded time with records in
+flight or failing, and what it did not finish is delivered again at the next start."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from scenario import C1, expected_csvs
+
+from stream.app import STOP_DEADLINE_SECONDS
+from stream.config import settings_from_mapping
+from stream.kafka_client import committed_offsets, ensure_topics, partition_for
+
+from .conftest import WAIT, wait_until
+from .support import csvs_in, toml_of, wait_for_objects
+
+FAULTY_WORKER = [str(Path(__file__).with_name("faulty_worker.py"))]
+MARKER = "u1004"  # the user id of C1[6], the only record that carries it
+MARKED = 6
+C1_OBJECTS = 16  # four hourly syncs of c1: three CSVs and a manifest each
+
+
+def produce_keyed(config: Path, records: list[tuple[bytes, bytes, int | None]]) -> None:
+    """Send (key, value, partition) records in order, up to 4 MiB each."""
+    settings = settings_from_mapping(toml_of(config))
+    ensure_topics(settings.kafka)
+    producer = KafkaProducer(
+        bootstrap_servers=settings.kafka.bootstrap_servers(), max_request_size=4 * 1024 * 1024
+    )
+    for key, value, partition in records:
+        producer.send(settings.kafka.topic, key=key, value=value, partition=partition)
+    producer.flush()
+    producer.close()
+
+
+def dead_letters(config: Path, count: int) -> list[Any]:
+    settings = settings_from_mapping(toml_of(config))
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers(),
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    topic = settings.kafka.dlq_topic
+    try:
+        partitions = wait_until(lambda: consumer.partitions_for_topic(topic), WAIT, topic)
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        found: list[Any] = []
+        deadline = time.monotonic() + WAIT
+        while len(found) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                found.extend(records)
+        assert len(found) == count, f"{len(found)} dead letters, expected {count}"
+        return found
+    finally:
+        consumer.close()
+
+
+def c1_home(config: Path) -> int:
+    return partition_for(b"c1", settings_from_mapping(toml_of(config)).kafka.partitions)
+
+
+def test_a_record_larger_than_the_producer_limit_is_dead_lettered_as_a_prefix(
+    s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    huge = b"not json " * 230_000  # 2 MiB: the broker takes it, the worker may not send it
+    home = c1_home(config)
+    produce_keyed(config, [(b"c1", huge, home), *((b"c1", line, home) for line in C1)])
+    worker = workers(config)
+    objects = wait_for_objects(s3, bucket, C1_OBJECTS, worker)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
+    (letter,) = dead_letters(config, 1)
+    headers = dict(letter.headers)
+    assert huge.startswith(letter.value) and 0 < len(letter.value) < 1_000_000
+    assert headers["cohort-sync-original-size"] == str(len(huge)).encode()
+    assert headers["cohort-sync-original-sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers["cohort-sync-reason"].startswith(b"not valid JSON")
+    started = time.monotonic()
+    assert worker.stop(timeout=STOP_DEADLINE_SECONDS + 5) == 0
+    assert time.monotonic() - started < STOP_DEADLINE_SECONDS
+
+
+@pytest.mark.parametrize("stage", ["parse", "apply"])
+def test_a_record_whose_handling_raises_is_dead_lettered_and_the_rest_applied(
+    stage: str, s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    home = c1_home(config)
+    produce_keyed(config, [(b"c1", line, home) for line in C1])
+    worker = workers(config, FAULTY_WORKER + [stage, MARKER])
+    objects = csvs_in(wait_for_objects(s3, bucket, C1_OBJECTS, worker))
+    expected = expected_csvs("exports/hourly", cohorts=("c1",))
+    without_marked = {key: text.replace("1004,u1004,\n", "") for key, text in expected.items()}
+    assert objects == without_marked
+    (letter,) = dead_letters(config, 1)
+    assert letter.value == C1[MARKED]
+    reason = dict(letter.headers)["cohort-sync-reason"].decode()
+    doing = {"parse": "parsing", "apply": "applying"}[stage]
+    assert reason.endswith(f"Injected: injected into {doing}"), reason
+    assert worker.stop() == 0
+
+
+@pytest.mark.parametrize("stage", ["store", "forward", "sync"])
+def test_a_fault_of_the_worker_stops_it_and_the_next_start_loses_nothing(
+    stage: str, s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    kafka = settings_from_mapping(toml_of(config)).kafka
+    home = c1_home(config)
+    elsewhere = (home + 1) % kafka.partitions
+    records = [(b"c1", line, home) for line in C1]
+    if stage == "forward":  # the last record arrives off its cohort's partition
+        records[-1] = (b"not-c1", C1[-1], elsewhere)
+    produce_keyed(config, records)
+    faulty = workers(config, FAULTY_WORKER + [stage, MARKER])
+    assert faulty.wait_exit(WAIT) == 1
+    log = faulty.log()
+    assert "cohort-sync: the worker stopped: handling" in log and "Injected: injected" in log
+    committed = committed_offsets(kafka, kafka.app_id)
+    failed_at = {"store": (home, MARKED), "forward": (elsewhere, 0), "sync": (home, 4)}[stage]
+    partition, offset = failed_at  # C1[4] (01:05) is the record that makes 01:00 due
+    assert (committed.get(partition) or 0) <= offset, committed
+    restarted = workers(config)
+    objects = wait_for_objects(s3, bucket, C1_OBJECTS, restarted)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
+    assert restarted.stop() == 0
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_an_input_topic_that_exists_is_taken_with_its_partition_count(
+    partitions: int, s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    config.write_text(config.read_text().replace("partitions = 4\n", "", 1))  # the default
+    kafka = settings_from_mapping(toml_of(config)).kafka
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
+    admin.create_topics([NewTopic(kafka.topic, partitions, 1)])
+    admin.close()
+    home = partition_for(b"c1", partitions)
+    produce_keyed(config, [(b"c1", line, home) for line in C1])
+    worker = workers(config)
+    objects = wait_for_objects(s3, bucket, C1_OBJECTS, worker)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
+    assert "PartitionsMismatch" not in worker.log()
+    assert worker.stop() == 0
