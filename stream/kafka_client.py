@@ -28,6 +28,7 @@ __all__ = [
     "ensure_topics",
     "produce_lines",
     "cohort_key_of",
+    "own_topics",
     "committed_offsets",
     "GroupOffsets",
     "earliest_timestamp_ms",
@@ -71,14 +72,46 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
                 log.info("created topic %s with %d partitions", topic, kafka.partitions)
             except TopicAlreadyExistsError:
                 pass
-        described = admin.describe_topics([kafka.topic])
-        partitions = len(described[0].get("partitions") or []) if described else 0
+        partitions = _partition_counts(admin, [kafka.topic]).get(kafka.topic) or kafka.partitions
+        _own_topics_agree(admin, kafka, partitions)
         cluster_id = admin.describe_cluster().get("cluster_id")
-        return BrokerInfo(partitions or kafka.partitions, cluster_id)
+        return BrokerInfo(partitions, cluster_id)
     except KafkaError as exc:
         raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
     finally:
         admin.close()
+
+
+def own_topics(kafka: KafkaSettings) -> list[str]:
+    """The worker's topics co-partitioned with the input: ticks, repartition, changelog."""
+    return [
+        f"{kafka.app_id}-ticks",
+        f"{kafka.app_id}-by-cohort",
+        f"{kafka.app_id}-membership-changelog",
+    ]
+
+
+def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
+    existing = set(admin.list_topics())
+    wanted = [topic for topic in topics if topic in existing]
+    if not wanted:
+        return {}
+    return {  # kafka-python 3 names the topic "name", 2.x "topic"
+        described.get("name") or described["topic"]: len(described.get("partitions") or [])
+        for described in admin.describe_topics(wanted)
+    }
+
+
+def _own_topics_agree(admin: KafkaAdminClient, kafka: KafkaSettings, partitions: int) -> None:
+    """The worker's own topics must have the input topic's partition count (Faust reads
+    partition N of each together); ones left by a run on another input topic do not."""
+    for topic, count in sorted(_partition_counts(admin, own_topics(kafka)).items()):
+        if count != partitions:
+            raise BrokerError(
+                f"topic {topic} has {count} partitions but the input topic {kafka.topic} has "
+                f"{partitions}: it is the state of another deployment; use another "
+                "kafka.app_id, or delete the worker's topics of this one to start afresh"
+            )
 
 
 def cohort_key_of(line: bytes) -> bytes | None:

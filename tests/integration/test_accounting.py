@@ -153,3 +153,21 @@ def test_an_input_topic_that_exists_is_taken_with_its_partition_count(
     assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
     assert "PartitionsMismatch" not in worker.log()
     assert worker.stop() == 0
+
+
+def test_own_topics_left_with_another_partition_count_stop_the_start_with_one_line(
+    workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    kafka = settings_from_mapping(toml_of(config)).kafka
+    admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
+    admin.create_topics([NewTopic(kafka.topic, 3, 1), NewTopic(f"{kafka.app_id}-ticks", 2, 1)])
+    admin.close()
+    worker = workers(config)
+    assert worker.wait_exit(WAIT) == 2
+    last = worker.log().strip().splitlines()[-1]
+    assert last == (
+        f"cohort-sync: topic {kafka.app_id}-ticks has 2 partitions but the input topic "
+        f"{kafka.topic} has 3: it is the state of another deployment; use another "
+        "kafka.app_id, or delete the worker's topics of this one to start afresh"
+    )
