@@ -36,6 +36,7 @@ from .faust_fixes import (
     rewind,
 )
 from .faust_outbox import FaustOutbox
+from .faust_recovery import RecoveryHealer
 from .kafka_client import partition_for
 from .lanes import DestinationLanes
 from .metrics import Metrics
@@ -286,6 +287,8 @@ def create_worker(
 
     idle_after = None if kafka.idle_timeout_ms is None else kafka.idle_timeout_ms / 1000
     started = clock()
+    recovery = RecoveryHealer(app)
+    app.watchdog = lambda: recovery.check(time.monotonic())
 
     @app.timer(interval=1.0 if idle_after is None else min(1.0, max(idle_after / 4, 0.1)))
     async def tick_partitions() -> None:

@@ -282,7 +282,23 @@ class SafeApp(faust.App):
     """Called first thing in a rebalance, before Faust waits for the records in hand."""
     on_stopping: Callable[[], Awaitable[None]] | None = None
     """Called first thing when the app stops, before Faust waits for the agent's record."""
+    watchdog: Callable[[], Awaitable[None]] | None = None
+    """Called about every second from the start on, also during the first table recovery
+    (Faust starts the app's timers only once that has ended)."""
     _reseek: asyncio.Future[None] | None = None
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self.watchdog is not None:
+            self.add_future(self._watch(self.watchdog))
+
+    async def _watch(self, watchdog: Callable[[], Awaitable[None]]) -> None:
+        while not self.should_stop:
+            await asyncio.sleep(1.0)
+            try:
+                await watchdog()
+            except Exception:  # keep watching: a failing check must not end the worker
+                log.exception("watchdog failed")
 
     async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
         if self.on_revoking is not None:

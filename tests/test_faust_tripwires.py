@@ -57,6 +57,8 @@ METHODS: list[tuple[str, type, str, tuple[str, ...], bool]] = [
     ("_ShortFetchWaitThread", AIOKafkaConsumerThread, "_create_consumer", ("loop",), False),
     ("SafeApp", faust.App, "_on_partitions_revoked", ("revoked",), True),
     ("SafeApp", faust.App, "on_stop", (), True),
+    ("SafeApp", faust.App, "on_start", (), True),
+    ("SafeApp", mode.Service, "add_future", ("coro",), False),
     ("SafeApp", faust.App, "_new_producer", (), False),
     ("SafeApp", faust.App, "_new_consumer", (), False),
     ("SafeApp", faust.App, "on_init_dependencies", (), False),

@@ -9,13 +9,16 @@ the real worker does:
 - `apply`: applying its event raises (a fault of the record: dead-lettered);
 - `store`: journaling its member for the table raises (a fault of the worker: it stops);
 - `forward`: forwarding it to its cohort's partition raises (the worker's: it stops);
-- `sync`: handing the sync it makes due to its destination raises (the worker's: it stops).
+- `sync`: handing the sync it makes due to its destination raises (the worker's: it stops);
+- `recovery`: the first delivery of every changelog record never reaches the table recovery.
 """
 
 from __future__ import annotations
 
 import sys
 from typing import Any
+
+from faust.tables.manager import TableManager
 
 from stream import cli, processor
 from stream.faust_outbox import FaustOutbox
@@ -69,6 +72,29 @@ def inject(stage: str, marker: str) -> None:
             raise Injected("injected into handing a sync over")
 
         DestinationLanes.submit = failing_submit  # type: ignore[method-assign]
+    elif stage == "recovery":  # MARKER unused: the first delivery of each changelog
+        queue_of = TableManager.changelog_queue.fget  # record is lost, as a dropped fetch
+        assert queue_of is not None
+
+        def dropping_queue(self: TableManager) -> Any:
+            queue = queue_of(self)
+            if not hasattr(queue, "dropped"):
+                queue.dropped = set()
+                put = queue.put_nowait_enhanced
+
+                def drop_first(*args: Any, **options: Any) -> Any:
+                    event = args[0] if args else options["value"]
+                    message = event.message
+                    where = (message.topic, message.partition, message.offset)
+                    if where not in queue.dropped:
+                        queue.dropped.add(where)
+                        return None
+                    return put(*args, **options)
+
+                queue.put_nowait_enhanced = drop_first
+            return queue
+
+        TableManager.changelog_queue = property(dropping_queue)  # type: ignore[method-assign,assignment]
     else:
         raise SystemExit(f"unknown stage {stage!r}")
 

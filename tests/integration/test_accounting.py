@@ -171,3 +171,20 @@ def test_own_topics_left_with_another_partition_count_stop_the_start_with_one_li
         f"{kafka.topic} has 3: it is the state of another deployment; use another "
         "kafka.app_id, or delete the worker's topics of this one to start afresh"
     )
+
+
+def test_a_table_recovery_that_stops_receiving_is_read_again(
+    s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    home = c1_home(config)
+    produce_keyed(config, [(b"c1", line, home) for line in C1[:5]])  # 01:00 due, 02:00 not
+    first = workers(config)
+    wait_for_objects(s3, bucket, 4, first)
+    assert first.stop() == 0
+    produce_keyed(config, [(b"c1", line, home) for line in C1[5:]])
+    stalled = workers(config, FAULTY_WORKER + ["recovery", "-"])
+    objects = wait_for_objects(s3, bucket, C1_OBJECTS, stalled)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
+    assert "table recovery received nothing for 10s" in stalled.log()
+    assert stalled.stop() == 0
