@@ -10,12 +10,14 @@ the real worker does:
 - `store`: journaling its member for the table raises (a fault of the worker: it stops);
 - `forward`: forwarding it to its cohort's partition raises (the worker's: it stops);
 - `sync`: handing the sync it makes due to its destination raises (the worker's: it stops);
-- `recovery`: the first delivery of every changelog record never reaches the table recovery.
+- `recovery`: the first delivery of every changelog record never reaches the table recovery;
+- `stop`: a stop blocks the event loop for good.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 from faust.tables.manager import TableManager
@@ -25,6 +27,7 @@ from stream.faust_outbox import FaustOutbox
 from stream.journal import Journal
 from stream.lanes import DestinationLanes
 from stream.membership import Snapshot
+from stream.writer import SyncWriter
 
 
 class Injected(RuntimeError):
@@ -95,6 +98,12 @@ def inject(stage: str, marker: str) -> None:
             return queue
 
         TableManager.changelog_queue = property(dropping_queue)  # type: ignore[method-assign,assignment]
+    elif stage == "stop":  # MARKER unused: the stop blocks the event loop for good
+
+        def stuck(self: SyncWriter) -> None:
+            time.sleep(3600)
+
+        SyncWriter.abandon = stuck  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown stage {stage!r}")
 

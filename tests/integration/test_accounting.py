@@ -188,3 +188,17 @@ def test_a_table_recovery_that_stops_receiving_is_read_again(
     assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
     assert "table recovery received nothing for 10s" in stalled.log()
     assert stalled.stop() == 0
+
+
+def test_a_stop_that_never_ends_is_ended_at_the_deadline(
+    s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    config = s3_config()
+    home = c1_home(config)
+    produce_keyed(config, [(b"c1", line, home) for line in C1])
+    worker = workers(config, FAULTY_WORKER + ["stop", "-"])
+    wait_for_objects(s3, bucket, C1_OBJECTS, worker)
+    started = time.monotonic()
+    assert worker.stop(timeout=STOP_DEADLINE_SECONDS + 30) == 1
+    assert STOP_DEADLINE_SECONDS - 1 < time.monotonic() - started < STOP_DEADLINE_SECONDS + 30
+    assert f"the stop did not end within {STOP_DEADLINE_SECONDS:.0f}s: exiting now" in worker.log()
