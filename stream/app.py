@@ -6,8 +6,8 @@ and hands it to `Processor`; syncs go to the destination lanes. The membership t
 written only there, inside stream iteration, and a record is acknowledged only once the
 table holds its changes (the processor's journal writes them in bundles). The timer never
 touches state: when an idle partition's wall-clock watermark reaches a sync time, or its
-journal holds changes, it sends a tick record that the agent then processes. With
-`faust_fixes.py`, the only modules that import faust.
+journal holds changes, it sends a tick record that the agent then processes. With the
+`faust_*.py` modules, the only ones that import faust.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +36,7 @@ from .faust_fixes import (
 )
 from .faust_outbox import FaustOutbox
 from .faust_recovery import RecoveryHealer
+from .faust_run import STOP_DEADLINE_SECONDS, exit_after, run_app
 from .kafka_client import partition_for
 from .lanes import DestinationLanes
 from .metrics import Metrics
@@ -45,7 +45,7 @@ from .sinks import open_sink
 from .web import add_web_views
 from .writer import SyncWriter
 
-__all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "create_floor_app", "run_worker"]
+__all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "run_worker"]
 
 #: The worker's Faust defaults (a broker's own defaults and `[faust]` override them). A
 #: commit waits until every changelog record is sent: bigger producer batches (well under
@@ -161,7 +161,7 @@ def create_worker(
     async def stopping() -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
         not: the next start does it (it is pending in the table)."""
-        _exit_after(STOP_DEADLINE_SECONDS)
+        exit_after(STOP_DEADLINE_SECONDS)
         await lanes.drain(timeout=STOP_GRACE_SECONDS)
         writer.abandon()
         for record in delivery.held():
@@ -347,25 +347,6 @@ FLUSH_SECONDS = 0.25
 #: How long a stop waits for the destination lanes to write what they hold.
 STOP_GRACE_SECONDS = 5.0
 
-#: A stop that has not ended this long after it began ends the process (exit code 1):
-#: whatever was not committed is delivered again at the next start, as after a kill.
-STOP_DEADLINE_SECONDS = 30.0
-
-
-def _exit_after(seconds: float) -> None:
-    """End the process `seconds` from now unless it has ended by then (a daemon thread:
-    it cannot hold the process up, and a stuck event loop cannot hold it back)."""
-
-    def expire() -> None:
-        log.error("the stop did not end within %.0fs: exiting now", seconds)
-        logging.shutdown()
-        os._exit(1)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-
-
 async def _maybe_tick(
     processor: Processor,
     ticks: Any,
@@ -385,48 +366,6 @@ async def _send_tick(
     """`{"now": ms}` advances the partition to the wall clock; `{"now": null}` only loads it."""
     tick_sent[partition] = now_ms
     await ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
-
-
-def create_floor_app(
-    settings: Settings, *, broker_url: str, faust_defaults: Mapping[str, Any] | None = None
-) -> faust.App:
-    """The benchmark's framework floor: the same Faust settings and topic, an agent that only
-    decodes each record as JSON and drops it (no state, no table, no syncs)."""
-    app = faust.App(
-        settings.kafka.app_id,
-        broker=broker_url,
-        store="memory://",
-        topic_partitions=settings.kafka.partitions,
-        web_enabled=False,
-        **{**(faust_defaults or {}), **settings.faust},
-    )
-    topic = app.topic(
-        settings.kafka.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-    )
-
-    @app.agent(topic, name="cohort-sync-floor")
-    async def decode_only(stream: Any) -> None:
-        async for value in stream:
-            json.loads(value)
-
-    return app
-
-
-def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
-    """Run a bare Faust app until SIGTERM or SIGINT."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    # Faust's start-up spinner sets the root logger to DEBUG for the life of the process, so
-    # every debug call in Faust and aiokafka builds a log record: about a tenth of the CPU.
-    worker.spinner = None
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exit_:
-        if exit_.code not in (None, 0):
-            raise
 
 
 def run_worker(worker: Worker, *, loglevel: str = "info") -> None:

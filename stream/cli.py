@@ -274,8 +274,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _run_floor(args: argparse.Namespace) -> int:
-    from .app import create_floor_app, run_app
     from .embedded import TANSU_FAUST_SETTINGS
+    from .faust_run import create_floor_app, run_app
 
     settings = load_settings(args.config)
     app = create_floor_app(

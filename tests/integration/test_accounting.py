@@ -15,8 +15,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from scenario import C1, expected_csvs
 
-from stream.app import STOP_DEADLINE_SECONDS
 from stream.config import settings_from_mapping
+from stream.faust_run import STOP_DEADLINE_SECONDS
 from stream.kafka_client import committed_offsets, ensure_topics, partition_for
 
 from .conftest import WAIT, wait_until
