@@ -1,6 +1,7 @@
 """Destination lanes: a failing destination holds up only its own syncs, in order."""
 
 import asyncio
+import warnings
 from collections.abc import Callable
 
 import pytest
@@ -104,3 +105,23 @@ def test_a_full_lane_makes_submit_wait_and_a_stop_ends_the_wait() -> None:
 
     asyncio.run(scenario())
     writer.close()
+
+
+def test_work_offered_after_the_stop_is_closed_unrun_without_a_never_awaited_warning() -> None:
+    writer = SyncWriter({}, Metrics())
+    ran: list[bool] = []
+
+    async def work() -> None:
+        ran.append(True)
+
+    async def main() -> None:
+        writer.abandon()
+        coroutine = work()
+        with pytest.raises(WriteAbandoned):
+            await writer.unless_abandoned(coroutine)
+        assert coroutine.cr_frame is None  # closed: it can never run, nor warn
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        asyncio.run(main())
+    assert ran == []
