@@ -127,17 +127,15 @@ def create_worker(
     sinks = {name: open_sink(destination) for name, destination in settings.destinations.items()}
     writer = SyncWriter(sinks, metrics)
     lanes = DestinationLanes(writer)
-    faults: list[Worker] = []  # the worker, once built: the outbox reports faults to it
     outbox = FaustOutbox(
         dlq,
         repartition,
         lanes,
         max_request_size=app.conf.producer_max_request_size,
-        on_fault=lambda fault: faults[0].stop_for(fault),
+        on_fault=lambda fault: worker.stop_for(fault),  # bound below, called only later
     )
     processor = Processor(settings, table, outbox, partition_for, metrics)
     worker = Worker(app, processor, writer)
-    faults.append(worker)
     last_record: dict[int, float] = {}
     progress: dict[TP, float] = {}
     """When each partition last offered a record to `delivery` (time.monotonic)."""
