@@ -345,6 +345,7 @@ FLUSH_SECONDS = 0.25
 #: How long a stop waits for the destination lanes to write what they hold.
 STOP_GRACE_SECONDS = 5.0
 
+
 async def _maybe_tick(
     processor: Processor,
     ticks: Any,

@@ -36,6 +36,9 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _SAFE_NAME_PART = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")
 
 
+RETAIN_EXITED_DEFAULT_MS = 30 * 86_400_000
+
+
 @dataclass(frozen=True, kw_only=True)
 class KafkaSettings:
     broker: str | None = None
@@ -44,6 +47,8 @@ class KafkaSettings:
     partitions: int = 8
     allowed_lateness_ms: int = 0
     idle_timeout_ms: int | None = 30_000
+    retain_exited_ms: int | None = RETAIN_EXITED_DEFAULT_MS
+    """How long before the decided watermark an absent member is kept (None: for ever)."""
 
     @property
     def dlq_topic(self) -> str:
@@ -142,7 +147,15 @@ def settings_from_mapping(
 
 
 def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSettings:
-    keys = {"broker", "topic", "app_id", "partitions", "allowed_lateness", "idle_timeout"}
+    keys = {
+        "broker",
+        "topic",
+        "app_id",
+        "partitions",
+        "allowed_lateness",
+        "idle_timeout",
+        "retain_exited",
+    }
     _no_unknown_keys(section, keys, "kafka.")
     broker = environ.get(BROKER_ENV) or _string(section, "broker", "kafka.broker", default=None)
     if broker is not None and not broker.strip():
@@ -151,6 +164,10 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
     idle_timeout = None if idle_text == "off" else _duration(idle_text, "kafka.idle_timeout")
     if idle_timeout == 0:
         raise ConfigError("kafka.idle_timeout", 'must be positive, or "off"')
+    retain_text = _string(section, "retain_exited", "kafka.retain_exited", default="30d")
+    retain = None if retain_text == "forever" else _duration(retain_text, "kafka.retain_exited")
+    if retain == 0:
+        raise ConfigError("kafka.retain_exited", 'must be positive, or "forever"')
     return KafkaSettings(
         broker=broker,
         topic=_name(section, "topic", "kafka.topic", "cohort-membership"),
@@ -161,6 +178,7 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
             "kafka.allowed_lateness",
         ),
         idle_timeout_ms=idle_timeout,
+        retain_exited_ms=retain,
     )
 
 

@@ -26,6 +26,9 @@ class Metrics:
     events: int = 0
     dead_letters: int = 0
     late_events: int = 0
+    too_late: int = 0
+    """Records dead-lettered for being older than the watermark minus `retain_exited`."""
+    forgotten_members: int = 0
     forwarded: int = 0
     files: int = 0
     bytes: int = 0
@@ -87,6 +90,16 @@ def render_prometheus(
             "cohort_sync_late_events_total",
             metrics.late_events,
             "Events older than a sync already written.",
+        ),
+        (
+            "cohort_sync_too_late_records_total",
+            metrics.too_late,
+            "Records dead-lettered as older than the watermark minus kafka.retain_exited.",
+        ),
+        (
+            "cohort_sync_forgotten_members_total",
+            metrics.forgotten_members,
+            "Members forgotten after being absent for longer than kafka.retain_exited.",
         ),
         ("cohort_sync_files_total", metrics.files, "Files written (CSVs and manifests)."),
         ("cohort_sync_upload_retries_total", metrics.upload_retries, "Failed sync writes retried."),

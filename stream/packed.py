@@ -96,6 +96,9 @@ class Members(Mapping[int, Member]):
     def add(self, amplitude_id: int, member: Member) -> None:
         self._entries[amplitude_id] = member
 
+    def remove(self, amplitude_id: int) -> None:
+        del self._entries[amplitude_id]
+
     def bundle_of(self, amplitude_id: int) -> int | None:
         """The journal bundle holding the member's latest version, without unpacking it."""
         entry = self._entries.get(amplitude_id)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from .events import MembershipEvent
 from .membership import Member, Snapshot
 from .packed import Members
+from .retention import ExitQueue, verdict
 from .windows import last_sync_at_or_before, next_sync_after, sync_times
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class CohortState:
     """(amplitude id, visible) of each change since the horizon, flat: 16 bytes a change."""
     synced: dict[str, SyncedRows] = field(default_factory=dict)
     """Per rule: the existing file of its last sync built here (not persisted)."""
+    exits: ExitQueue | None = None
+    """The exits that may make members forgettable (None: members are kept for ever)."""
 
     def restore(self, amplitude_id: int, member: Member) -> None:
         """Put back a member read from the store; each of its snapshots counts as a change
@@ -57,7 +60,29 @@ class CohortState:
         for snapshot in member.history:
             self.changes.append(amplitude_id)
             self.changes.append(snapshot.visible)
+        latest = member.history[-1]
+        if self.exits is not None and not latest.enter:
+            self.exits.add(latest.stamp[0], amplitude_id)
         self.members.settle(amplitude_id)
+
+    def forget_absent(self, before: int, horizon: int) -> list[tuple[int, int | None]]:
+        """Drop the members absent since an exit older than `before` that no sync from
+        `horizon` on can see (`retention.verdict`); (amplitude id, journal bundle) of each."""
+        if self.exits is None:
+            return []
+        forgotten: list[tuple[int, int | None]] = []
+        members = self.members
+        for amplitude_id in self.exits.take_before(before):
+            member = members.get(amplitude_id)
+            if member is None:  # forgotten already, by another of its exits
+                continue
+            decided = verdict(member, before, horizon)
+            if decided == "hold":
+                self.exits.held.append(amplitude_id)
+            elif decided == "forget":
+                forgotten.append((amplitude_id, members.bundle_of(amplitude_id)))
+                members.remove(amplitude_id)
+        return forgotten
 
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
@@ -133,7 +158,11 @@ class PartitionState:
         emitted_through: int | None = None,
         rule_starts: dict[str, int] | None = None,
         pending: Iterable[PendingSync] = (),
+        *,
+        track_exits: bool = False,
     ) -> None:
+        """`track_exits`: queue each cohort's exits, to forget members (`forget_absent`)."""
+        self.track_exits = track_exits
         self.emitted_through = emitted_through
         self.rule_starts: dict[str, int] = dict(rule_starts or {})
         self.pending: list[PendingSync] = []
@@ -202,11 +231,8 @@ class PartitionState:
         cohort = self.cohorts.get(cohort_id)
         if cohort is None:
             first = events[0].time_ms
-            cohort = self.cohorts[cohort_id] = CohortState(
-                first if floor is None else max(first, floor)
-            )
-            self._next_due_known = False
-        members, changes = cohort.members, cohort.changes
+            cohort = self.add_cohort(cohort_id, first if floor is None else max(first, floor))
+        members, changes, exits = cohort.members, cohort.changes, cohort.exits
         if changed is None:
             changed = []
         for index, event in enumerate(events):
@@ -229,7 +255,25 @@ class PartitionState:
                 if note_change:
                     changes.append(amplitude_id)
                     changes.append(visible)
+                if exits is not None and not event.enter:
+                    exits.add(event.time_ms, amplitude_id)
         return changed
+
+    def add_cohort(self, cohort_id: str, first_ms: int) -> CohortState:
+        cohort = self.cohorts[cohort_id] = CohortState(first_ms)
+        if self.track_exits:
+            cohort.exits = ExitQueue()
+        self._next_due_known = False
+        return cohort
+
+    def forget_absent(self, before: int, horizon: int) -> list[tuple[str, int, int | None]]:
+        """Drop every cohort's forgettable members (`CohortState.forget_absent`);
+        (cohort, amplitude id, journal bundle) of each."""
+        return [
+            (cohort_id, amplitude_id, bundle)
+            for cohort_id, cohort in self.cohorts.items()
+            for amplitude_id, bundle in cohort.forget_absent(before, horizon)
+        ]
 
     def observe(self, event_time: int, lateness_ms: int) -> int:
         """Move the watermark for an event; it never goes back."""

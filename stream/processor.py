@@ -34,8 +34,10 @@ from .journal import FLUSH_MEMBERS, Journal
 from .membership import Member, diff_cohort
 from .metrics import Metrics
 from .partition import CohortState, PartitionState, PendingSync, SyncJob
+from .retention import too_late_before
 from .stored import load_partition, partition_meta
 from .sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
+from .windows import format_duration, format_time
 
 __all__ = ["Outbox", "Processor"]
 
@@ -162,6 +164,11 @@ class Processor:
         state = self.partition(partition)
         if partition in self._written or partition in self._unsubmitted:
             await self._catch_up(partition, state)
+        too_late = self._too_late(state, events)
+        if too_late is not None:
+            self.metrics.too_late += 1
+            await self._dead_letter(topic, partition, offset, key, value, too_late)
+            return
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
         try:
@@ -201,6 +208,34 @@ class Processor:
         await self.outbox.dead_letter(
             topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
         )
+
+    def _too_late(self, state: PartitionState, events: list[MembershipEvent]) -> str | None:
+        """Why the record is too late to apply (`retention.py`), or None when it is not."""
+        before = too_late_before(state.emitted_through, self.settings.kafka.retain_exited_ms)
+        if before is None:
+            return None
+        oldest = min(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+        if oldest >= before:
+            return None
+        retain = self.settings.kafka.retain_exited_ms
+        assert retain is not None and state.emitted_through is not None
+        return (
+            f"too late: event time {format_time(oldest)} is more than kafka.retain_exited "
+            f"({format_duration(retain)}) before the partition's watermark "
+            f"{format_time(state.emitted_through)}; members absent that long are forgotten"
+        )
+
+    def _forget_absent(self, partition: int, state: PartitionState) -> None:
+        """Forget the members absent for longer than `kafka.retain_exited` (`retention.py`)."""
+        before = too_late_before(state.emitted_through, self.settings.kafka.retain_exited_ms)
+        horizon = state.horizon(self.rules)
+        if before is None or horizon is None:
+            return
+        journal = self._journals[partition]
+        forgotten = state.forget_absent(before, horizon)
+        for cohort_id, amplitude_id, bundle in forgotten:
+            journal.forget(cohort_id, amplitude_id, bundle)
+        self.metrics.forgotten_members += len(forgotten)
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
         """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""
@@ -269,6 +304,7 @@ class Processor:
             state = self.partitions[partition] = self._load(partition)
             if state.register_rules(self.rules):
                 self._persist_partition(partition, state)
+            self._forget_absent(partition, state)  # what the last owner forgot, from the store
         return state
 
     @property
@@ -303,6 +339,7 @@ class Processor:
         self._persist_partition(partition, state)  # decided and pending, before any upload
         await self._submit(partition, state, decided)
         self._settle(partition, state)
+        self._forget_absent(partition, state)
         horizon = state.horizon(self.rules)
         if horizon is not None:  # no later sync looks at changes before it
             for cohort in state.cohorts.values():
@@ -425,7 +462,12 @@ class Processor:
         )
 
     def _load(self, partition: int) -> PartitionState:
-        loaded = load_partition(self.store, partition, journal=self.journal)
+        loaded = load_partition(
+            self.store,
+            partition,
+            journal=self.journal,
+            track_exits=self.settings.kafka.retain_exited_ms is not None,
+        )
         self._journals[partition] = loaded.journal
         if loaded.state.pending:
             self._unsubmitted.add(partition)

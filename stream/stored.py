@@ -35,13 +35,18 @@ class LoadedPartition:
 
 
 def load_partition(
-    store: MutableMapping[str, Any], partition: int, *, journal: bool = True
+    store: MutableMapping[str, Any],
+    partition: int,
+    *,
+    journal: bool = True,
+    track_exits: bool = False,
 ) -> LoadedPartition:
-    """Rebuild a partition from the table (empty when it holds nothing of it)."""
+    """Rebuild a partition from the table (empty when it holds nothing of it);
+    `track_exits` as for `PartitionState`."""
     stored_meta = store.get(codec.partition_key(partition))
     meta = codec.decode_json(stored_meta) if stored_meta else {}
     pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
-    state = PartitionState(meta.get("emitted"), meta.get("rules"), pending)
+    state = PartitionState(meta.get("emitted"), meta.get("rules"), pending, track_exits=track_exits)
     due = None
     if meta.get("due") is not None:  # syncs that were due when the last worker stopped
         state.observe(meta["watermark"], 0)
@@ -55,20 +60,23 @@ def load_partition(
         if key_partition != partition or value is None:
             continue
         if kind == "c":
-            state.cohorts[rest[0]] = CohortState(first_ms=codec.decode_json(value)["first"])
+            state.add_cohort(rest[0], codec.decode_json(value)["first"])
         elif kind == "b":
             bundles.append((int(rest[0]), value))
         elif kind == "m":
             legacy.append((key, rest[0], int(rest[1]), value))
     for cohort_id, amplitude_id, member in members.load(bundles):
-        state.cohorts.setdefault(cohort_id, CohortState(first_ms=0)).restore(amplitude_id, member)
+        _cohort(state, cohort_id).restore(amplitude_id, member)
     for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
-        cohort = state.cohorts.setdefault(cohort_id, CohortState(first_ms=0))
+        cohort = _cohort(state, cohort_id)
         if amplitude_id not in cohort.members:
             cohort.restore(amplitude_id, codec.decode_member(value))
         legacy_member = cohort.members.hot(amplitude_id)
         assert legacy_member is not None
         members.adopt_legacy(key, cohort_id, amplitude_id, legacy_member)
+    for cohort in state.cohorts.values():
+        if cohort.exits is not None:
+            cohort.exits.sort()
     if state.cohorts:
         log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
     return LoadedPartition(state, members, due, meta.get("offset"))
@@ -88,6 +96,11 @@ def partition_meta(
             "offset": next_offset,
         }
     )
+
+
+def _cohort(state: PartitionState, cohort_id: str) -> CohortState:
+    cohort = state.cohorts.get(cohort_id)
+    return cohort if cohort is not None else state.add_cohort(cohort_id, 0)
 
 
 class _PartitionMembers:

@@ -11,7 +11,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from .config import Destination, SyncRule
@@ -19,6 +18,7 @@ from .csvfile import Rows, csv_lines, format_cell, guard_formula, render_csv
 from .membership import CohortDiff, PropertyKey, Snapshot
 from .naming import DIFF_TYPES, object_key
 from .sinks import Put, Sink
+from .windows import format_time
 
 __all__ = [
     "SyncFile",
@@ -222,9 +222,9 @@ def _manifest(
         "destination": spec.destination.name,
         "routing_key": rule.routing_key,
         "cadence": rule.cadence,
-        "sync_time": _iso(sync_time),
-        "window_start": _iso(sync_time - rule.cadence_ms),
-        "window_end": _iso(sync_time),
+        "sync_time": format_time(sync_time),
+        "window_start": format_time(sync_time - rule.cadence_ms),
+        "window_end": format_time(sync_time),
         "first_sync": previous is None,
         "files": {
             kind: {
@@ -242,7 +242,3 @@ def _manifest(
         },
     }
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-
-def _iso(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

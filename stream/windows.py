@@ -19,6 +19,8 @@ __all__ = [
     "last_sync_at_or_before",
     "sync_times",
     "format_sync_time",
+    "format_time",
+    "format_duration",
     "advance_watermark",
 ]
 
@@ -67,6 +69,19 @@ def format_sync_time(time_ms: int, naming: str) -> str:
     moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
     separator = ":" if naming == "amplitude" else "-"
     return moment.strftime(f"%Y-%m-%dT%H{separator}%M")
+
+
+def format_time(time_ms: int) -> str:
+    """An instant for people and manifests: `2026-01-05T01:00:00Z` (UTC, whole seconds)."""
+    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_duration(duration_ms: int) -> str:
+    """Milliseconds in the largest unit `parse_duration` reads that divides them: `30d`."""
+    for unit in ("d", "h", "m", "s"):
+        if duration_ms and duration_ms % _UNIT_MS[unit] == 0:
+            return f"{duration_ms // _UNIT_MS[unit]}{unit}"
+    return f"{duration_ms}ms"
 
 
 def advance_watermark(current: int | None, event_time_ms: int, lateness_ms: int) -> int:

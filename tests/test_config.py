@@ -86,6 +86,15 @@ def test_idle_timeout_off() -> None:
     assert settings_from_mapping({"kafka": {"idle_timeout": "off"}}).kafka.idle_timeout_ms is None
 
 
+def test_retain_exited_defaults_to_30_days_and_forever_keeps_everything() -> None:
+    assert settings_from_mapping({}).kafka.retain_exited_ms == 30 * 86_400_000
+    forever = settings_from_mapping({"kafka": {"retain_exited": "forever"}})
+    assert forever.kafka.retain_exited_ms is None
+    assert settings_from_mapping({"kafka": {"retain_exited": "2h"}}).kafka.retain_exited_ms == (
+        7_200_000
+    )
+
+
 def test_duplicate_user_property_is_one_column() -> None:
     settings = settings_from_mapping(
         {
@@ -116,6 +125,9 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"kafka": {"partitions": "8"}}, "kafka.partitions"),
         ({"kafka": {"allowed_lateness": "soon"}}, "kafka.allowed_lateness"),
         ({"kafka": {"idle_timeout": "0s"}}, "kafka.idle_timeout"),
+        ({"kafka": {"retain_exited": "0d"}}, "kafka.retain_exited"),
+        ({"kafka": {"retain_exited": "never"}}, "kafka.retain_exited"),
+        ({"kafka": {"retain_exited": 30}}, "kafka.retain_exited"),
         ({"kafka": {"topic": "a b"}}, "kafka.topic"),
         ({"kafka": {"colour": "blue"}}, "kafka.colour"),
         ({"faust": 3}, "faust"),

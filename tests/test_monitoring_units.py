@@ -29,7 +29,7 @@ def test_lag_is_end_minus_committed_and_end_when_nothing_was_committed() -> None
 
 
 def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
-    metrics = Metrics(events=3, dead_letters=1)
+    metrics = Metrics(events=3, dead_letters=1, too_late=4, forgotten_members=5)
     metrics.observe_upload(0.03)
     metrics.observe_upload(4.0)
     metrics.synced(RecentSync('d"1', "c", 7_200_000, {}, "k"))
@@ -47,7 +47,9 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     assert 'cohort_sync_last_sync_timestamp_seconds{destination="d\\"1"} 7200' in lines
     types = [line.split()[2] for line in lines if line.startswith("# TYPE")]
     assert 'cohort_sync_upload_errors_total{destination="s3",kind="permanent"} 2' in lines
-    assert len(types) == 13 and text.endswith("\n")  # the 9 the issue names, and 4 more
+    assert "cohort_sync_too_late_records_total 4" in lines
+    assert "cohort_sync_forgotten_members_total 5" in lines
+    assert len(types) == 15 and text.endswith("\n")  # the 9 the issue names, and 6 more
 
 
 def test_status_page_escapes_what_it_shows() -> None:
