@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from .app import WORKER_FAUST_DEFAULTS
 from .benchwork import (
+    CHURN_ROUNDS,
     HOUR_MS,
     PARTITIONS,
     T0,
@@ -53,6 +54,10 @@ from .sinks.s3 import S3Sink
 
 __all__ = ["Sizes", "run_bench"]
 
+_CHURN_CHILD = (
+    "import json, sys; from stream.benchwork import churn_child; "
+    "print(json.dumps(churn_child(int(sys.argv[1]), sys.argv[2], sys.argv[3])))"
+)
 _MEMORY_CHILD = (
     "import sys; from stream.benchwork import memory_child; print(memory_child(int(sys.argv[1])))"
 )
@@ -73,6 +78,8 @@ class Sizes:
     flush_members: int
     memory_members: int
     repeats: int
+    churn_members: int = 100_000
+    """New members a round of the churn run (`benchwork.churn_child`)."""
 
 
 FULL = Sizes(
@@ -81,6 +88,7 @@ FULL = Sizes(
     flush_members=1_000_000,
     memory_members=2_000_000,
     repeats=3,
+    churn_members=200_000,
 )
 QUICK = Sizes(  # long enough for commits every 0.2 s and journal flushes to even out
     single_events=50_000,
@@ -118,6 +126,9 @@ def run_bench(
         bytes_per_member = bench.memory(sizes.memory_members)
         bench.say(f"flush: loading a cohort of {sizes.flush_members:,} members")
         flush_seconds, bare_seconds = bench.flush(sizes.flush_members, max(sizes.repeats, 3))
+        bench.say(f"churn: {CHURN_ROUNDS} days of {sizes.churn_members:,} members in and out")
+        churn = bench.churn(sizes.churn_members, "1d")
+        churn_forever = bench.churn(sizes.churn_members, "forever")
     figures = {key: statistics.median(values) for key, values in results.items()}
     summary = {
         "raw_events_per_s": round(figures["raw"]),
@@ -129,6 +140,8 @@ def run_bench(
         "flush_1m_seconds": round(flush_seconds, 2),
         "flush_ratio": round(flush_seconds / bare_seconds, 2),
         "bytes_per_member": round(bytes_per_member),
+        "churn_growth_ratio": round(churn, 3),
+        "churn_growth_ratio_forever": round(churn_forever, 3),
     }
     _table(summary, bare_seconds, bench.first_sync_seconds, sizes, out)
     out.write(json.dumps(summary) + "\n")
@@ -252,6 +265,19 @@ class _Bench:
             timeout=1800,
         )
         return float(result.stdout.strip().splitlines()[-1])
+
+    def churn(self, members: int, retain: str) -> float:
+        """RSS after the last churn round over RSS after the second, in a fresh process."""
+        with tempfile.TemporaryDirectory(dir=self.tmp) as out_dir:
+            result = subprocess.run(
+                [sys.executable, "-c", _CHURN_CHILD, str(members), retain, out_dir],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=1800,
+            )
+        sizes = json.loads(result.stdout.strip().splitlines()[-1])
+        return float(sizes[-1] / sizes[1])
 
     def flush(self, members: int, repeats: int) -> tuple[float, float]:
         """Seconds from a 1M-member cohort's sync time being reached to its files in S3,
@@ -418,6 +444,11 @@ def _table(
             "memory",
             f"{summary['bytes_per_member']:,} bytes/member",
             f"over {sizes.memory_members:,} members",
+        ),
+        (
+            f"churn, {CHURN_ROUNDS} days, retain 1d",
+            f"{summary['churn_growth_ratio']:.2f}x RSS",
+            f"last day over the 2nd; {summary['churn_growth_ratio_forever']:.2f}x kept forever",
         ),
     ]
     out.write(f"\n{'measure':<36} {'result':>22}  compared\n")

@@ -29,6 +29,8 @@ __all__ = [
     "flush_processor",
     "feeder",
     "memory_child",
+    "CHURN_ROUNDS",
+    "churn_child",
 ]
 
 HOUR_MS = 3_600_000
@@ -186,6 +188,64 @@ def memory_child(members: int) -> float:
     grown = _rss() - before
     close()
     return grown / members
+
+
+DAY_MS = 24 * HOUR_MS
+CHURN_ROUNDS = 10
+CHURN_COHORTS = 10
+
+
+def churn_messages(round_index: int, members: int, per_message: int = 1000) -> list[bytes]:
+    """Round `round_index` (one day of event time): `members` new members enter their cohort
+    at 01:00 and exit at 12:00, in Amplitude's batch form."""
+    first = round_index * members
+    day = T0 + round_index * DAY_MS
+    messages = []
+    for enter, at in ((True, day + HOUR_MS), (False, day + 12 * HOUR_MS)):
+        for index, start in enumerate(range(first, first + members, per_message)):
+            users = [
+                {"amplitude_id": n, "user_id": f"u{n}", "user_properties": {"plan": "pro"}}
+                for n in range(start, min(start + per_message, first + members))
+            ]
+            document = {
+                "cohort_id": f"churn{index % CHURN_COHORTS}",
+                "in_cohort": enter,
+                "computed_time": at // 1000,
+                "users": users,
+            }
+            messages.append(json.dumps(document, separators=(",", ":")).encode())
+    return messages
+
+
+def churn_child(members: int, retain: str, out_dir: str) -> list[int]:
+    """Runs in a fresh process: RSS after each of `CHURN_ROUNDS` days in which `members` new
+    members enter and exit, with daily syncs and `kafka.retain_exited = retain`."""
+    settings = settings_from_mapping(
+        {
+            "kafka": {"partitions": PARTITIONS, "idle_timeout": "off", "retain_exited": retain},
+            "destinations": [{"name": "d", "url": f"file://{out_dir}"}],
+            "syncs": [{"cohort": "*", "destination": "d", "cadence": "daily"}],
+        }
+    )
+    processor, close = flush_processor(settings)
+    offsets = [0] * PARTITIONS
+    loop = asyncio.new_event_loop()
+    sizes: list[int] = []
+
+    async def feed(messages: list[bytes]) -> None:
+        for message in messages:
+            cohort = json.loads(message)["cohort_id"].encode()
+            partition = partition_for(cohort, PARTITIONS)
+            offset = offsets[partition]
+            offsets[partition] += 1
+            await processor.on_record(settings.kafka.topic, partition, offset, cohort, message)
+
+    for round_index in range(CHURN_ROUNDS):
+        loop.run_until_complete(feed(churn_messages(round_index, members)))
+        gc.collect()
+        sizes.append(_rss())
+    close()
+    return sizes
 
 
 def _rss() -> int:

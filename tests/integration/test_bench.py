@@ -16,13 +16,20 @@ EXPECTED_KEYS = {
     "flush_1m_seconds",
     "flush_ratio",
     "bytes_per_member",
+    "churn_growth_ratio",
+    "churn_growth_ratio_forever",
 }
 
 
 def test_bench_runs_at_tiny_sizes_and_ends_with_its_json_line() -> None:
     out = io.StringIO()
     tiny = Sizes(
-        single_events=2_000, batch_messages=4, flush_members=5_000, memory_members=5_000, repeats=1
+        single_events=2_000,
+        batch_messages=4,
+        flush_members=5_000,
+        memory_members=5_000,
+        repeats=1,
+        churn_members=2_000,
     )
     summary = run_bench(quick=True, out=out, sizes=tiny)
     last = json.loads(out.getvalue().splitlines()[-1])
