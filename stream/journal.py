@@ -80,8 +80,6 @@ class Journal:
         self._size: dict[int, int] = {}
         """Per bundle: how many members it was written with."""
         self._next_seq = 0
-        self._released: set[int] = set()
-        """Bundles that lost members outside a flush (forgotten ones): compacted at the next."""
         self._legacy: list[str] = []
         """Per-member keys of an older version, deleted once their members are bundled."""
 
@@ -98,24 +96,16 @@ class Journal:
     def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
         self._dirty[(cohort_id, amplitude_id)] = member
 
-    def forget(self, cohort_id: str, amplitude_id: int, bundle: int | None) -> None:
-        """The member left the partition's state: its version in `bundle` no longer counts,
-        and nothing of it is written. Nothing marks it in the store: the loader forgets it
-        again by the same rule (`retention.py`), so this only frees space, and is durable."""
-        self._dirty.pop((cohort_id, amplitude_id), None)
-        if bundle is not None and bundle in self._live:
-            self._release(bundle, self._released)
-
     def flush(self) -> None:
         """Write every waiting member, then delete or compact the bundles it superseded."""
-        if not self._dirty and not self._released:
+        if not self._dirty:
             return
         entries, self._dirty = list(self._dirty.items()), {}
         if not self.enabled:
             for (cohort_id, amplitude_id), _ in entries:
                 self._members.settle(cohort_id, amplitude_id)
             return
-        released, self._released = self._released, set()
+        released: set[int] = set()
         self._write(entries, released)
         self._compact(released)
         for key in self._legacy:

@@ -180,10 +180,7 @@ class Processor:
         journal = self._journals[partition]
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
-        position = self._positions.get(partition)
-        if position is None:
-            position = self._positions[partition] = _Position(topic, offset + 1)
-        position.topic, position.next_offset = topic, offset + 1
+        self._handled(topic, partition, offset)
         newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
         watermark = state.observe(newest, self._lateness)
         due = state.next_due(self.rules)  # checked here: the per-record cost of syncs
@@ -201,6 +198,7 @@ class Processor:
         value: bytes | None,
         reason: str,
     ) -> None:
+        self._handled(topic, partition, offset)
         self.metrics.dead_letters += 1
         message = f"dead letter {topic}/{partition}@{offset}: {reason}"
         log.warning("%s", message)
@@ -208,6 +206,16 @@ class Processor:
         await self.outbox.dead_letter(
             topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
         )
+
+    def _handled(self, topic: str, partition: int, offset: int) -> None:
+        """The record at `offset` is applied or dead-lettered: syncs decided from now on
+        cover the input up to it (their manifests' `input`), also when the records after the
+        last one applied are all dead letters, so a restart writes the same manifests."""
+        position = self._positions.get(partition)
+        if position is None:
+            self._positions[partition] = _Position(topic, offset + 1)
+        else:
+            position.topic, position.next_offset = topic, offset + 1
 
     def _too_late(self, state: PartitionState, events: list[MembershipEvent]) -> str | None:
         """Why the record is too late to apply (`retention.py`), or None when it is not."""
@@ -231,10 +239,9 @@ class Processor:
         horizon = state.horizon(self.rules)
         if before is None or horizon is None:
             return
-        journal = self._journals[partition]
+        # The table keeps each forgotten member's last version (its exit), which the loader
+        # forgets again: deleting it could bring back an older version still in a bundle.
         forgotten = state.forget_absent(before, horizon)
-        for cohort_id, amplitude_id, bundle in forgotten:
-            journal.forget(cohort_id, amplitude_id, bundle)
         self.metrics.forgotten_members += len(forgotten)
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
