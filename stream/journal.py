@@ -137,8 +137,6 @@ class Journal:
         self.touch(cohort_id, amplitude_id, member)
 
     def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
-        if not entries:
-            return
         value = codec.encode_bundle(
             (cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries
         )

@@ -65,12 +65,12 @@ class CohortState:
             self.exits.add(latest.stamp[0], amplitude_id)
         self.members.settle(amplitude_id)
 
-    def forget_absent(self, before: int, horizon: int) -> list[tuple[int, int | None]]:
+    def forget_absent(self, before: int, horizon: int) -> int:
         """Drop the members absent since an exit older than `before` that no sync from
-        `horizon` on can see (`retention.verdict`); (amplitude id, journal bundle) of each."""
+        `horizon` on can see (`retention.verdict`); how many were dropped."""
         if self.exits is None:
-            return []
-        forgotten: list[tuple[int, int | None]] = []
+            return 0
+        forgotten = 0
         members = self.members
         for amplitude_id in self.exits.take_before(before):
             member = members.get(amplitude_id)
@@ -80,8 +80,8 @@ class CohortState:
             if decided == "hold":
                 self.exits.held.append(amplitude_id)
             elif decided == "forget":
-                forgotten.append((amplitude_id, members.bundle_of(amplitude_id)))
                 members.remove(amplitude_id)
+                forgotten += 1
         return forgotten
 
     def changed_since(self, time: int) -> list[int]:
@@ -266,14 +266,9 @@ class PartitionState:
         self._next_due_known = False
         return cohort
 
-    def forget_absent(self, before: int, horizon: int) -> list[tuple[str, int, int | None]]:
-        """Drop every cohort's forgettable members (`CohortState.forget_absent`);
-        (cohort, amplitude id, journal bundle) of each."""
-        return [
-            (cohort_id, amplitude_id, bundle)
-            for cohort_id, cohort in self.cohorts.items()
-            for amplitude_id, bundle in cohort.forget_absent(before, horizon)
-        ]
+    def forget_absent(self, before: int, horizon: int) -> int:
+        """Drop every cohort's forgettable members (`CohortState.forget_absent`); how many."""
+        return sum(cohort.forget_absent(before, horizon) for cohort in self.cohorts.values())
 
     def observe(self, event_time: int, lateness_ms: int) -> int:
         """Move the watermark for an event; it never goes back."""

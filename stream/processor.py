@@ -219,18 +219,16 @@ class Processor:
 
     def _too_late(self, state: PartitionState, events: list[MembershipEvent]) -> str | None:
         """Why the record is too late to apply (`retention.py`), or None when it is not."""
-        before = too_late_before(state.emitted_through, self.settings.kafka.retain_exited_ms)
-        if before is None:
+        retain, decided = self.settings.kafka.retain_exited_ms, state.emitted_through
+        if retain is None or decided is None:
             return None
         oldest = min(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
-        if oldest >= before:
+        if oldest >= decided - retain:
             return None
-        retain = self.settings.kafka.retain_exited_ms
-        assert retain is not None and state.emitted_through is not None
         return (
             f"too late: event time {format_time(oldest)} is more than kafka.retain_exited "
             f"({format_duration(retain)}) before the partition's watermark "
-            f"{format_time(state.emitted_through)}; members absent that long are forgotten"
+            f"{format_time(decided)}; members absent that long are forgotten"
         )
 
     def _forget_absent(self, partition: int, state: PartitionState) -> None:
@@ -241,8 +239,7 @@ class Processor:
             return
         # The table keeps each forgotten member's last version (its exit), which the loader
         # forgets again: deleting it could bring back an older version still in a bundle.
-        forgotten = state.forget_absent(before, horizon)
-        self.metrics.forgotten_members += len(forgotten)
+        self.metrics.forgotten_members += state.forget_absent(before, horizon)
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
         """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""
