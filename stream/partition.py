@@ -65,12 +65,13 @@ class CohortState:
             self.exits.add(latest.stamp[0], amplitude_id)
         self.members.settle(amplitude_id)
 
-    def forget_absent(self, before: int, horizon: int) -> int:
+    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
         """Drop the members absent since an exit older than `before` that no sync from
-        `horizon` on can see (`retention.verdict`); how many were dropped."""
+        `horizon` on can see (`retention.verdict`); the journal bundle holding each one's
+        last version (None: not written)."""
         if self.exits is None:
-            return 0
-        forgotten = 0
+            return []
+        bundles: list[int | None] = []
         members = self.members
         for amplitude_id in self.exits.take_before(before):
             member = members.get(amplitude_id)
@@ -80,9 +81,9 @@ class CohortState:
             if decided == "hold":
                 self.exits.held.append(amplitude_id)
             elif decided == "forget":
+                bundles.append(members.bundle_of(amplitude_id))
                 members.remove(amplitude_id)
-                forgotten += 1
-        return forgotten
+        return bundles
 
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
@@ -266,9 +267,14 @@ class PartitionState:
         self._next_due_known = False
         return cohort
 
-    def forget_absent(self, before: int, horizon: int) -> int:
-        """Drop every cohort's forgettable members (`CohortState.forget_absent`); how many."""
-        return sum(cohort.forget_absent(before, horizon) for cohort in self.cohorts.values())
+    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
+        """Drop every cohort's forgettable members (`CohortState.forget_absent`); the
+        bundles of their last versions."""
+        return [
+            bundle
+            for cohort in self.cohorts.values()
+            for bundle in cohort.forget_absent(before, horizon)
+        ]
 
     def observe(self, event_time: int, lateness_ms: int) -> int:
         """Move the watermark for an event; it never goes back."""

@@ -237,9 +237,11 @@ class Processor:
         horizon = state.horizon(self.rules)
         if before is None or horizon is None:
             return
-        # The table keeps each forgotten member's last version (its exit), which the loader
-        # forgets again: deleting it could bring back an older version still in a bundle.
-        self.metrics.forgotten_members += state.forget_absent(before, horizon)
+        journal = self._journals[partition]
+        journal.flush()  # a forgotten member must not be written after it is forgotten
+        bundles = state.forget_absent(before, horizon)
+        journal.forget(bundles)
+        self.metrics.forgotten_members += len(bundles)
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
         """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""

@@ -52,7 +52,9 @@ def load_partition(
         state.observe(meta["watermark"], 0)
         topic, end_offset = meta["due"]
         due = (str(topic), int(end_offset))
-    members = Journal(partition, store, _PartitionMembers(state), enabled=journal)
+    members = Journal(
+        partition, store, _PartitionMembers(state), enabled=journal, forgetting=track_exits
+    )
     legacy: list[tuple[str, str, int, Any]] = []
     bundles: list[tuple[int, bytes]] = []
     for key, value in list(store.items()):

@@ -4,7 +4,8 @@ kept near one version per member."""
 from hashlib import sha256
 from typing import Any
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from stream import codec
@@ -30,14 +31,23 @@ class Partition:
     def __init__(self, store: dict[str, Any] | None = None) -> None:
         self.store: dict[str, Any] = {} if store is None else store
         self.members: dict[tuple[str, int], Member] = {}
-        self.journal = Journal(0, self.store, _Index(self.members))
+        self.journal = Journal(0, self.store, _Index(self.members), forgetting=True)
+        self.forgotten: dict[tuple[str, int], list[Any]] = {}
+        """Each forgotten member's last history (a member who came back is not here)."""
 
     def change(self, cohort: str, amplitude_id: int, version: int) -> None:
+        self.forgotten.pop((cohort, amplitude_id), None)
         current = self.members.setdefault((cohort, amplitude_id), Member())
         current.apply(
             Snapshot.of_event((version, version, 0), version, True, None, None, None), None
         )
         self.journal.touch(cohort, amplitude_id, current)
+
+    def forget(self, cohort: str, amplitude_id: int) -> None:
+        self.journal.flush()
+        forgotten = self.members.pop((cohort, amplitude_id))
+        self.forgotten[(cohort, amplitude_id)] = [s.stamp for s in forgotten.history]
+        self.journal.forget([forgotten.bundle])
 
     def restarted(self) -> "Partition":
         again = Partition(self.store)
@@ -176,6 +186,85 @@ def test_any_history_of_changes_and_flushes_restores_the_flushed_state(
     restored.change("c1", 99, 10_000)  # a restarted journal goes on where it stopped
     restored.journal.flush()
     assert histories(restored.restarted().members) == histories(restored.members)
+
+
+def test_a_forgotten_member_leaves_the_table_once_no_older_bundle_holds_it() -> None:
+    partition = Partition()
+    for amplitude_id in range(4):
+        partition.change("c1", amplitude_id, 1)
+    partition.journal.flush()  # bundle 0: four members
+    partition.change("c1", 0, 2)
+    partition.forget("c1", 0)  # its last version in bundle 1; bundle 0 holds an older one
+    partition.journal.flush()
+    assert partition.journal.pinned == 1
+    assert partition.restarted().members.keys() == {("c1", 0), ("c1", 1), ("c1", 2), ("c1", 3)}
+    for amplitude_id in (1, 2):  # bundle 0 falls under half full: copied forward, deleted
+        partition.change("c1", amplitude_id, 3)
+    partition.journal.flush()
+    assert partition.journal.pinned == 0
+    assert partition.restarted().members.keys() == {("c1", 1), ("c1", 2), ("c1", 3)}
+
+
+def test_a_journal_forgets_only_what_is_written() -> None:
+    partition = Partition()
+    partition.change("c1", 1, 1)
+    with pytest.raises(RuntimeError, match="flushed before"):
+        partition.journal.forget([None])
+
+
+steps_with_forgets = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["change", "change", "forget"]),
+            st.sampled_from(["c1", "c2"]),
+            st.integers(0, 6),  # few members: each changed and forgotten often
+        ),
+        st.just(None),  # a flush
+    ),
+    max_size=80,
+)
+
+
+KEPT_OLDER = [("change", "c1", 0), ("change", "c1", 1), None, ("change", "c1", 0)]
+"""Member 0's first version stays in bundle 0, which member 1 keeps half full."""
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(steps_with_forgets, st.booleans())
+@example([*KEPT_OLDER, ("forget", "c1", 0)], False)
+@example([*KEPT_OLDER, None, ("change", "c1", 0), ("forget", "c1", 0)], False)  # via bundle 1
+def test_a_forgotten_member_never_comes_back_older_and_forgetting_all_empties_the_table(
+    steps: list[tuple[str, str, int] | None], restart_midway: bool
+) -> None:
+    partition = Partition()
+    for version, step in enumerate(steps):
+        if restart_midway and version == len(steps) // 2:
+            partition.journal.flush()
+            forgotten = partition.forgotten
+            partition = partition.restarted()
+            back = {k: v for k, v in histories(partition.members).items() if k in forgotten}
+            assert back == {k: forgotten[k] for k in back}  # each as it was forgotten
+            for key in back:  # the loader forgets them again
+                partition.forget(*key)
+        if step is None:
+            partition.journal.flush()
+        elif step[0] == "forget":
+            if (step[1], step[2]) in partition.members:
+                partition.forget(step[1], step[2])
+        else:
+            partition.change(step[1], step[2], version)
+    partition.journal.flush()
+    restored = histories(partition.restarted().members)
+    assert {k: v for k, v in restored.items() if k in partition.members} == histories(
+        partition.members
+    )
+    for key, history in restored.items():
+        if key not in partition.members:
+            assert history == partition.forgotten[key]  # its exit, never an older version
+    for key in list(partition.members):
+        partition.forget(*key)
+    partition.journal.flush()
+    assert bundles(partition.store) == []
 
 
 def test_values_orjson_refuses_are_written_too() -> None:

@@ -155,7 +155,7 @@ def test_a_member_absent_longer_than_the_retention_leaves_the_state() -> None:
     assert run.members() == {2}
     assert run.processor.metrics.forgotten_members == 1
     run.processor.flush(0)
-    assert 1 in stored_members(run.store)  # its exit stays in the table: see the next test
+    assert 1 not in stored_members(run.store)  # no other bundle held a version of it
 
 
 def stored_members(store: dict[str, Any]) -> set[int]:
@@ -178,6 +178,33 @@ def test_a_member_still_in_a_bundle_is_forgotten_again_after_a_restart() -> None
     run.feed([record(1, "enter", JAN5 + 3 * H + MIN)], first_offset=6)
     assert run.members() == {1, 2, 3}
     assert run.processor.metrics.forgotten_members == 1  # by the loader, the same rule
+
+
+def test_a_forgotten_exit_stays_while_an_older_bundle_holds_the_member_present() -> None:
+    run = Run(config(lateness="0s"))
+    run.feed([record(m, "enter", JAN5) for m in range(4)])
+    run.processor.flush(0)  # bundle A: four members present
+    run.feed([record(0, "exit", JAN5 + MIN)], first_offset=4)
+    run.processor.flush(0)  # bundle B: member 0's exit; A still holds it present
+    run.feed([record(1, "enter", JAN5 + 3 * H + m * MIN) for m in range(2)], first_offset=5)
+    run.processor.flush(0)
+    assert run.members() == {1, 2, 3}
+    assert stored_versions(run.store, 0) == 2  # deleting its exit would bring it back
+    run.restart()
+    run.feed([record(2, "enter", JAN5 + 3 * H + 2 * MIN)], first_offset=7)
+    assert run.members() == {1, 2, 3}
+    run.feed([record(3, "enter", JAN5 + 3 * H + 3 * MIN)], first_offset=8)
+    run.processor.flush(0)  # A fell under half full: copied forward, deleted, B with it
+    assert stored_versions(run.store, 0) == 0
+
+
+def stored_versions(store: dict[str, Any], amplitude_id: int) -> int:
+    return sum(
+        aid == amplitude_id
+        for key, value in store.items()
+        if key.startswith("b")
+        for _, aid in codec.bundle_members(value)
+    )
 
 
 class Unconfirmed(Collect):
