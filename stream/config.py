@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigError
-from .windows import parse_cadence, parse_duration
+from stream.domain.windows import parse_cadence, parse_duration
+from stream.errors import ConfigError
 
 __all__ = [
     "KafkaSettings",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from typing import Protocol
 
-from ..config import Destination
+from stream.config import Destination
 
 __all__ = ["Put", "Sink", "open_sink"]
 
@@ -51,7 +51,7 @@ class Sink(Protocol):
 def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
     """The sink for a configured destination (boto3 is imported only for S3)."""
     if destination.scheme == "s3":
-        from .s3 import S3Sink
+        from stream.sinks.s3 import S3Sink
 
         return S3Sink(
             bucket=destination.bucket,
@@ -59,6 +59,6 @@ def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
             endpoint_url=destination.endpoint_url,
             overwrite=overwrite,
         )
-    from .local import LocalSink
+    from stream.sinks.local import LocalSink
 
     return LocalSink(destination.path, overwrite=overwrite)

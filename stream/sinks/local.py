@@ -11,8 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import PermanentSinkError, TransientSinkError
-from . import Put
+from stream.errors import PermanentSinkError, TransientSinkError
+from stream.sinks import Put
 
 __all__ = ["LocalSink"]
 

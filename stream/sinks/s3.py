@@ -18,8 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import PermanentSinkError, TransientSinkError
-from . import Put
+from stream.errors import PermanentSinkError, TransientSinkError
+from stream.sinks import Put
 
 __all__ = ["S3Sink"]
 

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from stream.embedded import EmbeddedBroker, free_port
+from stream.kafka.embedded import EmbeddedBroker, free_port
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -110,7 +110,7 @@ class WorkerProcess:
     def __init__(self, config: Path, cwd: Path, program: list[str] | None = None) -> None:
         self.config = config
         self.cwd = cwd
-        self.program = program or ["-m", "stream.cli"]
+        self.program = program or ["-m", "stream.commands.cli"]
         """What runs the command line, after the interpreter (tests/integration/faulty_worker.py
         for a worker with a fault injected)."""
         self.log_path = cwd / f"worker-{uuid.uuid4().hex[:6]}.log"

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from stream.embedded import free_port
+from stream.kafka.embedded import free_port
 
 SLOW_DOWN = (503, "SlowDown", "Please reduce your request rate.")
 INTERNAL_ERROR = (500, "InternalError", "We encountered an internal error. Please try again.")

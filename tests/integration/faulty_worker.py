@@ -22,12 +22,13 @@ from typing import Any
 
 from faust.tables.manager import TableManager
 
-from stream import cli, processor
-from stream.faust_outbox import FaustOutbox
-from stream.journal import Journal
-from stream.lanes import DestinationLanes
-from stream.membership import Snapshot
-from stream.writer import SyncWriter
+from stream.commands import cli
+from stream.domain.membership import Snapshot
+from stream.engine import processor
+from stream.faust.outbox import FaustOutbox
+from stream.output.lanes import DestinationLanes
+from stream.output.writer import SyncWriter
+from stream.state.journal import Journal
 
 
 class Injected(RuntimeError):

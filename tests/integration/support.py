@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from stream.config import settings_from_mapping
-from stream.embedded import EmbeddedBroker
-from stream.kafka_client import ensure_topics, produce_lines
+from stream.kafka.client import ensure_topics, produce_lines
+from stream.kafka.embedded import EmbeddedBroker
 
 from .conftest import TANSU_FAUST, WAIT, WorkerProcess, read_bucket, wait_until
 

@@ -13,11 +13,12 @@ from typing import Any
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from scenario import C1, expected_csvs
 
 from stream.config import settings_from_mapping
-from stream.faust_run import STOP_DEADLINE_SECONDS
-from stream.kafka_client import committed_offsets, ensure_topics, partition_for
+from stream.domain.partitioner import partition_for
+from stream.faust.run import STOP_DEADLINE_SECONDS
+from stream.kafka.client import committed_offsets, ensure_topics
+from tests.scenario import C1, expected_csvs
 
 from .conftest import WAIT, wait_until
 from .support import csvs_in, toml_of, wait_for_objects

@@ -4,7 +4,7 @@ measured by `cohort-sync bench`, not by tests)."""
 import io
 import json
 
-from stream.bench import Sizes, run_bench
+from benchmarks.bench import Sizes, run_bench
 
 EXPECTED_KEYS = {
     "raw_events_per_s",

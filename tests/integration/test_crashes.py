@@ -17,12 +17,12 @@ from typing import Any
 
 import boto3
 import pytest
-from scenario import C1, C2, expected_csvs
 
+from stream.commands.demo import demo_events
 from stream.config import settings_from_mapping
-from stream.demo import demo_events
-from stream.embedded import EmbeddedBroker
-from stream.offline import expected_outputs
+from stream.engine.offline import expected_outputs
+from stream.kafka.embedded import EmbeddedBroker
+from tests.scenario import C1, C2, expected_csvs
 
 from .conftest import AWS_ENV, WAIT, read_bucket, wait_until
 from .faults import INTERNAL_ERROR, Fault, FaultyS3Proxy
@@ -187,7 +187,7 @@ def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
 ) -> None:
     from moto.server import ThreadedMotoServer
 
-    from stream.embedded import free_port
+    from stream.kafka.embedded import free_port
 
     for name, value in AWS_ENV.items():
         monkeypatch.setenv(name, value)

@@ -9,10 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from scenario import C1, expected_csvs
-
 from stream.config import load_settings
-from stream.kafka_client import ensure_topics, produce_lines
+from stream.kafka.client import ensure_topics, produce_lines
+from tests.scenario import C1, expected_csvs
 
 from .conftest import WAIT, wait_until
 

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 from typing import Any
 
-from stream.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
-from stream.faust_fixes import SafeApp
+from stream.faust.fixes import SafeApp
+from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
 
 
 def test_the_producer_keeps_the_partitions_of_a_topic_it_sent_to_once_it_sends_to_a_newer_one(

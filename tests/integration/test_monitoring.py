@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario import C1, C2, MIN, event
 
 from stream.config import load_settings
-from stream.embedded import EmbeddedBroker, free_port
-from stream.kafka_client import partition_for
+from stream.domain.partitioner import partition_for
+from stream.kafka.embedded import EmbeddedBroker, free_port
+from tests.scenario import C1, C2, MIN, event
 
 from .conftest import WAIT, wait_until
 from .support import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
@@ -31,7 +31,7 @@ def with_web_port(config: Path) -> int:
 
 def lag(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", "lag", "--config", str(config), *options],
+        [sys.executable, "-m", "stream.commands.cli", "lag", "--config", str(config), *options],
         capture_output=True,
         text=True,
         timeout=WAIT,

@@ -13,11 +13,12 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from scenario import C1, C2, MIN, H, event, expected_csvs
 
 from stream.config import settings_from_mapping
-from stream.embedded import EmbeddedBroker
-from stream.kafka_client import ensure_topics, partition_for
+from stream.domain.partitioner import partition_for
+from stream.kafka.client import ensure_topics
+from stream.kafka.embedded import EmbeddedBroker
+from tests.scenario import C1, C2, MIN, H, event, expected_csvs
 
 from .conftest import wait_until
 from .support import (
@@ -44,7 +45,15 @@ def test_multi_cohort_scenario_writes_exactly_the_expected_files(
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"\n".join(C1 + C2) + b"\n")
     produced = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "produce", "--config", str(config), str(events)],
+        [
+            sys.executable,
+            "-m",
+            "stream.commands.cli",
+            "produce",
+            "--config",
+            str(config),
+            str(events),
+        ],
         capture_output=True,
         text=True,
         timeout=WAIT,
@@ -259,7 +268,7 @@ def test_an_idle_partition_follows_the_wall_clock(
 
 def test_the_demo_runs_and_exits_zero(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "demo", "--dir", str(tmp_path / "demo")],
+        [sys.executable, "-m", "stream.commands.cli", "demo", "--dir", str(tmp_path / "demo")],
         capture_output=True,
         text=True,
         timeout=WAIT,

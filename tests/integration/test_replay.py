@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from scenario import C1, C2, expected_csvs
-
-from stream.embedded import EmbeddedBroker
+from stream.kafka.embedded import EmbeddedBroker
+from tests.scenario import C1, C2, expected_csvs
 
 from .conftest import WAIT, read_bucket
 from .support import (
@@ -25,7 +24,7 @@ from .support import (
 
 def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "stream.cli", "replay", "--config", str(config), *options],
+        [sys.executable, "-m", "stream.commands.cli", "replay", "--config", str(config), *options],
         capture_output=True,
         text=True,
         timeout=WAIT,

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scenario import C1, C2, expected_csvs
 
-from stream.embedded import EmbeddedBroker
 from stream.errors import PermanentSinkError
+from stream.kafka.embedded import EmbeddedBroker
 from stream.sinks import Put
 from stream.sinks.s3 import S3Sink
+from tests.scenario import C1, C2, expected_csvs
 
 from .faults import INTERNAL_ERROR, SLOW_DOWN, Fault, FaultyS3Proxy
 from .support import HOURLY_ALL, csvs_in, produce, s3_destination, wait_for_objects, write_config

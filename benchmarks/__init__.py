@@ -1,0 +1,1 @@
+"""cohort-sync's benchmark: not part of the installed package (run `make bench`)."""

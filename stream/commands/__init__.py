@@ -1,0 +1,1 @@
+"""The `cohort-sync` commands: the command line, the demo and replay."""

@@ -1,0 +1,291 @@
+"""`cohort-sync worker | demo | produce`: the command line.
+
+A user mistake (bad config, unreachable broker, missing file) prints one line on stderr
+and exits 2; there is no traceback for those. A worker that stopped itself because it could
+not go on (`WorkerFault`) prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from stream import __version__
+from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
+from stream.errors import CohortSyncError, WorkerFault
+
+__all__ = ["main"]
+
+_DESCRIPTION = """\
+Stream cohort membership changes from Kafka into entering/exiting/existing CSV files
+(plus a manifest) per cohort and sync time, in S3 or a local folder.
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+        return code
+    except WorkerFault as exc:
+        print(f"cohort-sync: the worker stopped: {exc}", file=sys.stderr)
+        return 1
+    except CohortSyncError as exc:
+        print(f"cohort-sync: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cohort-sync",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cohort-sync {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the streaming worker until SIGTERM/SIGINT",
+        description="Consume membership events, keep cohort membership in Faust tables and "
+        "write every sync's three CSVs and manifest when its time is reached. Without "
+        "[kafka].broker an embedded Tansu broker is started and stopped with the worker.",
+    )
+    _config_argument(worker)
+    worker.add_argument(
+        "--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"]
+    )
+    worker.set_defaults(run=_run_worker)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run everything on embedded defaults with simulated events",
+        description="Start an embedded broker and a worker, feed a few simulated hours of "
+        "events for several cohorts, wait for their syncs, check the files against a "
+        "reference run, print where they are and a summary, and exit 0.",
+    )
+    demo.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("cohort-sync-demo"),
+        help="folder for the config, the events and the files (default: ./cohort-sync-demo)",
+    )
+    demo.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the syncs (default: 60)"
+    )
+    demo.set_defaults(run=_run_demo)
+
+    replay = commands.add_parser(
+        "replay",
+        help="rebuild the files from the beginning of the topic",
+        description="Read the input topic from its beginning to the end offsets seen at "
+        "start, with fresh in-memory state (no consumer group, no table topics: a running "
+        "worker is not disturbed), write the syncs as the worker would, then exit. For the "
+        "same input the files are byte-identical to the worker's.",
+    )
+    _config_argument(replay)
+    replay.add_argument(
+        "--since",
+        metavar="TIME",
+        help="write only syncs at or after this ISO-8601 time (state is still "
+        "built from the beginning)",
+    )
+    replay.add_argument(
+        "--until", metavar="TIME", help="write only syncs at or before this ISO-8601 time"
+    )
+    replay.add_argument(
+        "--prefix",
+        metavar="P",
+        help="put P in front of every destination's path: s3://b/exports -> "
+        "s3://b/P/exports (file:// destinations get a P subfolder)",
+    )
+    replay.add_argument("--destination", metavar="NAME", help="write only this destination's syncs")
+    replay.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files that hold other bytes (by default files are never "
+        "replaced: identical ones are left alone, different ones kept and counted)",
+    )
+    replay.set_defaults(run=_run_replay)
+
+    lag = commands.add_parser(
+        "lag",
+        help="show how far the worker's consumer group is behind",
+        description="Per partition of the input topic: the worker group's committed offset, "
+        "the end offset, the lag, and the event-time freshness (now minus the partition's "
+        "watermark, read from the worker's /status.json when [faust] web_port is set), "
+        "plus totals.",
+    )
+    _config_argument(lag)
+    lag.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list of {topic, partition, committed, end, lag}",
+    )
+    lag.add_argument(
+        "--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until interrupted"
+    )
+    lag.add_argument(
+        "--max-lag",
+        type=int,
+        metavar="N",
+        help="exit 1 when any partition's lag exceeds N (for cron and checks)",
+    )
+    lag.add_argument(
+        "--worker-url",
+        metavar="URL",
+        help="the worker's web address (default: from [faust] web_port)",
+    )
+    lag.set_defaults(run=_run_lag)
+
+    produce = commands.add_parser(
+        "produce",
+        help="send events from a JSON-lines file to the input topic",
+        description="Send each non-blank line of FILE (or - for stdin) as one record to "
+        "[kafka].topic, keyed by its cohort_id. Lines are sent as they are: invalid ones "
+        "reach the dead-letter topic through the worker.",
+    )
+    _config_argument(produce)
+    produce.add_argument("file", metavar="FILE.jsonl", help="JSON-lines file, or - for stdin")
+    produce.set_defaults(run=_run_produce)
+    return parser
+
+
+def _config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"TOML config file (default: ${CONFIG_ENV}); ${BROKER_ENV} overrides [kafka].broker",
+    )
+
+
+def _run_worker(args: argparse.Namespace) -> int:
+    from stream.faust.run import faust_url
+    from stream.faust.worker import create_worker, run_worker
+    from stream.kafka.client import ensure_topics
+    from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+
+    settings = load_settings(args.config)
+    _configure_logging(args.log_level)
+    with contextlib.ExitStack() as stack:
+        if settings.kafka.broker is None:
+            broker = stack.enter_context(EmbeddedBroker())
+            print(f"cohort-sync: embedded broker listening on {broker.bootstrap}", flush=True)
+            settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
+        info = ensure_topics(settings.kafka)
+        settings = _with_real_partition_count(settings, info.partitions)
+        defaults = TANSU_FAUST_SETTINGS if info.is_tansu else {}
+        worker = create_worker(settings, broker_url=faust_url(settings), faust_defaults=defaults)
+        tune_gc()
+        run_worker(worker, loglevel=args.log_level)
+    return 0
+
+
+def tune_gc() -> None:
+    """Run the cyclic garbage collector far less often. Membership state is millions of
+    long-lived objects, and with Python's default thresholds (a collection every 700
+    allocations) the collector took about half of the batch path's time (BENCHMARKS.md).
+    Reference counting still frees at once everything that is not in a cycle."""
+    gc.freeze()  # what start-up built lives as long as the process: collections skip it
+    gc.set_threshold(100_000, 50, 100)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from stream.commands.demo import run_demo
+
+    return run_demo(args.dir, timeout=args.timeout)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    from stream.commands.replay import ReplayOptions, parse_moment, run_replay
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(
+            f"replay needs [kafka].broker or ${BROKER_ENV}: the embedded "
+            "broker keeps no topic between runs"
+        )
+    options = ReplayOptions(
+        since=parse_moment(args.since, "--since") if args.since else None,
+        until=parse_moment(args.until, "--until") if args.until else None,
+        prefix=args.prefix,
+        destination=args.destination,
+        overwrite=args.overwrite,
+    )
+    _configure_logging("warn")
+    tune_gc()
+    run_replay(settings, options)
+    return 0
+
+
+def _run_lag(args: argparse.Namespace) -> int:
+    from stream.ops.lag import measure_lag, render_json, render_table, worker_url
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(f"lag needs [kafka].broker or ${BROKER_ENV}")
+    url = args.worker_url or worker_url(settings)
+    while True:
+        rows = measure_lag(settings, int(time.time() * 1000), url)
+        too_far = args.max_lag is not None and any(row.lag > args.max_lag for row in rows)
+        if args.watch and sys.stdout.isatty():
+            print("\x1b[2J\x1b[H", end="")
+        print(render_json(rows) if args.json else render_table(rows), flush=True)
+        if too_far and not args.json:
+            print(f"lag above --max-lag {args.max_lag}", file=sys.stderr)
+        if not args.watch:
+            return 1 if too_far else 0
+        time.sleep(args.watch)
+
+
+def _run_produce(args: argparse.Namespace) -> int:
+    from stream.kafka.client import ensure_topics, produce_lines
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(f"produce needs [kafka].broker or ${BROKER_ENV}")
+    try:
+        handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise CohortSyncError(f"cannot read {args.file}: {exc.strerror}") from None
+    with handle:
+        ensure_topics(settings.kafka)
+        sent = produce_lines(settings.kafka, handle)
+    print(f"cohort-sync: sent {sent} records to {settings.kafka.topic}")
+    return 0
+
+
+def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:
+    """An existing input topic decides the partition count of everything the worker makes."""
+    if partitions == settings.kafka.partitions:
+        return settings
+    logging.getLogger(__name__).warning(
+        "topic %s has %d partitions, not kafka.partitions = %d: using %d",
+        settings.kafka.topic,
+        partitions,
+        settings.kafka.partitions,
+        partitions,
+    )
+    return replace(settings, kafka=replace(settings.kafka, partitions=partitions))
+
+
+def _configure_logging(level: str) -> None:
+    names = {"crit": "CRITICAL", "warn": "WARNING"}
+    logging.basicConfig(
+        level=names.get(level, level.upper()),
+        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

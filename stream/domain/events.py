@@ -1,0 +1,275 @@
+"""Parse and validate one Kafka message into membership events.
+
+A message is either one event (`{"cohort_id", "amplitude_id", "action", "time", ...}`) or
+Amplitude's batch form (`{"cohort_id", "in_cohort", "computed_time", "users": [...]}`), which
+expands to one event per user. Anything else raises `InvalidEvent` with a reason that the
+worker puts on the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
+
+from stream.errors import InvalidEvent
+
+__all__ = ["MembershipEvent", "parse_message", "parse_time", "MIN_TIME_MS", "MAX_TIME_MS"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Event times outside [2000-01-01, 2100-01-01) are rejected: a typo'd year would otherwise
+#: push a partition's watermark decades ahead and emit every sync time in between.
+MIN_TIME_MS = 946_684_800_000
+MAX_TIME_MS = 4_102_444_800_000
+MAX_COHORT_ID_LENGTH = 200
+_INT64_MAX = 2**63 - 1
+
+
+class MembershipEvent(NamedTuple):
+    """User `amplitude_id` entered (`enter=True`) or exited cohort `cohort_id` at `time_ms`.
+    A named tuple, not a frozen dataclass: a batch message builds a thousand of them."""
+
+    cohort_id: str
+    amplitude_id: int
+    user_id: str | None
+    enter: bool
+    time_ms: int
+    user_properties: dict[str, Any] | None = None
+    app_id: int | None = None
+
+
+def parse_message(value: bytes | None) -> list[MembershipEvent]:
+    """Decode one message value into its events; raise `InvalidEvent` with the reason."""
+    document = _decode_json(value)
+    if not isinstance(document, dict):
+        raise InvalidEvent(f"message must be a JSON object, got {_type_name(document)}")
+    if "users" in document or "in_cohort" in document:
+        return _parse_batch(document)
+    return [_parse_single(document)]
+
+
+def parse_time(value: Any, field: str = "time") -> int:
+    """An ISO-8601 time with an offset (or `Z`), or integer epoch milliseconds -> epoch ms."""
+    if isinstance(value, bool):
+        raise InvalidEvent(f"{field}: must be ISO-8601 or integer epoch milliseconds, got bool")
+    if isinstance(value, int):
+        return _checked_time(value, field)
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidEvent(f"{field}: not an ISO-8601 time: {value[:64]!r}") from None
+        if moment.tzinfo is None:
+            raise InvalidEvent(f"{field}: ISO-8601 time needs an offset or Z: {value[:64]!r}")
+        return _checked_time((moment - _EPOCH) // timedelta(milliseconds=1), field)
+    raise InvalidEvent(
+        f"{field}: must be ISO-8601 or integer epoch milliseconds, got {_type_name(value)}"
+    )
+
+
+def _decode_json(value: bytes | None) -> Any:
+    if value is None:
+        raise InvalidEvent("empty message (null value)")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    try:
+        return _DECODER.decode(text)
+    except RecursionError:
+        raise InvalidEvent("JSON nested too deeply") from None
+    except ValueError as exc:
+        raise InvalidEvent(f"not valid JSON: {exc}") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)  # one, not one per message
+
+
+def _parse_single(doc: dict[str, Any]) -> MembershipEvent:
+    action = doc.get("action")
+    if action not in ("enter", "exit"):
+        raise InvalidEvent(f"action: must be 'enter' or 'exit', got {_short(action)}")
+    if "time" not in doc:
+        raise InvalidEvent("time: required field is missing")
+    cohort_id = _cohort_id(doc)
+    amplitude_id, time_ms = doc.get("amplitude_id"), doc["time"]
+    user_id, properties = doc.get("user_id"), doc.get("user_properties")
+    app_id = doc.get("app_id")
+    if (  # the common case, checked inline; otherwise field by field, for the exact error
+        type(amplitude_id) is int
+        and 0 <= amplitude_id <= _INT64_MAX
+        and (user_id is None or type(user_id) is str)
+        and type(time_ms) is int
+        and MIN_TIME_MS <= time_ms < MAX_TIME_MS
+        and (properties is None or type(properties) is dict)
+        and (app_id is None or type(app_id) is int)
+    ):
+        enter = action == "enter"
+        return MembershipEvent(
+            cohort_id, amplitude_id, user_id, enter, time_ms, properties or None, app_id
+        )
+    return _single_checked(doc, cohort_id, action == "enter")
+
+
+def _single_checked(doc: dict[str, Any], cohort_id: str, enter: bool) -> MembershipEvent:
+    """An event the inline check did not take: field by field, so that an error names the
+    field."""
+    return MembershipEvent(
+        cohort_id=cohort_id,
+        amplitude_id=_amplitude_id(doc, "amplitude_id"),
+        user_id=_user_id(doc, "user_id"),
+        enter=enter,
+        time_ms=parse_time(doc["time"]),
+        user_properties=_properties(doc, "user_properties"),
+        app_id=_app_id(doc, "app_id"),
+    )
+
+
+def _parse_batch(doc: dict[str, Any]) -> list[MembershipEvent]:
+    cohort_id = _cohort_id(doc)
+    in_cohort = doc.get("in_cohort")
+    if not isinstance(in_cohort, bool):
+        raise InvalidEvent(f"in_cohort: must be true or false, got {_short(in_cohort)}")
+    time_ms = _computed_time(doc.get("computed_time"))
+    users = doc.get("users")
+    if not isinstance(users, list):
+        raise InvalidEvent(f"users: must be a list, got {_type_name(users)}")
+    batch_app_id = _app_id(doc, "app_id")
+    events = []
+    for index, user in enumerate(users):
+        if type(user) is dict:  # the common case, checked inline: a thousand users a message
+            amplitude_id = user.get("amplitude_id")
+            user_id = user.get("user_id")
+            properties = user.get("user_properties")
+            if (
+                type(amplitude_id) is int
+                and 0 <= amplitude_id <= _INT64_MAX
+                and (user_id is None or type(user_id) is str)
+                and (properties is None or type(properties) is dict)
+                and user.get("app_id") is None
+            ):
+                events.append(
+                    MembershipEvent(
+                        cohort_id,
+                        amplitude_id,
+                        user_id,
+                        in_cohort,
+                        time_ms,
+                        properties or None,
+                        batch_app_id,
+                    )
+                )
+                continue
+        events.append(_batch_user(user, index, cohort_id, in_cohort, time_ms, batch_app_id))
+    return events
+
+
+def _batch_user(
+    user: Any, index: int, cohort_id: str, in_cohort: bool, time_ms: int, batch_app_id: int | None
+) -> MembershipEvent:
+    """A user the inline check did not take (its own app id, or a bad field): field by
+    field, so that an error names the field."""
+    where = f"users[{index}]"
+    if not isinstance(user, dict):
+        raise InvalidEvent(f"{where}: must be an object, got {_type_name(user)}")
+    app_id = _app_id(user, "app_id", where)
+    return MembershipEvent(
+        cohort_id=cohort_id,
+        amplitude_id=_amplitude_id(user, "amplitude_id", where),
+        user_id=_user_id(user, "user_id", where),
+        enter=in_cohort,
+        time_ms=time_ms,
+        user_properties=_properties(user, "user_properties", where),
+        app_id=batch_app_id if app_id is None else app_id,
+    )
+
+
+def _cohort_id(doc: dict[str, Any]) -> str:
+    raw = doc.get("cohort_id")
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return str(raw)
+    if not isinstance(raw, str):
+        raise InvalidEvent(f"cohort_id: must be a string or an integer, got {_type_name(raw)}")
+    if not raw or len(raw) > MAX_COHORT_ID_LENGTH:
+        raise InvalidEvent(f"cohort_id: must have 1 to {MAX_COHORT_ID_LENGTH} characters")
+    if raw in (".", "..") or "/" in raw or "\\" in raw or not raw.isprintable():
+        raise InvalidEvent(
+            f"cohort_id: {raw[:64]!r} contains '/', '\\' or an unprintable character, "
+            "or is a dot path"
+        )
+    return raw
+
+
+def _amplitude_id(doc: dict[str, Any], field: str, where: str = "") -> int:
+    value = doc.get(field)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEvent(f"{_at(where, field)}: must be an integer, got {_type_name(value)}")
+    if not 0 <= value <= _INT64_MAX:
+        raise InvalidEvent(f"{_at(where, field)}: out of range: {value}")
+    return value
+
+
+def _user_id(doc: dict[str, Any], field: str, where: str = "") -> str | None:
+    value = doc.get(field)
+    if value is not None and not isinstance(value, str):
+        raise InvalidEvent(
+            f"{_at(where, field)}: must be a string or null, got {_type_name(value)}"
+        )
+    return value
+
+
+def _properties(doc: dict[str, Any], field: str, where: str = "") -> dict[str, Any] | None:
+    value = doc.get(field)
+    if value is not None and not isinstance(value, dict):
+        raise InvalidEvent(f"{_at(where, field)}: must be an object, got {_type_name(value)}")
+    return value or None
+
+
+def _app_id(doc: dict[str, Any], field: str, where: str = "") -> int | None:
+    value = doc.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidEvent(f"{_at(where, field)}: must be an integer, got {_type_name(value)}")
+    return value
+
+
+def _computed_time(value: Any) -> int:
+    seconds: float
+    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise InvalidEvent(f"computed_time: not a number of seconds: {value[:64]!r}") from None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = value
+    else:
+        raise InvalidEvent(f"computed_time: must be epoch seconds, got {_type_name(value)}")
+    if not math.isfinite(seconds):
+        raise InvalidEvent("computed_time: must be a finite number")
+    return _checked_time(round(seconds * 1000), "computed_time")
+
+
+def _checked_time(time_ms: int, field: str) -> int:
+    if not MIN_TIME_MS <= time_ms < MAX_TIME_MS:
+        raise InvalidEvent(f"{field}: {time_ms} ms is outside the years 2000 to 2099")
+    return time_ms
+
+
+def _at(where: str, field: str) -> str:
+    return f"{where}.{field}" if where else field
+
+
+def _short(value: Any) -> str:
+    return repr(value)[:64]
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "object", list: "list", str: "string", bool: "bool", type(None): "null"}.get(
+        type(value), "number"
+    )

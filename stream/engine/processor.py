@@ -1,0 +1,490 @@
+"""The worker's logic, free of Faust: what to do with one record or one clock tick.
+
+`app.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
+place Faust tables may be written), with the table as `store`. Per partition it keeps a
+`PartitionState`, rebuilt from the store the first time the partition is touched after an
+assignment. For each record: parse (or dead-letter), forward to the repartition topic if
+the record is not on its cohort's partition, apply the events, then decide every sync the
+new watermark makes due.
+
+Changed members go to the partition's `Journal`, written to the store in bundles: when
+enough wait, on a tick, and always before the partition's metadata, so the store never
+holds a decision without the state it was made on. A record is durable once `durable` says
+so; the caller acknowledges records only then.
+
+A decided sync is persisted as pending (with the watermark) before it is handed to the
+outbox, which builds it at once and writes it when its destination takes it; the outbox
+then reports it written and the next record or tick of the partition forgets it. A restart
+hands the pending syncs over again, built from the same state: the same bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from array import array
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from stream.config import Settings, SyncRule
+from stream.domain.events import MembershipEvent, parse_message
+from stream.domain.membership import Member, diff_cohort
+from stream.domain.retention import too_late_before
+from stream.domain.windows import format_duration, format_time
+from stream.errors import InvalidEvent, RecordTooLarge
+from stream.metrics import Metrics
+from stream.output.sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
+from stream.state import codec
+from stream.state.journal import FLUSH_MEMBERS, Journal
+from stream.state.partition import CohortState, PartitionState, PendingSync, SyncJob
+from stream.state.stored import load_partition, partition_meta
+
+__all__ = ["Outbox", "Processor"]
+
+log = logging.getLogger(__name__)
+
+
+class Outbox(Protocol):
+    """Where the processor sends records and files; Faust topics and `SyncWriter` in the app."""
+
+    async def dead_letter(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> None: ...
+
+    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None: ...
+
+    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
+        """Build the sync now (the state may change after this call returns), write it, then
+        call `written` on the event loop. The worker returns once the sync is built and
+        queued for its destination, a replay once it is written."""
+        ...
+
+
+class _ApplyFailed(Exception):
+    """Applying a record's events raised `cause` (the events before it stay applied)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+@dataclass
+class _Position:
+    topic: str
+    next_offset: int
+
+
+class Processor:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MutableMapping[str, Any],
+        outbox: Outbox,
+        partition_for: Callable[[bytes, int], int],
+        metrics: Metrics | None = None,
+        *,
+        wanted: Callable[[SyncJob], bool] | None = None,
+        incremental: bool = True,
+        journal: bool = True,
+    ) -> None:
+        """`wanted` (a replay's --since/--until) picks which due syncs are written; state
+        and the decided watermark advance the same either way. `incremental` builds each
+        sync after a cohort's first from the rows of the one before and the members that
+        changed since (False: from every member; the same bytes, which tests check).
+        `journal=False` keeps members in memory only, for a run that never restarts from
+        the store (a replay): nothing is encoded for it."""
+        self.settings = settings
+        self.rules: tuple[SyncRule, ...] = settings.syncs
+        self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
+        self.store = store
+        self.outbox = outbox
+        self.partition_for = partition_for
+        self.metrics = metrics or Metrics()
+        self.wanted = wanted
+        self.incremental = incremental
+        self.journal = journal
+        self.partitions: dict[int, PartitionState] = {}
+        self._positions: dict[int, _Position] = {}
+        self.input_next_offset: dict[int, int] = {}
+        """Per input partition: the offset after the last record handled (for lag)."""
+        self._due_positions: dict[int, InputPosition] = {}
+        """Syncs found due by a version that persisted a due position, not pending syncs."""
+        self._written: dict[int, set[tuple[str, str, int]]] = {}
+        """Per partition: pending syncs the outbox reported written, not yet forgotten."""
+        self._unsubmitted: set[int] = set()
+        """Partitions whose pending syncs must be handed to the outbox (again)."""
+        self._journals: dict[int, Journal] = {}
+        self._homes: dict[str, tuple[bytes, int]] = {}
+        self._synced_cohorts: dict[str, bool] = {}
+
+    async def on_record(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """Handle one input (or repartitioned) record; never raises for bad input."""
+        try:
+            await self._handle(topic, partition, offset, key, value)
+        finally:
+            if topic == self.settings.kafka.topic:
+                self.input_next_offset[partition] = offset + 1
+
+    async def _handle(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        try:
+            events = parse_message(value)
+        except InvalidEvent as exc:
+            await self._dead_letter(topic, partition, offset, key, value, exc.reason)
+            return
+        except Exception as exc:  # a fault of the record, not of the worker: never fatal
+            reason = f"the record could not be parsed: {_describe(exc)}"
+            await self._dead_letter(topic, partition, offset, key, value, reason)
+            return
+        if not events:
+            return
+        cohort_key, home = self._home(events[0].cohort_id)
+        if topic == self.settings.kafka.topic and (key != cohort_key or home != partition):
+            try:
+                await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
+            except RecordTooLarge as exc:
+                await self._dead_letter(topic, partition, offset, key, value, str(exc))
+                return
+            self.metrics.forwarded += 1
+            return
+        state = self.partition(partition)
+        if partition in self._written or partition in self._unsubmitted:
+            await self._catch_up(partition, state)
+        too_late = self._too_late(state, events)
+        if too_late is not None:
+            self.metrics.too_late += 1
+            await self._dead_letter(topic, partition, offset, key, value, too_late)
+            return
+        # Apply first, then decide what became due: a record that makes sync T due has no
+        # event before T (its newest time minus the lateness reached T), so T cannot see it.
+        try:
+            self._apply(partition, state, offset, events)
+        except _ApplyFailed as failed:
+            reason = f"the record could not be applied: {_describe(failed.cause)}"
+            await self._dead_letter(topic, partition, offset, key, value, reason)
+            return
+        journal = self._journals[partition]
+        if journal.dirty >= FLUSH_MEMBERS:
+            journal.flush()
+        self._handled(topic, partition, offset)
+        newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+        watermark = state.observe(newest, self._lateness)
+        due = state.next_due(self.rules)  # checked here: the per-record cost of syncs
+        if due is not None and watermark >= due:
+            await self._advance(
+                partition, state, watermark, InputPosition(topic, partition, offset + 1)
+            )
+
+    async def _dead_letter(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        reason: str,
+    ) -> None:
+        self._handled(topic, partition, offset)
+        self.metrics.dead_letters += 1
+        message = f"dead letter {topic}/{partition}@{offset}: {reason}"
+        log.warning("%s", message)
+        self.metrics.recent_errors.appendleft(message)
+        await self.outbox.dead_letter(
+            topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
+        )
+
+    def _handled(self, topic: str, partition: int, offset: int) -> None:
+        """The record at `offset` is applied or dead-lettered: syncs decided from now on
+        cover the input up to it (their manifests' `input`), also when the records after the
+        last one applied are all dead letters, so a restart writes the same manifests."""
+        position = self._positions.get(partition)
+        if position is None:
+            self._positions[partition] = _Position(topic, offset + 1)
+        else:
+            position.topic, position.next_offset = topic, offset + 1
+
+    def _too_late(self, state: PartitionState, events: list[MembershipEvent]) -> str | None:
+        """Why the record is too late to apply (`retention.py`), or None when it is not."""
+        retain, decided = self.settings.kafka.retain_exited_ms, state.emitted_through
+        if retain is None or decided is None:
+            return None
+        oldest = min(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+        if oldest >= decided - retain:
+            return None
+        return (
+            f"too late: event time {format_time(oldest)} is more than kafka.retain_exited "
+            f"({format_duration(retain)}) before the partition's watermark "
+            f"{format_time(decided)}; members absent that long are forgotten"
+        )
+
+    def _forget_absent(self, partition: int, state: PartitionState) -> None:
+        """Forget the members absent for longer than `kafka.retain_exited` (`retention.py`)."""
+        before = too_late_before(state.emitted_through, self.settings.kafka.retain_exited_ms)
+        horizon = state.horizon(self.rules)
+        if before is None or horizon is None:
+            return
+        journal = self._journals[partition]
+        journal.flush()  # a forgotten member must not be written after it is forgotten
+        bundles = state.forget_absent(before, horizon)
+        journal.forget(bundles)
+        self.metrics.forgotten_members += len(bundles)
+
+    def _home(self, cohort_id: str) -> tuple[bytes, int]:
+        """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""
+        home = self._homes.get(cohort_id)
+        if home is None:
+            key = cohort_id.encode("utf-8")
+            home = self._homes[cohort_id] = (
+                key,
+                self.partition_for(key, self.settings.kafka.partitions),
+            )
+        return home
+
+    async def on_tick(self, partition: int, now_ms: int | None) -> None:
+        """The wall clock reached `now_ms` on an idle partition: decide what became due.
+        `None` only loads the partition (handing over its pending syncs), forgets the
+        syncs reported written and flushes the journal."""
+        state = self.partition(partition)
+        await self._catch_up(partition, state)
+        self._journals[partition].flush()
+        watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
+        if watermark is None:
+            return
+        known = self._positions.get(partition)
+        position = InputPosition(
+            known.topic if known else self.settings.kafka.topic,
+            partition,
+            known.next_offset if known else 0,
+        )
+        await self._advance(partition, state, watermark, position)
+
+    def unsettled(self, partition: int) -> bool:
+        """Whether the partition has written syncs to forget or changes not yet in the store
+        (a tick does both when it is idle)."""
+        return bool(self._written.get(partition)) or not self.durable(partition)
+
+    def flush(self, partition: int) -> None:
+        """Write the partition's waiting changes to the store now (inside stream iteration)."""
+        journal = self._journals.get(partition)
+        if journal is not None:
+            journal.flush()
+
+    def durable(self, partition: int) -> bool:
+        """Whether every record handled on this partition has its changes in the store."""
+        journal = self._journals.get(partition)
+        return journal is None or journal.durable
+
+    def next_due(self, partition: int) -> int | None:
+        """The earliest sync time this partition will emit next (None: nothing to sync)."""
+        state = self.partitions.get(partition)
+        return None if state is None else state.next_due(self.rules)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the state of partitions this worker no longer owns."""
+        for partition in partitions:
+            self.partitions.pop(partition, None)
+            self._positions.pop(partition, None)
+            self.input_next_offset.pop(partition, None)
+            self._due_positions.pop(partition, None)
+            self._written.pop(partition, None)
+            self._unsubmitted.discard(partition)
+            self._journals.pop(partition, None)
+
+    def partition(self, partition: int) -> PartitionState:
+        state = self.partitions.get(partition)
+        if state is None:
+            state = self.partitions[partition] = self._load(partition)
+            if state.register_rules(self.rules):
+                self._persist_partition(partition, state)
+            self._forget_absent(partition, state)  # what the last owner forgot, from the store
+        return state
+
+    @property
+    def _lateness(self) -> int:
+        return self.settings.kafka.allowed_lateness_ms
+
+    async def _advance(
+        self, partition: int, state: PartitionState, watermark: int, position: InputPosition
+    ) -> None:
+        due = state.next_due(self.rules)
+        if due is None or watermark < due:
+            return
+        jobs = state.due_jobs(self.rules, watermark)
+        if not jobs:
+            return
+        # Syncs found due by an older version keep the input position they were found at.
+        position = self._due_positions.pop(partition, position)
+        decided = [
+            PendingSync(
+                job.rule.rule_id,
+                job.cohort_id,
+                job.sync_time,
+                job.previous,
+                position.topic,
+                position.end_offset,
+            )
+            for job in jobs
+            if self.wanted is None or self.wanted(job)
+        ]
+        state.mark_emitted(watermark)
+        state.add_pending(decided)
+        self._persist_partition(partition, state)  # decided and pending, before any upload
+        await self._submit(partition, state, decided)
+        self._settle(partition, state)
+        self._forget_absent(partition, state)
+        horizon = state.horizon(self.rules)
+        if horizon is not None:  # no later sync looks at changes before it
+            for cohort in state.cohorts.values():
+                cohort.forget_changes_before(horizon)
+
+    async def _catch_up(self, partition: int, state: PartitionState) -> None:
+        """Forget the pending syncs reported written; hand over those a restart restored."""
+        self._settle(partition, state)
+        if partition in self._unsubmitted:
+            await self._submit(partition, state, list(state.pending))
+
+    def _settle(self, partition: int, state: PartitionState) -> None:
+        written = self._written.pop(partition, None)
+        if written and state.written(written):
+            self._persist_partition(partition, state)
+
+    async def _submit(
+        self, partition: int, state: PartitionState, syncs: list[PendingSync]
+    ) -> None:
+        self._unsubmitted.add(partition)  # until every one is handed over
+        for sync in syncs:
+            rule = self._rules_by_id.get(sync.rule_id)
+            cohort = state.cohorts.get(sync.cohort_id)
+            if rule is None or cohort is None:
+                log.warning(
+                    "partition %d: pending sync %s dropped: its rule or cohort is gone",
+                    partition,
+                    sync,
+                )
+                state.written({sync.key})
+                continue
+            job = SyncJob(rule, sync.cohort_id, sync.sync_time, sync.previous)
+            position = InputPosition(sync.topic, partition, sync.end_offset)
+            await self.outbox.write(
+                self._builder(cohort, job, position), self._reporter(partition, sync.key)
+            )
+        self._unsubmitted.discard(partition)
+
+    def _reporter(self, partition: int, key: tuple[str, str, int]) -> Callable[[], None]:
+        def written() -> None:
+            if partition in self.partitions:
+                self._written.setdefault(partition, set()).add(key)
+
+        return written
+
+    def _builder(
+        self, cohort: CohortState, job: SyncJob, position: InputPosition
+    ) -> Callable[[], SyncOutput]:
+        rule = job.rule
+        assert isinstance(rule, SyncRule)
+
+        spec = SyncSpec(
+            project_id=self.settings.project_id,
+            destination=self.settings.destinations[rule.destination],
+            rule=rule,
+            cohort_id=job.cohort_id,
+            sync_time=job.sync_time,
+            position=position,
+        )
+
+        def build() -> SyncOutput:
+            built = None
+            last = cohort.synced.get(rule.rule_id) if self.incremental else None
+            if last is not None and last.sync_time == job.previous:
+                changed = cohort.changed_since(last.sync_time)
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
+                built = build_next_sync(spec, last, changed, diff)
+            if built is None:
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous)
+                built = build_sync(spec, job.previous, diff)
+            output, cohort.synced[rule.rule_id] = built
+            return output
+
+        return build
+
+    def _apply(
+        self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
+    ) -> None:
+        cohort_id = events[0].cohort_id  # a message holds one cohort's events
+        new_cohort = cohort_id not in state.cohorts
+        self.metrics.events += len(events)
+        if state.emitted_through is not None:
+            self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
+        horizon = state.horizon(self.rules)
+        changed: list[tuple[int, Member]] = []
+        try:
+            state.apply(
+                events, offset, horizon, note_change=self._synced(cohort_id), changed=changed
+            )
+        except Exception as exc:  # what was applied before the fault is journaled below
+            failure: Exception | None = exc
+        else:
+            failure = None
+        if new_cohort and cohort_id in state.cohorts:
+            self.store[codec.cohort_key(partition, cohort_id)] = codec.encode_json(
+                {"first": state.cohorts[cohort_id].first_ms}
+            )
+        journal = self._journals[partition]
+        for amplitude_id, member in changed:
+            journal.touch(cohort_id, amplitude_id, member)
+        if failure is not None:
+            raise _ApplyFailed(failure)
+
+    def _synced(self, cohort_id: str) -> bool:
+        """Whether any rule syncs this cohort (cached: the rules are fixed)."""
+        synced = self._synced_cohorts.get(cohort_id)
+        if synced is None:
+            synced = any(rule.covers(cohort_id) for rule in self.rules)
+            self._synced_cohorts[cohort_id] = synced
+        return synced
+
+    def _persist_partition(self, partition: int, state: PartitionState) -> None:
+        self._journals[partition].flush()  # the state before the decisions made on it
+        position = self._positions.get(partition)
+        due = self._due_positions.get(partition)
+        self.store[codec.partition_key(partition)] = partition_meta(
+            state,
+            next_offset=position.next_offset if position else None,
+            due=None if due is None else (due.topic, due.end_offset),
+        )
+
+    def _load(self, partition: int) -> PartitionState:
+        loaded = load_partition(
+            self.store,
+            partition,
+            journal=self.journal,
+            track_exits=self.settings.kafka.retain_exited_ms is not None,
+        )
+        self._journals[partition] = loaded.journal
+        if loaded.state.pending:
+            self._unsubmitted.add(partition)
+        if loaded.due is not None:
+            topic, end_offset = loaded.due
+            self._due_positions[partition] = InputPosition(topic, partition, end_offset)
+        if loaded.next_offset is not None:
+            self._positions.setdefault(
+                partition, _Position(self.settings.kafka.topic, loaded.next_offset)
+            )
+        for cohort_id, cohort in loaded.state.cohorts.items():
+            if not self._synced(cohort_id):
+                cohort.changes = array("q")  # no sync will ask, nor prune them
+        return loaded.state

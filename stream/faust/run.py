@@ -1,0 +1,55 @@
+"""How a Faust process runs and stops: the runner every command uses, the stop deadline,
+and the broker URL in Faust's form."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import faust
+
+from stream.config import Settings
+
+__all__ = ["STOP_DEADLINE_SECONDS", "exit_after", "faust_url", "run_app"]
+
+log = logging.getLogger(__name__)
+
+#: A stop that has not ended this long after it began ends the process (exit code 1):
+#: whatever was not committed is delivered again at the next start, as after a kill.
+STOP_DEADLINE_SECONDS = 30.0
+
+
+def exit_after(seconds: float) -> None:
+    """End the process `seconds` from now unless it has ended by then (a daemon thread:
+    it cannot hold the process up, and a stuck event loop cannot hold it back)."""
+
+    def expire() -> None:
+        log.error("the stop did not end within %.0fs: exiting now", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+
+
+def faust_url(settings: Settings) -> str:
+    """`kafka.broker` as Faust wants it: each host with its scheme, `;` between them."""
+    broker = settings.kafka.broker or ""
+    return ";".join(
+        part if "://" in part else f"kafka://{part}" for part in broker.replace(",", ";").split(";")
+    )
+
+
+def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
+    """Run a bare Faust app until SIGTERM or SIGINT."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Faust's start-up spinner sets the root logger to DEBUG for the life of the process, so
+    # every debug call in Faust and aiokafka builds a log record: about a tenth of the CPU.
+    worker.spinner = None
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exit_:
+        if exit_.code not in (None, 0):
+            raise

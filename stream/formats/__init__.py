@@ -1,0 +1,1 @@
+"""Formats: rows into bytes. The only place pyarrow is imported."""

@@ -1,0 +1,244 @@
+"""One sync: its three CSV files and its manifest, built from a cohort diff, then written.
+
+`build_sync` is pure: the same state gives the same keys and bytes. `write_sync` puts the
+CSVs first and the manifest last, so a reader that waits for the manifest never sees a
+partial sync; it blocks, so the worker runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from stream.config import Destination, SyncRule
+from stream.domain.membership import CohortDiff, PropertyKey, Snapshot
+from stream.domain.naming import DIFF_TYPES, object_key
+from stream.domain.windows import format_time
+from stream.formats.csvfile import Rows, csv_lines, format_cell, guard_formula, render_csv
+from stream.sinks import Put, Sink
+
+__all__ = [
+    "SyncFile",
+    "SyncOutput",
+    "SyncedRows",
+    "SyncSpec",
+    "InputPosition",
+    "build_sync",
+    "build_next_sync",
+    "write_sync",
+    "columns_for",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncFile:
+    key: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class InputPosition:
+    """Every input record of `topic`/`partition` below `end_offset` was applied."""
+
+    topic: str
+    partition: int
+    end_offset: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutput:
+    destination: str
+    cohort_id: str
+    sync_time: int
+    counts: dict[str, int]
+    csv_files: tuple[SyncFile, ...]
+    manifest: SyncFile
+
+
+def columns_for(
+    properties: Sequence[str], rows: Sequence[tuple[int, Snapshot]]
+) -> list[tuple[str, PropertyKey]]:
+    """Property columns: one per property, or in portfolio data one per property and
+    source app (`{property}_{app_id}`, apps ascending, values without an app first)."""
+    wanted = set(properties)
+    apps = {app for _, view in rows for name, app in view.properties if name in wanted}
+    if not apps - {None}:
+        return [(name, (name, None)) for name in properties]
+    ordered = sorted(apps, key=lambda app: (app is not None, app or 0))
+    return [
+        (name if app is None else f"{name}_{app}", (name, app))
+        for name in properties
+        for app in ordered
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncedRows:
+    """A built sync's existing file, kept so that the rule's next sync of the cohort
+    formats only the rows of the members that changed (`build_next_sync`)."""
+
+    sync_time: int
+    columns: tuple[tuple[str, PropertyKey], ...]
+    rows: Rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SyncSpec:
+    """Which sync: of which cohort and time, for which rule and destination, and the input
+    it covers (for the manifest)."""
+
+    project_id: int
+    destination: Destination
+    rule: SyncRule
+    cohort_id: str
+    sync_time: int
+    position: InputPosition
+
+
+def build_sync(
+    spec: SyncSpec, previous: int | None, diff: CohortDiff
+) -> tuple[SyncOutput, SyncedRows]:
+    """The sync's files from the diff of every member of the cohort."""
+    destination = spec.destination
+    columns = columns_for(spec.rule.properties(destination), list(diff.all_rows()))
+    existing = _rows(diff.existing, columns, destination.csv_formula_guard)
+    output = _output(spec, previous, diff, existing, columns)
+    return output, SyncedRows(spec.sync_time, tuple(columns), existing)
+
+
+def build_next_sync(
+    spec: SyncSpec, last: SyncedRows, changed: Sequence[int], diff: CohortDiff
+) -> tuple[SyncOutput, SyncedRows] | None:
+    """The sync after `last`'s (the same rule), the same bytes as `build_sync` gives, from
+    `diff` of only the members in `changed`: every other member is as it was at `last`.
+    None in portfolio data (columns per app, which any member may change): build it whole."""
+    destination = spec.destination
+    columns = columns_for(spec.rule.properties(destination), list(diff.all_rows()))
+    if any(app is not None for _, (_, app) in (*columns, *last.columns)):
+        return None
+    guard = destination.csv_formula_guard
+    existing = last.rows.replaced(changed, _rows(diff.existing, columns, guard))
+    output = _output(spec, last.sync_time, diff, existing, columns)
+    return output, SyncedRows(spec.sync_time, tuple(columns), existing)
+
+
+def _output(
+    spec: SyncSpec,
+    previous: int | None,
+    diff: CohortDiff,
+    existing: Rows,
+    columns: Sequence[tuple[str, PropertyKey]],
+) -> SyncOutput:
+    destination = spec.destination
+    header = ["amplitudeID", "userID", *(name for name, _ in columns)]
+
+    def key(kind: str) -> str:
+        return object_key(
+            path=destination.path if destination.scheme == "s3" else "",
+            project_id=spec.project_id,
+            cohort_id=spec.cohort_id,
+            sync_time=spec.sync_time,
+            kind=kind,
+            naming=destination.naming,
+            routing_key=spec.rule.routing_key,
+        )
+
+    guard = destination.csv_formula_guard
+    bodies = {
+        "entering": render_csv(header, _cells(diff.entering, columns, guard)),
+        "exiting": render_csv(header, _cells(diff.exiting, columns, guard)),
+        "existing": existing.render(header),
+    }
+    files = tuple(SyncFile(key(kind), bodies[kind]) for kind in DIFF_TYPES)
+    counts = {
+        "entering": len(diff.entering),
+        "exiting": len(diff.exiting),
+        "existing": len(existing),
+    }
+    return SyncOutput(
+        destination=destination.name,
+        cohort_id=spec.cohort_id,
+        sync_time=spec.sync_time,
+        counts=counts,
+        csv_files=files,
+        manifest=SyncFile(key("manifest"), _manifest(spec, previous, files, counts)),
+    )
+
+
+def write_sync(sink: Sink, output: SyncOutput) -> list[str]:
+    """Put the three CSVs, then the manifest (a sync is complete once it exists).
+    Returns the keys that already held other bytes, which were kept (see `Sink`)."""
+    kept = []
+    for file in (*output.csv_files, output.manifest):
+        if sink.put(file.key, file.data) is Put.KEPT:
+            kept.append(file.key)
+    return kept
+
+
+def _rows(
+    rows: Sequence[tuple[int, Snapshot]],
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool,
+) -> Rows:
+    cells = _cells(rows, columns, guard)
+    return Rows.of([amplitude_id for amplitude_id, _ in rows], csv_lines(cells))
+
+
+def _cells(
+    rows: Sequence[tuple[int, Snapshot]],
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool = False,
+) -> list[Sequence[str | int | None]]:
+    """Column-major cells; amplitude ids stay ints (Arrow turns them into text)."""
+    text: list[list[str | None]] = [[view.user_id for _, view in rows]]
+    for _, prop in columns:
+        text.append(
+            [  # format_cell only for values that are not already text (or missing)
+                value
+                if (value := view.properties.get(prop, _MISSING)[0]) is None or type(value) is str
+                else format_cell(value)
+                for _, view in rows
+            ]
+        )
+    if guard:  # amplitude ids are digits: only the other columns can hold a formula
+        text = [[guard_formula(cell) for cell in column] for column in text]
+    return [[amplitude_id for amplitude_id, _ in rows], *text]
+
+
+_MISSING: tuple[None] = (None,)
+
+
+def _manifest(
+    spec: SyncSpec, previous: int | None, files: Sequence[SyncFile], counts: dict[str, int]
+) -> bytes:
+    rule, sync_time, position = spec.rule, spec.sync_time, spec.position
+    document: dict[str, Any] = {
+        "format": "cohort-sync/manifest/1",
+        "project_id": spec.project_id,
+        "cohort_id": spec.cohort_id,
+        "destination": spec.destination.name,
+        "routing_key": rule.routing_key,
+        "cadence": rule.cadence,
+        "sync_time": format_time(sync_time),
+        "window_start": format_time(sync_time - rule.cadence_ms),
+        "window_end": format_time(sync_time),
+        "first_sync": previous is None,
+        "files": {
+            kind: {
+                "key": file.key,
+                "rows": counts[kind],
+                "bytes": len(file.data),
+                "sha256": hashlib.sha256(file.data).hexdigest(),
+            }
+            for kind, file in zip(DIFF_TYPES, files, strict=True)
+        },
+        "input": {
+            "topic": position.topic,
+            "partition": position.partition,
+            "end_offset": position.end_offset,
+        },
+    }
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")

@@ -1,0 +1,268 @@
+"""The membership journal: changed members written to the table in bundles, not a key each.
+
+Every membership change used to be one table write, so one changelog record through Faust's
+producer: that cost more than the framework's whole per-message path (BENCHMARKS.md). The
+journal of a partition collects the members changed since its last flush and writes them
+together, each member's whole history once, under one key `b␟{partition}␟{seq}` (compressed
+JSON, `codec.encode_bundle`). Loading replays a partition's bundles in `seq` order, so each
+member's latest version wins.
+
+The table keeps at most two versions per member: a bundle all of whose members were written
+again later is deleted (a tombstone on the compacted changelog), and a bundle left holding
+fewer than half of the members it was written with has those copied forward into a new
+bundle, then is deleted. A copy moves less than half a bundle, so each version is written
+less than twice on average.
+
+A forgotten member (`retention.py`) leaves the table once no older bundle may still hold a
+version of it: until then its last version (an exit) stays, so a restart reads it absent and
+forgets it again, instead of finding an older version, present, in another bundle. Each
+bundle knows the older bundles that may hold versions of its members (`_shadows`, a
+superset); a bundle left holding only forgotten and rewritten members is pinned until all of
+those are gone, then deleted.
+
+Durability is the caller's to honour: records whose changes are still in the journal
+(`dirty`) are not safe to acknowledge until `flush` has written them. Once a member is
+written, the journal settles it (`MemberIndex.settle`): nothing holds its objects to change
+them any more, so the partition may pack it (`packed.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableMapping
+from typing import Any, Protocol
+
+from stream.domain.membership import Member
+from stream.state import codec
+
+__all__ = ["Journal", "MemberIndex", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
+
+#: Flush once this many members are waiting (the caller's policy; one batch message of
+#: Amplitude's form is 1,000 members).
+FLUSH_MEMBERS = 1000
+#: A bundle's encoded size limit: well under Kafka's default 1 MB message limit.
+MAX_BUNDLE_BYTES = 512 * 1024
+#: A journal loaded from the table numbers its bundles from the next multiple of this: a
+#: previous owner still writing (a worker that lost its partitions without knowing it yet)
+#: goes on in its own block, so it never replaces a bundle of the new owner, whose bundles
+#: also sort after its own.
+OWNER_BLOCK = 1 << 20
+
+MemberKey = tuple[str, int]
+"""(cohort id, amplitude id)"""
+
+
+class MemberIndex(Protocol):
+    """The partition's members, as the journal reads them (see `packed.Members`)."""
+
+    def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
+        """The member as objects, to change."""
+
+    def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None: ...
+
+    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+        """The member is written: its objects may be packed."""
+
+
+class Journal:
+    """One partition's bundles in `store`; `members` finds a member's current state and
+    settles it once written."""
+
+    def __init__(
+        self,
+        partition: int,
+        store: MutableMapping[str, Any],
+        members: MemberIndex,
+        *,
+        enabled: bool = True,
+        forgetting: bool = False,
+    ) -> None:
+        """`enabled=False`: a journal that writes nothing (state kept in memory only); it
+        still settles the members changed since its last flush. `forgetting`: the partition
+        forgets members (`forget`), so the journal tracks which bundles shadow which."""
+        self.enabled = enabled
+        self.forgetting = forgetting
+        self.partition = partition
+        self.store = store
+        self._members = members
+        self._dirty: dict[MemberKey, Member] = {}
+        self._live: dict[int, int] = {}
+        """Per bundle: how many members have their latest version in it."""
+        self._size: dict[int, int] = {}
+        """Per bundle: how many members it was written with."""
+        self._forgotten: dict[int, int] = {}
+        """Per bundle (when not 0): how many forgotten members have their last version in it."""
+        self._shadows: dict[int, set[int]] = {}
+        """Per bundle: older bundles that may hold versions of its members (when forgetting)."""
+        self._pinned: set[int] = set()
+        """Bundles with no live member kept for their forgotten ones (see the module doc)."""
+        self._released: set[int] = set()
+        """Bundles that lost members to forgetting since the last flush (to compact)."""
+        self._next_seq = 0
+        self._legacy: list[str] = []
+        """Per-member keys of an older version, deleted once their members are bundled."""
+
+    @property
+    def dirty(self) -> int:
+        """How many changed members wait for the next flush."""
+        return len(self._dirty)
+
+    @property
+    def durable(self) -> bool:
+        """Whether every change is written (always, for a journal that writes nothing)."""
+        return not self._dirty or not self.enabled
+
+    @property
+    def pinned(self) -> int:
+        """How many bundles are kept only for their forgotten members."""
+        return len(self._pinned)
+
+    def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
+        self._dirty[(cohort_id, amplitude_id)] = member
+
+    def forget(self, bundles: Iterable[int | None]) -> None:
+        """The partition forgot members whose last versions are in `bundles` (None: never
+        written). Flush first: a member still waiting would be written after it was
+        forgotten. The bundles are compacted or deleted at the next flush."""
+        if self.enabled and not self.forgetting:
+            raise RuntimeError("a journal made without forgetting=True cannot forget")
+        if self._dirty and self.enabled:
+            raise RuntimeError("the journal must be flushed before members are forgotten")
+        for seq in bundles:
+            if seq is None or seq not in self._live:
+                continue
+            self._live[seq] -= 1
+            self._forgotten[seq] = self._forgotten.get(seq, 0) + 1
+            self._released.add(seq)
+
+    def flush(self) -> None:
+        """Write every waiting member, then delete or compact the bundles it superseded."""
+        if not self._dirty and not self._released:
+            return
+        entries, self._dirty = list(self._dirty.items()), {}
+        if not self.enabled:
+            for (cohort_id, amplitude_id), _ in entries:
+                self._members.settle(cohort_id, amplitude_id)
+            return
+        released, self._released = self._released, set()
+        for seq in [seq for seq in released if self._live.get(seq) == 0]:
+            self._retire(seq)
+            released.discard(seq)
+        if entries:
+            self._write(entries, released)
+        self._compact(released)
+        self._unpin()
+        for key in self._legacy:
+            del self.store[key]
+        self._legacy = []
+
+    def load(self, bundles: Iterable[tuple[int, bytes]]) -> Iterable[tuple[str, int, Member]]:
+        """Decode the partition's bundles, oldest first: (cohort, amplitude id, member) in
+        write order, so a later one replaces an earlier one of the same member."""
+        latest: dict[MemberKey, Member] = {}
+        for seq, value in sorted(bundles, key=lambda item: item[0]):
+            entries = codec.decode_bundle(value)
+            self._size[seq] = len(entries)
+            self._live[seq] = 0
+            self._next_seq = (seq // OWNER_BLOCK + 1) * OWNER_BLOCK
+            shadows: set[int] = set()
+            for cohort_id, amplitude_id, member in entries:
+                older = latest.get((cohort_id, amplitude_id))
+                if older is not None and older.bundle is not None:
+                    shadows.add(older.bundle)
+                member.bundle = seq
+                latest[(cohort_id, amplitude_id)] = member
+            self._shadow(seq, shadows)
+        for member in latest.values():
+            assert member.bundle is not None
+            self._live[member.bundle] += 1
+        for seq in [seq for seq, live in self._live.items() if live == 0]:
+            self._delete(seq)
+        return ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in latest.items())
+
+    def adopt_legacy(self, key: str, cohort_id: str, amplitude_id: int, member: Member) -> None:
+        """A member read from an older version's own key: bundle it, then delete the key."""
+        self._legacy.append(key)
+        self.touch(cohort_id, amplitude_id, member)
+
+    def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
+        value = codec.encode_bundle(
+            (cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries
+        )
+        if len(value) > MAX_BUNDLE_BYTES and len(entries) > 1:
+            half = len(entries) // 2
+            self._write(entries[:half], released)
+            self._write(entries[half:], released)
+            return
+        seq = self._next_seq
+        self._next_seq += 1
+        self.store[codec.bundle_key(self.partition, seq)] = value
+        self._size[seq] = self._live[seq] = len(entries)
+        self._shadow(seq, {m.bundle for _, m in entries if m.bundle is not None})
+        for (cohort_id, amplitude_id), member in entries:
+            if member.bundle is not None:
+                self._release(member.bundle, released)
+            member.bundle = seq
+            self._members.settle(cohort_id, amplitude_id)
+
+    def _shadow(self, seq: int, older: set[int]) -> None:
+        """Record that `older` bundles (and whatever they shadow) may hold versions of the
+        members of bundle `seq`."""
+        if not self.forgetting or not older:
+            return
+        shadows = set(older)
+        for bundle in older:
+            shadows |= self._shadows.get(bundle, set())
+        self._shadows[seq] = {bundle for bundle in shadows if bundle in self._size}
+
+    def _release(self, seq: int, released: set[int]) -> None:
+        live = self._live[seq] - 1
+        if live == 0:
+            self._live[seq] = 0
+            self._retire(seq)
+            released.discard(seq)
+        else:
+            self._live[seq] = live
+            released.add(seq)
+
+    def _compact(self, released: set[int]) -> None:
+        """Copy the live members of each bundle left under half full into a new bundle."""
+        for seq in sorted(released):
+            if seq not in self._live or self._live[seq] * 2 >= self._size[seq]:
+                continue
+            value = self.store.get(codec.bundle_key(self.partition, seq))
+            if value is None:
+                continue
+            carried: list[tuple[MemberKey, Member]] = []
+            for cohort_id, amplitude_id in codec.bundle_members(value):
+                if self._members.bundle_of(cohort_id, amplitude_id) == seq:
+                    member = self._members.hot(cohort_id, amplitude_id)
+                    assert member is not None
+                    carried.append(((cohort_id, amplitude_id), member))
+            if carried:
+                self._write(carried, set())  # moves every live member: the bundle is deleted
+
+    def _retire(self, seq: int) -> None:
+        """Bundle `seq` has no live member: delete it, or pin it while its forgotten members
+        may have older versions elsewhere."""
+        if self._forgotten.get(seq):
+            self._pinned.add(seq)
+        else:
+            self._delete(seq)
+
+    def _unpin(self) -> None:
+        """Delete the pinned bundles no remaining bundle shadows, oldest first (deleting one
+        may free a later one)."""
+        for seq in sorted(self._pinned):
+            shadows = self._shadows.get(seq, set())
+            if not any(bundle in self._size for bundle in shadows):
+                self._delete(seq)
+
+    def _delete(self, seq: int) -> None:
+        del self._live[seq]
+        del self._size[seq]
+        self._forgotten.pop(seq, None)
+        self._shadows.pop(seq, None)
+        self._pinned.discard(seq)
+        key = codec.bundle_key(self.partition, seq)
+        if key in self.store:
+            del self.store[key]

@@ -1,0 +1,291 @@
+"""A cohort's members in memory, most of them packed into one `bytes` object each.
+
+A member as Python objects (`Member`, its history tuple, a `Snapshot`, its stamp tuple, its
+properties) costs about 500 bytes; most members are one snapshot (one event's, or older
+events folded) that nothing will change until the member's next event. Once written to the
+journal, such a member is packed into about 50 bytes (`pack`), and unpacked only when an
+event or a sync reads it. Members with several snapshots, whose properties were set by
+different events, or whose values do not pack (lists, huge integers), stay objects.
+
+Packed layout, little-endian: flags (B), properties' length (H), the stamp: event time (q),
+offset and index in the message (I and H, or q and I when they do not fit: `_WIDE_HEAD`),
+journal bundle (i, -1 for none); then, each only when it differs from the stamp, the visible
+time (q), the user id's stamp and the properties' stamp (qqq); per property its key id (H,
+see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is this
+process's: packed bytes are never stored.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from stream.domain.membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
+
+__all__ = ["Members", "pack", "unpack"]
+
+_NARROW = struct.Struct("<BHqIHi")
+_WIDE = struct.Struct("<BHqqIi")
+_TIME = struct.Struct("<q")
+_STAMP = struct.Struct("<qqq")
+_KEY = struct.Struct("<HB")
+_INT = struct.Struct("<q")
+_FLOAT = struct.Struct("<d")
+_SHORT_TEXT = struct.Struct("<B")
+_TEXT = struct.Struct("<I")
+
+_ENTER, _USER, _LATE, _WIDE_HEAD, _USER_STAMPED, _PROPERTIES_STAMPED = 1, 2, 4, 8, 16, 32
+_UNUSUAL = _LATE | _USER_STAMPED | _PROPERTIES_STAMPED
+_NONE, _TRUE, _FALSE, _INT_TAG, _FLOAT_TAG, _SHORT_TEXT_TAG, _TEXT_TAG = range(7)
+_CONSTANTS: dict[int, Any] = {_NONE: None, _TRUE: True, _FALSE: False}
+
+_KEYS: list[PropertyKey] = []
+_KEY_IDS: dict[PropertyKey, int] = {}
+_MAX_KEYS = 1 << 16
+_PROPERTY_BYTES: dict[tuple[PropertyKey, str], bytes] = {}
+_FLATS: dict[bytes, tuple[Any, ...]] = {}
+"""Unpacked properties by their packed bytes: members share them, and unpack faster."""
+_MAX_CACHED = 100_000
+
+
+class Members(Mapping[int, Member]):
+    """A cohort's members by amplitude id. Reading a packed member (`[]`, `get`) unpacks a
+    copy: change members only through `hot`, which keeps the unpacked one."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: dict[int, Member | bytes] = {}
+
+    def __getitem__(self, amplitude_id: int) -> Member:
+        entry = self._entries[amplitude_id]
+        return unpack(entry) if isinstance(entry, bytes) else entry
+
+    def get(self, amplitude_id: int, default: Any = None) -> Any:
+        entry = self._entries.get(amplitude_id)
+        if entry is None:
+            return default
+        return unpack(entry) if isinstance(entry, bytes) else entry
+
+    def __contains__(self, amplitude_id: object) -> bool:
+        return amplitude_id in self._entries
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def items(self) -> Iterator[tuple[int, Member]]:  # type: ignore[override]
+        """(amplitude id, member) in no particular order, packed ones unpacked as copies.
+        The ids are copied first (one C call, under the GIL): members added meanwhile by
+        another thread are not seen, and do not break the iteration."""
+        entries = self._entries
+        for amplitude_id in list(entries):
+            entry = entries[amplitude_id]
+            yield amplitude_id, unpack(entry) if isinstance(entry, bytes) else entry
+
+    def hot(self, amplitude_id: int) -> Member | None:
+        """The member as objects, kept so: the one to change."""
+        entry = self._entries.get(amplitude_id)
+        if isinstance(entry, bytes):
+            entry = self._entries[amplitude_id] = unpack(entry)
+        return entry
+
+    def add(self, amplitude_id: int, member: Member) -> None:
+        self._entries[amplitude_id] = member
+
+    def remove(self, amplitude_id: int) -> None:
+        del self._entries[amplitude_id]
+
+    def bundle_of(self, amplitude_id: int) -> int | None:
+        """The journal bundle holding the member's latest version, without unpacking it."""
+        entry = self._entries.get(amplitude_id)
+        if entry is None:
+            return None
+        if isinstance(entry, bytes):
+            head = _WIDE if entry[0] & _WIDE_HEAD else _NARROW
+            bundle: int = head.unpack_from(entry)[5]
+            return None if bundle < 0 else bundle
+        return entry.bundle
+
+    def settle(self, amplitude_id: int) -> None:
+        """Pack the member if it packs: call once nothing holds its objects to change them
+        (the journal has written it)."""
+        entry = self._entries.get(amplitude_id)
+        if isinstance(entry, Member):
+            packed = pack(entry)
+            if packed is not None:
+                self._entries[amplitude_id] = packed
+
+    def packed(self) -> int:
+        """How many members are packed (for tests)."""
+        return sum(1 for entry in self._entries.values() if isinstance(entry, bytes))
+
+
+def pack(member: Member) -> bytes | None:
+    """The member in bytes, or None if it does not pack (see the module docstring)."""
+    history = member.history
+    if len(history) != 1:
+        return None
+    snapshot = history[0]
+    stamp = snapshot.stamp
+    flat, properties_stamp = _flat(snapshot.properties, stamp)
+    user_id, user_stamp = snapshot.user_id, snapshot.user_stamp
+    if flat is None or (user_id is None and user_stamp != NO_STAMP):
+        return None
+    flags = _ENTER if snapshot.enter else 0
+    time, offset, index = stamp
+    try:
+        extra = b""
+        if snapshot.visible != time:
+            flags |= _LATE
+            extra = _TIME.pack(snapshot.visible)
+        if user_id is not None:
+            flags |= _USER
+            if user_stamp != stamp:
+                flags |= _USER_STAMPED
+                extra += _STAMP.pack(*user_stamp)
+        if properties_stamp != stamp:
+            flags |= _PROPERTIES_STAMPED
+            extra += _STAMP.pack(*properties_stamp)
+        packed_properties = b"".join(map(_property_bytes, flat[0::2], flat[1::2]))
+        user = user_id.encode("utf-8") if user_id is not None else b""
+        bundle = -1 if member.bundle is None else member.bundle
+        length = len(packed_properties)
+        if 0 <= offset < 1 << 32 and 0 <= index < 1 << 16:
+            head = _NARROW.pack(flags, length, time, offset, index, bundle)
+        else:
+            head = _WIDE.pack(flags | _WIDE_HEAD, length, time, offset, index, bundle)
+    except (struct.error, UnicodeEncodeError, _Unpackable):  # too big, a lone surrogate...
+        return None
+    return head + extra + packed_properties + user
+
+
+def _flat(
+    properties: Mapping[PropertyKey, tuple[Any, Stamp]], stamp: Stamp
+) -> tuple[tuple[Any, ...] | None, Stamp]:
+    """(key, value, ...) and the one stamp of all the properties; None when they have
+    several (set by different events)."""
+    if type(properties) is EventProperties:
+        return properties.flat, properties.stamp
+    stamps = {value_stamp for _, value_stamp in properties.values()}
+    if len(stamps) > 1:
+        return None, stamp
+    flat = tuple(item for key, (value, _) in properties.items() for item in (key, value))
+    return flat, stamps.pop() if stamps else stamp
+
+
+class _Unpackable(Exception):
+    """A property `pack` cannot represent: the member stays objects."""
+
+
+def _property_bytes(key: PropertyKey, value: Any) -> bytes:
+    """One property packed; short texts are cached (plans, countries repeat)."""
+    if type(value) is not str or len(value) > 64:
+        return _encode_property(key, value)
+    cache_key = (key, value)
+    cached = _PROPERTY_BYTES.get(cache_key)
+    if cached is None:
+        cached = _encode_property(key, value)
+        if len(_PROPERTY_BYTES) < _MAX_CACHED:
+            _PROPERTY_BYTES[cache_key] = cached
+    return cached
+
+
+def _encode_property(key: PropertyKey, value: Any) -> bytes:
+    key_id = _key_id(key)
+    if key_id is None:
+        raise _Unpackable(key)
+    kind = type(value)
+    if kind is str:
+        text = value.encode("utf-8")
+        if len(text) < 256:
+            return _KEY.pack(key_id, _SHORT_TEXT_TAG) + _SHORT_TEXT.pack(len(text)) + text
+        return _KEY.pack(key_id, _TEXT_TAG) + _TEXT.pack(len(text)) + text
+    if kind is bool:
+        return _KEY.pack(key_id, _TRUE if value else _FALSE)
+    if value is None:
+        return _KEY.pack(key_id, _NONE)
+    if kind is int:
+        return _KEY.pack(key_id, _INT_TAG) + _INT.pack(value)
+    if kind is float:
+        return _KEY.pack(key_id, _FLOAT_TAG) + _FLOAT.pack(value)
+    raise _Unpackable(value)
+
+
+def unpack(packed: bytes) -> Member:
+    flags = packed[0]
+    head = _WIDE if flags & _WIDE_HEAD else _NARROW
+    _, length, time, offset, index, bundle = head.unpack_from(packed)
+    stamp = (time, offset, index)
+    at = head.size
+    visible = time
+    user_stamp = stamp if flags & _USER else NO_STAMP
+    properties_stamp = stamp
+    if flags & _UNUSUAL:  # late, or fields set by several events
+        if flags & _LATE:
+            visible = _TIME.unpack_from(packed, at)[0]
+            at += _TIME.size
+        if flags & _USER_STAMPED:
+            user_stamp = _STAMP.unpack_from(packed, at)
+            at += _STAMP.size
+        if flags & _PROPERTIES_STAMPED:
+            properties_stamp = _STAMP.unpack_from(packed, at)
+            at += _STAMP.size
+    end = at + length
+    region = packed[at:end]
+    flat = _FLATS.get(region)
+    if flat is None:
+        flat = _unpack_properties(region)
+        if len(_FLATS) < _MAX_CACHED:
+            _FLATS[region] = flat
+    member = Member(
+        (
+            Snapshot(
+                stamp,
+                visible,
+                flags & _ENTER == _ENTER,
+                packed[end:].decode("utf-8") if flags & _USER else None,
+                user_stamp,
+                EventProperties(flat, properties_stamp),
+            ),
+        )
+    )
+    if bundle >= 0:
+        member.bundle = bundle
+    return member
+
+
+def _unpack_properties(region: bytes) -> tuple[Any, ...]:
+    flat: list[Any] = []
+    at = 0
+    while at < len(region):
+        key_id, tag = _KEY.unpack_from(region, at)
+        value, at = _unpack_value(region, tag, at + _KEY.size)
+        flat += (_KEYS[key_id], value)
+    return tuple(flat)
+
+
+def _unpack_value(packed: bytes, tag: int, at: int) -> tuple[Any, int]:
+    if tag == _SHORT_TEXT_TAG:
+        end = at + 1 + packed[at]
+        return packed[at + 1 : end].decode("utf-8"), end
+    if tag == _TEXT_TAG:
+        end = at + _TEXT.size + _TEXT.unpack_from(packed, at)[0]
+        return packed[at + _TEXT.size : end].decode("utf-8"), end
+    if tag == _INT_TAG:
+        return _INT.unpack_from(packed, at)[0], at + _INT.size
+    if tag == _FLOAT_TAG:
+        return _FLOAT.unpack_from(packed, at)[0], at + _FLOAT.size
+    return _CONSTANTS[tag], at
+
+
+def _key_id(key: PropertyKey) -> int | None:
+    """A property key's number in this process (None once `_MAX_KEYS` are numbered)."""
+    key_id = _KEY_IDS.get(key)
+    if key_id is None and len(_KEYS) < _MAX_KEYS:
+        key_id = _KEY_IDS[key] = len(_KEYS)
+        _KEYS.append(key)
+    return key_id

@@ -1,0 +1,333 @@
+"""The state of one input partition: its cohorts' members and which syncs are due.
+
+A partition decides sync time T of a rule once its watermark reaches T. `emitted_through` is
+the watermark at the last decision: every sync at or before it is decided, and it is the only
+clock that is persisted, so a restart decides exactly as the first run did. A decided sync
+stays `pending` until its destination has it: a destination that fails keeps its own syncs
+pending (and the history they need) while the partition and the other destinations go on.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import TYPE_CHECKING, Protocol
+
+from stream.domain.events import MembershipEvent
+from stream.domain.membership import Member, Snapshot
+from stream.domain.retention import ExitQueue, verdict
+from stream.domain.windows import last_sync_at_or_before, next_sync_after, sync_times
+from stream.state.packed import Members
+
+if TYPE_CHECKING:
+    from stream.output.sync import SyncedRows
+
+__all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
+
+
+class Rule(Protocol):
+    """What scheduling needs of a sync rule (see `config.SyncRule`)."""
+
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def cohort(self) -> str: ...
+    @property
+    def cadence_ms(self) -> int: ...
+
+    def covers(self, cohort_id: str) -> bool: ...
+
+
+@dataclass(slots=True)
+class CohortState:
+    """`first_ms`: the cohort's first event time (or the emitted watermark, if later)."""
+
+    first_ms: int
+    members: Members = field(default_factory=Members)
+    changes: array[int] = field(default_factory=lambda: array("q"))
+    """(amplitude id, visible) of each change since the horizon, flat: 16 bytes a change."""
+    synced: dict[str, SyncedRows] = field(default_factory=dict)
+    """Per rule: the existing file of its last sync built here (not persisted)."""
+    exits: ExitQueue | None = None
+    """The exits that may make members forgettable (None: members are kept for ever)."""
+
+    def restore(self, amplitude_id: int, member: Member) -> None:
+        """Put back a member read from the store; each of its snapshots counts as a change
+        (the next prune drops those before the horizon)."""
+        self.members.add(amplitude_id, member)
+        for snapshot in member.history:
+            self.changes.append(amplitude_id)
+            self.changes.append(snapshot.visible)
+        latest = member.history[-1]
+        if self.exits is not None and not latest.enter:
+            self.exits.add(latest.stamp[0], amplitude_id)
+        self.members.settle(amplitude_id)
+
+    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
+        """Drop the members absent since an exit older than `before` that no sync from
+        `horizon` on can see (`retention.verdict`); the journal bundle holding each one's
+        last version (None: not written)."""
+        if self.exits is None:
+            return []
+        bundles: list[int | None] = []
+        members = self.members
+        for amplitude_id in self.exits.take_before(before):
+            member = members.get(amplitude_id)
+            if member is None:  # forgotten already, by another of its exits
+                continue
+            decided = verdict(member, before, horizon)
+            if decided == "hold":
+                self.exits.held.append(amplitude_id)
+            elif decided == "forget":
+                bundles.append(members.bundle_of(amplitude_id))
+                members.remove(amplitude_id)
+        return bundles
+
+    def changed_since(self, time: int) -> list[int]:
+        """The members with a change visible at or after `time`, ascending: the only ones
+        whose view can differ between a sync at `time` and any later one."""
+        changes = self.changes
+        return sorted(
+            {a for a, visible in zip(changes[0::2], changes[1::2], strict=True) if visible >= time}
+        )
+
+    def forget_changes_before(self, horizon: int) -> None:
+        changes = self.changes
+        if changes and min(changes[1::2]) < horizon:
+            pairs = zip(changes[0::2], changes[1::2], strict=True)
+            self.changes = array("q", chain.from_iterable(p for p in pairs if p[1] >= horizon))
+
+
+@dataclass(frozen=True, slots=True)
+class SyncJob:
+    """One sync to write: `previous` is None at the cohort's first sync for the rule."""
+
+    rule: Rule
+    cohort_id: str
+    sync_time: int
+    previous: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSync:
+    """A decided sync not yet confirmed written, with the input position it was decided at."""
+
+    rule_id: str
+    cohort_id: str
+    sync_time: int
+    previous: int | None
+    topic: str
+    end_offset: int
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.rule_id, self.cohort_id, self.sync_time)
+
+    @property
+    def oldest_needed(self) -> int:
+        """The oldest instant its diff reads (its previous sync time, or its own)."""
+        return self.sync_time if self.previous is None else self.previous
+
+    def to_json(self) -> list[object]:
+        return [
+            self.rule_id,
+            self.cohort_id,
+            self.sync_time,
+            self.previous,
+            self.topic,
+            self.end_offset,
+        ]
+
+    @classmethod
+    def from_json(cls, item: list[object]) -> PendingSync:
+        rule_id, cohort_id, sync_time, previous, topic, end_offset = item
+        return cls(
+            str(rule_id),
+            str(cohort_id),
+            int(str(sync_time)),
+            None if previous is None else int(str(previous)),
+            str(topic),
+            int(str(end_offset)),
+        )
+
+
+class PartitionState:
+    def __init__(
+        self,
+        emitted_through: int | None = None,
+        rule_starts: dict[str, int] | None = None,
+        pending: Iterable[PendingSync] = (),
+        *,
+        track_exits: bool = False,
+    ) -> None:
+        """`track_exits`: queue each cohort's exits, to forget members (`forget_absent`)."""
+        self.track_exits = track_exits
+        self.emitted_through = emitted_through
+        self.rule_starts: dict[str, int] = dict(rule_starts or {})
+        self.pending: list[PendingSync] = []
+        """Decided syncs not yet written, in the order they were decided (`add_pending`)."""
+        self._oldest_pending: int | None = None
+        self.add_pending(pending)
+        self.watermark = emitted_through
+        self.cohorts: dict[str, CohortState] = {}
+        self._next_due: int | None = None
+        self._next_due_known = False
+
+    def register_rules(self, rules: Iterable[Rule]) -> bool:
+        """Record when each rule starts here; True when something new must be persisted.
+
+        A rule this partition has not seen starts at the first sync time after the emitted
+        watermark: history before it is rebuilt by a replay, not flooded by a live worker.
+        """
+        changed = False
+        for rule in rules:
+            if rule.rule_id not in self.rule_starts:
+                start = 0
+                if self.emitted_through is not None:
+                    start = next_sync_after(self.emitted_through, rule.cadence_ms)
+                self.rule_starts[rule.rule_id] = start
+                changed = True
+        self._next_due_known = False
+        return changed
+
+    def horizon(self, rules: Sequence[Rule]) -> int | None:
+        """The oldest time a future or pending sync can ask about."""
+        if self.emitted_through is None or not rules:
+            return None
+        future = min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
+        oldest = self._oldest_pending  # kept, not scanned: asked on every record
+        return future if oldest is None else min(future, oldest)
+
+    def add_pending(self, syncs: Iterable[PendingSync]) -> None:
+        self.pending.extend(syncs)
+        self._oldest_pending = min((sync.oldest_needed for sync in self.pending), default=None)
+
+    def written(self, keys: set[tuple[str, str, int]]) -> bool:
+        """Forget the pending syncs now written; True when any was."""
+        before = len(self.pending)
+        self.pending = [sync for sync in self.pending if sync.key not in keys]
+        self.add_pending(())
+        return len(self.pending) != before
+
+    def is_late(self, event_time: int) -> bool:
+        return self.emitted_through is not None and event_time < self.emitted_through
+
+    def apply(
+        self,
+        events: Sequence[MembershipEvent],
+        offset: int,
+        horizon: int | None,
+        *,
+        note_change: bool = True,
+        changed: list[tuple[int, Member]] | None = None,
+    ) -> list[tuple[int, Member]]:
+        """Apply one message's events (all of one cohort, `index` in the message the last
+        part of their stamps); returns the members that changed, appended to `changed` as
+        they change (so a caller still has them when an event raises). `note_change=False`
+        for a cohort no rule syncs (nothing would prune its changes)."""
+        floor = self.emitted_through
+        cohort_id = events[0].cohort_id
+        cohort = self.cohorts.get(cohort_id)
+        if cohort is None:
+            first = events[0].time_ms
+            cohort = self.add_cohort(cohort_id, first if floor is None else max(first, floor))
+        members, changes, exits = cohort.members, cohort.changes, cohort.exits
+        if changed is None:
+            changed = []
+        for index, event in enumerate(events):
+            visible = event.time_ms if floor is None else max(event.time_ms, floor)
+            amplitude_id = event.amplitude_id
+            member = members.hot(amplitude_id)
+            if member is None:
+                member = Member()
+                members.add(amplitude_id, member)
+            snapshot = Snapshot.of_event(
+                (event.time_ms, offset, index),
+                visible,
+                event.enter,
+                event.user_id,
+                event.user_properties,
+                event.app_id,
+            )
+            if member.apply(snapshot, horizon):
+                changed.append((amplitude_id, member))
+                if note_change:
+                    changes.append(amplitude_id)
+                    changes.append(visible)
+                if exits is not None and not event.enter:
+                    exits.add(event.time_ms, amplitude_id)
+        return changed
+
+    def add_cohort(self, cohort_id: str, first_ms: int) -> CohortState:
+        cohort = self.cohorts[cohort_id] = CohortState(first_ms)
+        if self.track_exits:
+            cohort.exits = ExitQueue()
+        self._next_due_known = False
+        return cohort
+
+    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
+        """Drop every cohort's forgettable members (`CohortState.forget_absent`); the
+        bundles of their last versions."""
+        return [
+            bundle
+            for cohort in self.cohorts.values()
+            for bundle in cohort.forget_absent(before, horizon)
+        ]
+
+    def observe(self, event_time: int, lateness_ms: int) -> int:
+        """Move the watermark for an event; it never goes back."""
+        candidate = event_time - lateness_ms
+        if self.watermark is None or candidate > self.watermark:
+            self.watermark = candidate
+        return self.watermark
+
+    def next_due(self, rules: Sequence[Rule]) -> int | None:
+        """The earliest sync time not yet written (None: no cohort or no rule), cached:
+        checking it is the per-event cost, `due_jobs` runs only once it is reached.
+        Pass the same rules every time."""
+        if not self._next_due_known:
+            self._next_due = min(
+                (
+                    self._first_unwritten(rule, cohort.first_ms)
+                    for rule in rules
+                    for cohort_id, cohort in self.cohorts.items()
+                    if rule.covers(cohort_id)
+                ),
+                default=None,
+            )
+            self._next_due_known = True
+        return self._next_due
+
+    def _first_unwritten(self, rule: Rule, first_ms: int) -> int:
+        start = max(
+            next_sync_after(first_ms, rule.cadence_ms), self.rule_starts.get(rule.rule_id, 0)
+        )
+        if self.emitted_through is None:
+            return start
+        return max(start, next_sync_after(self.emitted_through, rule.cadence_ms))
+
+    def due_jobs(self, rules: Sequence[Rule], watermark: int) -> list[SyncJob]:
+        """Every sync with emitted_through < T <= watermark, by time, then rule order."""
+        after = self.emitted_through
+        jobs: list[tuple[int, int, str, SyncJob]] = []
+        for position, rule in enumerate(rules):
+            rule_start = self.rule_starts.get(rule.rule_id, 0)
+            for cohort_id, cohort in self.cohorts.items():
+                if not rule.covers(cohort_id):
+                    continue
+                start = max(next_sync_after(cohort.first_ms, rule.cadence_ms), rule_start)
+                first = start if after is None else max(start, after + 1)
+                for sync_time in sync_times(first, watermark, rule.cadence_ms):
+                    previous = None if sync_time == start else sync_time - rule.cadence_ms
+                    job = SyncJob(rule, cohort_id, sync_time, previous)
+                    jobs.append((sync_time, position, cohort_id, job))
+        jobs.sort(key=lambda item: item[:3])
+        return [item[3] for item in jobs]
+
+    def mark_emitted(self, watermark: int) -> None:
+        self.emitted_through = watermark
+        self._next_due_known = False
+        if self.watermark is None or self.watermark < watermark:
+            self.watermark = watermark

@@ -1,0 +1,125 @@
+"""A partition's state in the membership table, both ways: what a restart reads back
+(`load_partition`) and the partition's metadata record (`partition_meta`).
+
+The table holds, per input partition, its metadata (`p␟partition`: the decided watermark,
+the pending syncs, the rule starts, the input position), one key per cohort (its first event
+time) and the journal's bundles of members (see `journal.py` and `codec.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from stream.domain.membership import Member
+from stream.state import codec
+from stream.state.journal import Journal
+from stream.state.partition import CohortState, PartitionState, PendingSync
+
+__all__ = ["LoadedPartition", "load_partition", "partition_meta"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPartition:
+    """`due`: (topic, end offset) where an older version found syncs due, not yet decided
+    as pending ones; `next_offset`: the input offset after the last record applied."""
+
+    state: PartitionState
+    journal: Journal
+    due: tuple[str, int] | None
+    next_offset: int | None
+
+
+def load_partition(
+    store: MutableMapping[str, Any],
+    partition: int,
+    *,
+    journal: bool = True,
+    track_exits: bool = False,
+) -> LoadedPartition:
+    """Rebuild a partition from the table (empty when it holds nothing of it);
+    `track_exits` as for `PartitionState`."""
+    stored_meta = store.get(codec.partition_key(partition))
+    meta = codec.decode_json(stored_meta) if stored_meta else {}
+    pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
+    state = PartitionState(meta.get("emitted"), meta.get("rules"), pending, track_exits=track_exits)
+    due = None
+    if meta.get("due") is not None:  # syncs that were due when the last worker stopped
+        state.observe(meta["watermark"], 0)
+        topic, end_offset = meta["due"]
+        due = (str(topic), int(end_offset))
+    members = Journal(
+        partition, store, _PartitionMembers(state), enabled=journal, forgetting=track_exits
+    )
+    legacy: list[tuple[str, str, int, Any]] = []
+    bundles: list[tuple[int, bytes]] = []
+    for key, value in list(store.items()):
+        kind, key_partition, rest = codec.parse_key(key)
+        if key_partition != partition or value is None:
+            continue
+        if kind == "c":
+            state.add_cohort(rest[0], codec.decode_json(value)["first"])
+        elif kind == "b":
+            bundles.append((int(rest[0]), value))
+        elif kind == "m":
+            legacy.append((key, rest[0], int(rest[1]), value))
+    for cohort_id, amplitude_id, member in members.load(bundles):
+        _cohort(state, cohort_id).restore(amplitude_id, member)
+    for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
+        cohort = _cohort(state, cohort_id)
+        if amplitude_id not in cohort.members:
+            cohort.restore(amplitude_id, codec.decode_member(value))
+        legacy_member = cohort.members.hot(amplitude_id)
+        assert legacy_member is not None
+        members.adopt_legacy(key, cohort_id, amplitude_id, legacy_member)
+    for cohort in state.cohorts.values():
+        if cohort.exits is not None:
+            cohort.exits.sort()
+    if state.cohorts:
+        log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
+    return LoadedPartition(state, members, due, meta.get("offset"))
+
+
+def partition_meta(
+    state: PartitionState, *, next_offset: int | None, due: tuple[str, int] | None
+) -> bytes:
+    """The partition's metadata record (write it only after flushing its journal)."""
+    return codec.encode_json(
+        {
+            "due": None if due is None else list(due),
+            "pending": [sync.to_json() for sync in state.pending],
+            "emitted": state.emitted_through,
+            "watermark": state.watermark,
+            "rules": dict(sorted(state.rule_starts.items())),
+            "offset": next_offset,
+        }
+    )
+
+
+def _cohort(state: PartitionState, cohort_id: str) -> CohortState:
+    cohort = state.cohorts.get(cohort_id)
+    return cohort if cohort is not None else state.add_cohort(cohort_id, 0)
+
+
+class _PartitionMembers:
+    """The partition's members as its journal reads them (`journal.MemberIndex`)."""
+
+    def __init__(self, state: PartitionState) -> None:
+        self._cohorts = state.cohorts
+
+    def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
+        cohort = self._cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.hot(amplitude_id)
+
+    def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None:
+        cohort = self._cohorts.get(cohort_id)
+        return None if cohort is None else cohort.members.bundle_of(amplitude_id)
+
+    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+        cohort = self._cohorts.get(cohort_id)
+        if cohort is not None:
+            cohort.members.settle(amplitude_id)

@@ -1,0 +1,60 @@
+"""The command line: help texts, one-line errors, and the Faust pass-through."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stream.commands.cli import main
+from stream.config import settings_from_mapping
+from stream.faust.worker import create_worker
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.commands.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("command", ["worker", "demo", "produce"])
+def test_every_command_explains_itself(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert len(capsys.readouterr().out.splitlines()) > 5
+
+
+def test_a_bad_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[[syncs]]\ncohort = "c1"\ndestination = "nowhere"\ncadence = "hourly"\n')
+    result = run("worker", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cohort-sync: config error: syncs[0].destination: unknown destination 'nowhere' "
+        "(none defined)"
+    ]
+
+
+def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
+    result = run("produce", "--config", str(tmp_path / "missing.toml"), "events.jsonl")
+    assert result.returncode == 2
+    assert "file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_faust_settings_are_passed_through_as_they_are() -> None:
+    settings = settings_from_mapping(
+        {
+            "kafka": {"partitions": 3},
+            "faust": {"broker_session_timeout": 7.5, "stream_buffer_maxsize": 123},
+        }
+    )
+    worker = create_worker(settings, broker_url="kafka://127.0.0.1:1")
+    assert worker.app.conf.broker_session_timeout == 7.5
+    assert worker.app.conf.stream_buffer_maxsize == 123
+    assert worker.app.conf.topic_partitions == 3
+    worker.writer.close()

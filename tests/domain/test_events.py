@@ -1,0 +1,238 @@
+"""Parsing one message into membership events, and every way a message can be invalid."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from stream.domain.events import (
+    MembershipEvent,
+    _batch_user,
+    _single_checked,
+    parse_message,
+    parse_time,
+)
+from stream.errors import InvalidEvent
+
+T0 = 1_736_035_800_000  # 2025-01-05T00:10:00Z
+
+
+def encode(document: object) -> bytes:
+    return json.dumps(document).encode()
+
+
+def single(**overrides: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "cohort_id": "c1",
+        "amplitude_id": 1001,
+        "user_id": "alice@example.com",
+        "action": "enter",
+        "time": "2025-01-05T00:10:00Z",
+        "user_properties": {"plan": "pro", "country": "DE"},
+    }
+    event.update(overrides)
+    return event
+
+
+def test_single_event_is_parsed_with_every_field() -> None:
+    [event] = parse_message(encode(single(app_id=7)))
+    assert event == MembershipEvent(
+        cohort_id="c1",
+        amplitude_id=1001,
+        user_id="alice@example.com",
+        enter=True,
+        time_ms=T0,
+        user_properties={"plan": "pro", "country": "DE"},
+        app_id=7,
+    )
+
+
+def test_integer_cohort_id_becomes_its_decimal_string() -> None:
+    [event] = parse_message(encode(single(cohort_id=42)))
+    assert event.cohort_id == "42"
+
+
+def test_exit_and_null_user_id_and_missing_properties() -> None:
+    document = single(action="exit", user_id=None)
+    del document["user_properties"]
+    [event] = parse_message(encode(document))
+    assert (event.enter, event.user_id, event.user_properties) == (False, None, None)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2025-01-05T00:10:00Z", T0),
+        ("2025-01-05T01:10:00+01:00", T0),
+        ("2025-01-05T00:10:00.123Z", T0 + 123),
+        (T0, T0),
+    ],
+)
+def test_time_as_iso_with_offset_or_epoch_milliseconds(value: object, expected: int) -> None:
+    assert parse_time(value) == expected
+
+
+def test_batch_form_expands_to_one_event_per_user() -> None:
+    batch = {
+        "cohort_id": "c1",
+        "in_cohort": False,
+        "computed_time": "1736035800",
+        "users": [
+            {"amplitude_id": 1, "user_id": "u", "user_properties": {"plan": "x"}},
+            {"amplitude_id": 2, "user_id": None, "app_id": 9},
+        ],
+    }
+    first, second = parse_message(encode(batch))
+    assert first == MembershipEvent("c1", 1, "u", False, T0, {"plan": "x"}, None)
+    assert second == MembershipEvent("c1", 2, None, False, T0, None, 9)
+
+
+def test_batch_computed_time_may_be_a_number() -> None:
+    batch = {"cohort_id": 5, "in_cohort": True, "computed_time": 1736035800, "users": []}
+    assert parse_message(encode(batch)) == []
+
+
+@pytest.mark.parametrize(
+    "raw, reason",
+    [
+        (None, "empty message"),
+        (b"\xff\xfe", "not UTF-8"),
+        (b"{not json", "not valid JSON"),
+        (b'{"time": NaN}', "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b"[" * 100_000 + b"]" * 100_000, "JSON"),
+        (encode(single(action="join")), "action"),
+        (encode({k: v for k, v in single().items() if k != "time"}), "time: required"),
+        (encode({k: v for k, v in single().items() if k != "amplitude_id"}), "amplitude_id"),
+        (encode({k: v for k, v in single().items() if k != "cohort_id"}), "cohort_id"),
+        (encode(single(amplitude_id="1001")), "amplitude_id: must be an integer"),
+        (encode(single(amplitude_id=True)), "amplitude_id: must be an integer"),
+        (encode(single(amplitude_id=-1)), "amplitude_id: out of range"),
+        (encode(single(user_id=5)), "user_id"),
+        (encode(single(cohort_id=["c"])), "cohort_id"),
+        (encode(single(cohort_id="a/b")), "cohort_id"),
+        (encode(single(cohort_id="..")), "cohort_id"),
+        (encode(single(cohort_id="bad\nid")), "cohort_id"),
+        (encode(single(cohort_id="")), "cohort_id"),
+        (encode(single(time="2025-01-05T00:10:00")), "needs an offset"),
+        (encode(single(time="yesterday")), "not an ISO-8601"),
+        (encode(single(time=1.5)), "time"),
+        (encode(single(time="3025-01-05T00:10:00Z")), "outside the years"),
+        (encode(single(time=12)), "outside the years"),
+        (encode(single(user_properties=[1])), "user_properties"),
+        (encode(single(app_id="7")), "app_id"),
+        (
+            encode({"cohort_id": "c", "in_cohort": "yes", "computed_time": 1, "users": []}),
+            "in_cohort",
+        ),
+        (
+            encode({"cohort_id": "c", "in_cohort": True, "computed_time": "x", "users": []}),
+            "computed_time",
+        ),
+        (
+            encode({"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800, "users": {}}),
+            "users",
+        ),
+        (
+            encode(
+                {
+                    "cohort_id": "c",
+                    "in_cohort": True,
+                    "computed_time": 1736035800,
+                    "users": [{"amplitude_id": "x"}],
+                }
+            ),
+            "users[0].amplitude_id",
+        ),
+    ],
+)
+def test_invalid_messages_raise_with_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        parse_message(raw)
+    assert reason in caught.value.reason
+
+
+def outcome(parse: Callable[[], list[MembershipEvent]]) -> list[MembershipEvent] | str:
+    """The events `parse` gives, or the reason it rejects them with."""
+    try:
+        return parse()
+    except InvalidEvent as exc:
+        return exc.reason
+
+
+batch_users = st.lists(
+    st.one_of(
+        st.fixed_dictionaries(
+            {
+                "amplitude_id": st.one_of(
+                    st.integers(0, 9), st.integers(-2, 2**64), st.booleans(), st.text(max_size=2)
+                )
+            },
+            optional={
+                "user_id": st.one_of(st.none(), st.text(max_size=3), st.integers()),
+                "user_properties": st.one_of(
+                    st.none(),
+                    st.just({}),
+                    st.dictionaries(st.text(max_size=2), st.integers()),
+                    st.lists(st.integers()),
+                ),
+                "app_id": st.one_of(st.none(), st.integers(), st.text(max_size=1)),
+            },
+        ),
+        st.integers(),
+        st.lists(st.integers()),
+    ),
+    max_size=4,
+)
+
+
+@given(batch_users, st.one_of(st.none(), st.integers(0, 9)))
+def test_batch_users_parse_as_checked_one_field_at_a_time(users: list[Any], app_id: Any) -> None:
+    """The inline check of a batch's users takes or leaves a user; either way the events,
+    or the error, are those of the field-by-field check."""
+    document = {"cohort_id": "c", "in_cohort": True, "computed_time": 1736035800, "users": users}
+    if app_id is not None:
+        document["app_id"] = app_id
+    expected = outcome(
+        lambda: [
+            _batch_user(user, index, "c", True, T0, app_id) for index, user in enumerate(users)
+        ]
+    )
+    assert outcome(lambda: parse_message(encode(document))) == expected
+
+
+single_fields = st.fixed_dictionaries(
+    {
+        "cohort_id": st.just("c"),
+        "action": st.sampled_from(["enter", "exit"]),
+        "time": st.one_of(
+            st.integers(T0 - 2, T0 + 2),
+            st.integers(-(2**64), 2**64),
+            st.booleans(),
+            st.just("2025-01-05T00:10:00Z"),
+            st.floats(allow_nan=False, allow_infinity=False),
+        ),
+        "amplitude_id": st.one_of(st.integers(0, 9), st.integers(-2, 2**64), st.booleans()),
+    },
+    optional={
+        "user_id": st.one_of(st.none(), st.text(max_size=3), st.integers()),
+        "user_properties": st.one_of(
+            st.none(), st.just({}), st.dictionaries(st.text(max_size=2), st.integers())
+        ),
+        "app_id": st.one_of(st.none(), st.integers(), st.booleans(), st.text(max_size=1)),
+    },
+)
+
+
+@settings(max_examples=400)
+@given(single_fields)
+@example({"cohort_id": "c", "action": "exit", "time": T0, "amplitude_id": 1, "app_id": True})
+@example({"cohort_id": "c", "action": "exit", "time": True, "amplitude_id": 1})
+def test_single_events_parse_as_checked_one_field_at_a_time(document: dict[str, Any]) -> None:
+    """The inline check of a single event takes or leaves it; either way the event, or the
+    error, is that of the field-by-field check."""
+    expected = outcome(lambda: [_single_checked(document, "c", document["action"] == "enter")])
+    assert outcome(lambda: parse_message(encode(document))) == expected

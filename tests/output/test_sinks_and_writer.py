@@ -1,0 +1,143 @@
+"""The local sink's atomic writes, and the writer's retries (the sink is the seam)."""
+
+import asyncio
+import gc
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stream.errors import PermanentSinkError, TransientSinkError, WriteAbandoned
+from stream.metrics import Metrics
+from stream.output.sync import SyncFile, SyncOutput
+from stream.output.writer import SyncWriter
+from stream.sinks import Put
+from stream.sinks.local import LocalSink
+
+
+def test_local_sink_writes_once_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path / "out")
+    assert sink.put("a/b.csv", b"first") is Put.WRITTEN
+    assert sink.put("a/b.csv", b"first") is Put.UNCHANGED
+    assert sink.put("a/b.csv", b"second") is Put.KEPT
+    assert (tmp_path / "out" / "a" / "b.csv").read_bytes() == b"first"
+    assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["b.csv"]
+    assert sink.location("a/b.csv") == (tmp_path / "out" / "a" / "b.csv").as_uri()
+
+
+def test_local_sink_with_overwrite_replaces_files(tmp_path: Path) -> None:
+    LocalSink(tmp_path).put("b.csv", b"first")
+    assert LocalSink(tmp_path, overwrite=True).put("b.csv", b"second") is Put.WRITTEN
+    assert (tmp_path / "b.csv").read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == ["b.csv"]
+
+
+def test_local_sink_refuses_keys_that_escape_its_folder(tmp_path: Path) -> None:
+    with pytest.raises(PermanentSinkError):
+        LocalSink(tmp_path).put("../outside.csv", b"x")
+
+
+class FlakySink:
+    """Fails the first `failures` puts, then stores."""
+
+    def __init__(
+        self,
+        failures: int,
+        error: type[Exception] = TransientSinkError,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.failures = failures
+        self.error = error
+        self.clock = clock
+        self.stored: dict[str, bytes] = {}
+        self.attempts = 0
+        self.attempt_times: list[float] = []
+
+    def put(self, key: str, data: bytes) -> Put:
+        self.attempts += 1
+        self.attempt_times.append(self.clock())
+        if self.attempts <= self.failures:
+            raise self.error("503 SlowDown")
+        if key in self.stored:
+            return Put.UNCHANGED if self.stored[key] == data else Put.KEPT
+        self.stored[key] = data
+        return Put.WRITTEN
+
+    def location(self, key: str) -> str:
+        return f"mem://{key}"
+
+
+def output() -> SyncOutput:
+    files = tuple(
+        SyncFile(f"k_{kind}.csv", kind.encode()) for kind in ("entering", "exiting", "existing")
+    )
+    return SyncOutput(
+        destination="d",
+        cohort_id="c",
+        sync_time=0,
+        counts={"entering": 0, "exiting": 0, "existing": 0},
+        csv_files=files,
+        manifest=SyncFile("k_manifest.json", b"{}"),
+    )
+
+
+@pytest.mark.parametrize("error", [TransientSinkError, PermanentSinkError])
+def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Exception]) -> None:
+    clock = [0.0]
+    sink = FlakySink(failures=3, error=error, clock=lambda: clock[0])
+
+    async def fake_sleep(delay: float) -> None:
+        clock[0] += delay
+
+    metrics = Metrics()
+    writer = SyncWriter({"d": sink}, metrics, first_backoff=1.0, max_backoff=3.0, sleep=fake_sleep)
+    asyncio.run(writer.write(output))
+    writer.close()
+    assert list(sink.stored) == [
+        "k_entering.csv",
+        "k_exiting.csv",
+        "k_existing.csv",
+        "k_manifest.json",
+    ]  # the manifest last
+    assert metrics.upload_retries == 3 and metrics.syncs["d"] == 1 and metrics.files == 4
+    kind = "permanent" if error is PermanentSinkError else "transient"
+    assert metrics.upload_errors == {("d", kind): 3}
+    assert gc.isenabled()  # paused only while the sync was built
+    first_tries = sink.attempt_times[:4]
+    waits = [b - a for a, b in zip(first_tries, first_tries[1:], strict=False)]
+    assert 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0 and 1.5 <= waits[2] <= 4.5
+
+
+def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCaptureFixture) -> None:
+    sink = FlakySink(failures=0)
+    sink.stored["k_exiting.csv"] = b"other bytes"
+    metrics = Metrics()
+    writer = SyncWriter({"d": sink}, metrics)
+    asyncio.run(writer.write(output))
+    writer.close()
+    assert sink.stored["k_exiting.csv"] == b"other bytes"
+    assert sink.stored["k_manifest.json"] == b"{}"
+    assert metrics.kept_objects == 1 and metrics.syncs["d"] == 1
+    assert "mem://k_exiting.csv already holds other bytes" in caplog.text
+
+
+def test_abandon_ends_a_write_that_waits_for_a_failing_destination() -> None:
+    sink = FlakySink(failures=10**9)
+    writer = SyncWriter({"d": sink}, Metrics(), first_backoff=60.0)
+
+    async def write_then_stop() -> None:
+        pending = asyncio.ensure_future(writer.write(output))
+        for _ in range(500):  # poll for up to 5 s
+            if sink.attempts:
+                break
+            await asyncio.sleep(0.01)
+        assert sink.attempts == 1
+        writer.abandon()  # while the writer waits out a 60 s backoff
+        with pytest.raises(WriteAbandoned):
+            await asyncio.wait_for(pending, timeout=5)
+        with pytest.raises(WriteAbandoned):
+            await writer.write(output)  # and every write after it
+
+    asyncio.run(write_then_stop())
+    writer.close()
+    assert "k_manifest.json" not in sink.stored
