@@ -151,3 +151,17 @@ def test_siblings_of_one_group_are_independent_but_type_only_imports_are_free() 
     sources["stream.state.partition"] = (source + "\nfrom stream.output import sync\n", False)
     [problem] = violations(sources)
     assert "stream.output is not below stream.state" in problem
+
+
+def test_the_wheel_holds_the_package_only_and_needs_no_test_tools() -> None:
+    import tomllib
+
+    from setuptools import find_packages
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = find_packages(where=str(PACKAGE.parent), include=include)
+    assert "stream" in packages and "stream.faust" in packages
+    assert not [name for name in packages if not name.startswith("stream")]  # no benchmarks
+    dependencies = " ".join(project["project"]["dependencies"])
+    assert "moto" not in dependencies and "hypothesis" not in dependencies

@@ -1,6 +1,6 @@
 """The worker's logic, free of Faust: what to do with one record or one clock tick.
 
-`app.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
+`faust/worker.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
 `PartitionState`, rebuilt from the store the first time the partition is touched after an
 assignment. For each record: parse (or dead-letter), forward to the repartition topic if

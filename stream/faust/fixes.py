@@ -1,6 +1,6 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
-The other half of the Faust edge: `app.py` wires the worker on `SafeApp` and calls the
+The other half of the Faust edge: `faust/worker.py` wires the worker on `SafeApp` and calls the
 helpers at the end (rewinds, absent offsets, stall healing). Seven changes:
 
 - `WholeFlushBuffer`: a commit waits for every changelog record written before it.

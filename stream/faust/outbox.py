@@ -1,6 +1,6 @@
 """The processor's outbox on Faust topics: dead letters, forwards and syncs.
 
-Part of the Faust edge (with `app.py` and `faust_fixes.py`). What each send guarantees
+Part of the Faust edge (with `worker.py` and `fixes.py`). What each send guarantees
 before the processor returns, and so before the record is acknowledged:
 
 - `dead_letter`: the broker has the dead letter. A record too large to send whole is sent
@@ -10,7 +10,7 @@ before the processor returns, and so before the record is acknowledged:
 - `forward`: the record is in the producer. A commit flushes the producer first; a forward
   the broker then refuses is reported to `on_fault`, which stops the worker. A record too
   large to forward raises `RecordTooLarge` (the processor dead-letters it).
-- `write`: the sync is built and queued on its destination's lane (`lanes.py`).
+- `write`: the sync is built and queued on its destination's lane (`output/lanes.py`).
 """
 
 from __future__ import annotations

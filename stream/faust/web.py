@@ -1,5 +1,5 @@
 """The worker's web views on Faust's web server: the status page at `/`, `/status.json`,
-`/metrics` (Prometheus text) and `/health`. `app.py` hands in the Faust app; this module
+`/metrics` (Prometheus text) and `/health`. `faust/worker.py` hands in the Faust app; this module
 only uses its `page` decorator and its consumer's offsets."""
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "run_worker"]
 #: Kafka's 1 MB message limit) and a short linger send them in far fewer requests. At most
 #: 500 records a poll (aiokafka's default: all it has fetched, thousands) keeps a poll within
 #: the room the stream queue has left once Faust stops fetching for it (4,096 records, from
-#: 80% full), so handing a record on does not wait (`faust_fixes.QuickHandoff`).
+#: 80% full), so handing a record on does not wait (`fixes.QuickHandoff`).
 WORKER_FAUST_DEFAULTS: dict[str, Any] = {
     "producer_max_batch_size": 512 * 1024,
     "producer_linger": 0.01,

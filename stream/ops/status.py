@@ -1,5 +1,5 @@
 """The worker's status page: plain HTML, readable without JavaScript. Pure: it renders a
-snapshot that `app.py` gathers."""
+snapshot that `faust/worker.py` gathers."""
 
 from __future__ import annotations
 

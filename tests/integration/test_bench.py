@@ -1,5 +1,5 @@
 """The benchmark still runs end to end (tiny sizes; no figure is asserted: speed is
-measured by `cohort-sync bench`, not by tests)."""
+measured by `make bench`, not by tests)."""
 
 import io
 import json

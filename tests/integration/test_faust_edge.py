@@ -1,4 +1,4 @@
-"""The Faust edge against a real broker: what `faust_fixes` changes in aiokafka's producer."""
+"""The Faust edge against a real broker: what `stream.faust.fixes` changes in aiokafka."""
 
 from __future__ import annotations
 
