@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["Metrics", "RecentSync", "UPLOAD_BUCKETS", "render_prometheus"]
 
@@ -71,19 +72,38 @@ def render_prometheus(
     watermark_lag_seconds: Mapping[int, float],
 ) -> str:
     """The Prometheus text exposition format (version 0.0.4)."""
-    out: list[str] = []
+    text = _Exposition()
+    for name, value, help_text in _counters(metrics):
+        text.family(name, "counter", help_text)
+        text.sample(name, value)
+    text.family(
+        "cohort_sync_upload_errors_total",
+        "counter",
+        "Failed sync writes, by destination and kind (permanent needs an operator).",
+    )
+    for (destination, kind), count in sorted(metrics.upload_errors.items()):
+        text.sample("cohort_sync_upload_errors_total", count, destination=destination, kind=kind)
+    text.by_label(
+        "cohort_sync_queued_syncs",
+        "gauge",
+        "Built syncs waiting for their destination (a failing one holds only its own).",
+        "destination",
+        metrics.queued_syncs,
+    )
+    text.by_label(
+        "cohort_sync_syncs_total",
+        "counter",
+        "Syncs written, by destination.",
+        "destination",
+        metrics.syncs,
+    )
+    _upload_histogram(text, metrics)
+    _gauges(text, metrics, consumer_lag, watermark_lag_seconds)
+    return text.render()
 
-    def family(name: str, kind: str, text: str) -> None:
-        out.append(f"# HELP {name} {text}")
-        out.append(f"# TYPE {name} {kind}")
 
-    def sample(name: str, value: float, **labels: object) -> None:
-        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-        out.append(
-            f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}"
-        )
-
-    counters = [
+def _counters(metrics: Metrics) -> list[tuple[str, int, str]]:
+    return [
         ("cohort_sync_events_total", metrics.events, "Membership events applied."),
         ("cohort_sync_dead_letters_total", metrics.dead_letters, "Records sent to the DLQ."),
         (
@@ -109,50 +129,72 @@ def render_prometheus(
             "Existing objects with other bytes than a sync's, kept (never replaced).",
         ),
     ]
-    for name, value, text in counters:
-        family(name, "counter", text)
-        sample(name, value)
-    family(
-        "cohort_sync_upload_errors_total",
-        "counter",
-        "Failed sync writes, by destination and kind (permanent needs an operator).",
-    )
-    for (destination, kind), count in sorted(metrics.upload_errors.items()):
-        sample("cohort_sync_upload_errors_total", count, destination=destination, kind=kind)
-    family(
-        "cohort_sync_queued_syncs",
-        "gauge",
-        "Built syncs waiting for their destination (a failing one holds only its own).",
-    )
-    for destination, count in sorted(metrics.queued_syncs.items()):
-        sample("cohort_sync_queued_syncs", count, destination=destination)
-    family("cohort_sync_syncs_total", "counter", "Syncs written, by destination.")
-    for destination, count in sorted(metrics.syncs.items()):
-        sample("cohort_sync_syncs_total", count, destination=destination)
-    family("cohort_sync_upload_seconds", "histogram", "Time to write one sync's four files.")
+
+
+def _upload_histogram(text: _Exposition, metrics: Metrics) -> None:
+    text.family("cohort_sync_upload_seconds", "histogram", "Time to write one sync's four files.")
     for bound, count in zip(UPLOAD_BUCKETS, metrics.upload_bucket_counts, strict=True):
-        sample("cohort_sync_upload_seconds_bucket", count, le=_number(bound))
-    sample("cohort_sync_upload_seconds_bucket", metrics.upload_count, le="+Inf")
-    sample("cohort_sync_upload_seconds_sum", metrics.upload_seconds_sum)
-    sample("cohort_sync_upload_seconds_count", metrics.upload_count)
-    family("cohort_sync_consumer_lag", "gauge", "Records not yet processed, by input partition.")
-    for partition, lag in sorted(consumer_lag.items()):
-        sample("cohort_sync_consumer_lag", lag, partition=partition)
-    family(
+        text.sample("cohort_sync_upload_seconds_bucket", count, le=_number(bound))
+    text.sample("cohort_sync_upload_seconds_bucket", metrics.upload_count, le="+Inf")
+    text.sample("cohort_sync_upload_seconds_sum", metrics.upload_seconds_sum)
+    text.sample("cohort_sync_upload_seconds_count", metrics.upload_count)
+
+
+def _gauges(
+    text: _Exposition,
+    metrics: Metrics,
+    consumer_lag: Mapping[int, int],
+    watermark_lag_seconds: Mapping[int, float],
+) -> None:
+    text.by_label(
+        "cohort_sync_consumer_lag",
+        "gauge",
+        "Records not yet processed, by input partition.",
+        "partition",
+        consumer_lag,
+    )
+    text.by_label(
         "cohort_sync_watermark_lag_seconds",
         "gauge",
         "Wall clock minus the partition's event-time watermark.",
+        "partition",
+        watermark_lag_seconds,
     )
-    for partition, seconds in sorted(watermark_lag_seconds.items()):
-        sample("cohort_sync_watermark_lag_seconds", seconds, partition=partition)
-    family(
+    text.by_label(
         "cohort_sync_last_sync_timestamp_seconds",
         "gauge",
         "Sync time (epoch seconds) of the newest sync written, by destination.",
+        "destination",
+        {destination: ms / 1000 for destination, ms in metrics.last_sync_time_ms.items()},
     )
-    for destination, time_ms in sorted(metrics.last_sync_time_ms.items()):
-        sample("cohort_sync_last_sync_timestamp_seconds", time_ms / 1000, destination=destination)
-    return "\n".join(out) + "\n"
+
+
+class _Exposition:
+    """Lines of the text format, in the order they are added."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines.append(f"# HELP {name} {help_text}")
+        self.lines.append(f"# TYPE {name} {kind}")
+
+    def sample(self, name: str, value: float, **labels: object) -> None:
+        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
+        self.lines.append(
+            f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}"
+        )
+
+    def by_label(
+        self, name: str, kind: str, help_text: str, label: str, values: Mapping[Any, float]
+    ) -> None:
+        """A family with one sample per value of one label, in the label's order."""
+        self.family(name, kind, help_text)
+        for key, value in sorted(values.items()):
+            self.sample(name, value, **{label: key})
+
+    def render(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 def _number(value: float) -> str:

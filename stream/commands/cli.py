@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+_Commands = argparse._SubParsersAction  # what `add_subparsers` returns
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cohort-sync",
@@ -54,6 +57,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cohort-sync {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
+    _add_worker(commands)
+    _add_demo(commands)
+    _add_replay(commands)
+    _add_lag(commands)
+    _add_produce(commands)
+    return parser
+
+
+def _add_worker(commands: _Commands) -> None:
     worker = commands.add_parser(
         "worker",
         help="run the streaming worker until SIGTERM/SIGINT",
@@ -67,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(run=_run_worker)
 
+
+def _add_demo(commands: _Commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="run everything on embedded defaults with simulated events",
@@ -85,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(run=_run_demo)
 
+
+def _add_replay(commands: _Commands) -> None:
     replay = commands.add_parser(
         "replay",
         help="rebuild the files from the beginning of the topic",
@@ -118,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(run=_run_replay)
 
+
+def _add_lag(commands: _Commands) -> None:
     lag = commands.add_parser(
         "lag",
         help="show how far the worker's consumer group is behind",
@@ -148,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     lag.set_defaults(run=_run_lag)
 
+
+def _add_produce(commands: _Commands) -> None:
     produce = commands.add_parser(
         "produce",
         help="send events from a JSON-lines file to the input topic",
@@ -158,7 +178,6 @@ def _parser() -> argparse.ArgumentParser:
     _config_argument(produce)
     produce.add_argument("file", metavar="FILE.jsonl", help="JSON-lines file, or - for stdin")
     produce.set_defaults(run=_run_produce)
-    return parser
 
 
 def _config_argument(parser: argparse.ArgumentParser) -> None:

@@ -1,12 +1,15 @@
 """The worker's web views on Faust's web server: the status page at `/`, `/status.json`,
-`/metrics` (Prometheus text) and `/health`. `faust/worker.py` hands in the Faust app; this module
-only uses its `page` decorator and its consumer's offsets."""
+`/metrics` (Prometheus text) and `/health`. `faust/worker.py` hands in the Faust app; this
+module only uses its `page` decorator and its consumer's offsets."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import faust
+from faust.types import TP
 
 from stream.engine.processor import Processor
 from stream.errors import SinkError
@@ -18,36 +21,55 @@ __all__ = ["add_web_views"]
 
 
 def add_web_views(
-    app: Any, processor: Processor, sinks: Mapping[str, Sink], clock: Callable[[], float]
+    app: faust.App, processor: Processor, sinks: Mapping[str, Sink], clock: Callable[[], float]
 ) -> None:
     """`/` status page, `/status.json`, `/metrics` (Prometheus) and `/health`."""
-    topic = processor.settings.kafka.topic
-    health = _HealthProbe(sinks, clock)
+    views = _Views(app, processor, _HealthProbe(sinks, clock), clock)
 
-    async def snapshot() -> Snapshot:
-        partitions = []
-        now = clock()
-        for tp in sorted(app.consumer.assignment()):
-            if tp.topic != topic:
-                continue
-            highwater = app.consumer.highwater(tp)
-            done = processor.input_next_offset.get(tp.partition)
-            if done is None:
-                done = await app.consumer.position(tp)
-            state = processor.partitions.get(tp.partition)
-            watermark = state.watermark if state else None
-            partitions.append(
-                PartitionStatus(
-                    partition=tp.partition,
-                    lag=None if highwater is None or done is None else max(highwater - done, 0),
-                    watermark_ms=watermark,
-                    freshness_seconds=None if watermark is None else now - watermark / 1000,
-                )
-            )
-        metrics = processor.metrics
+    @app.page("/")
+    async def status_page(web: Any, request: Any) -> Any:
+        return web.html(render_status_page(await views.snapshot()))
+
+    @app.page("/status.json")
+    async def status_json(web: Any, request: Any) -> Any:
+        return web.json((await views.snapshot()).as_json())
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.text(await views.metrics_text(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    async def health_page(web: Any, request: Any) -> Any:
+        problems = await views.health_problems()
+        if problems:
+            return web.json({"status": "unavailable", "reasons": problems}, status=503)
+        return web.json({"status": "ok"})
+
+
+class _Views:
+    """What the pages show, from the processor and the consumer's offsets."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        processor: Processor,
+        health: _HealthProbe,
+        clock: Callable[[], float],
+    ) -> None:
+        self.app = app
+        self.processor = processor
+        self.health = health
+        self.clock = clock
+        self.topic = processor.settings.kafka.topic
+
+    async def snapshot(self) -> Snapshot:
+        now = self.clock()
+        assigned = sorted(self.app.consumer.assignment())
+        partitions = [await self._partition(tp, now) for tp in assigned if tp.topic == self.topic]
+        metrics = self.processor.metrics
         return Snapshot(
-            app_id=app.conf.id,
-            topic=topic,
+            app_id=self.app.conf.id,
+            topic=self.topic,
             partitions=partitions,
             syncs=list(metrics.recent_syncs),
             errors=list(metrics.recent_errors),
@@ -55,36 +77,39 @@ def add_web_views(
             dead_letters=metrics.dead_letters,
         )
 
-    @app.page("/")
-    async def status_page(web: Any, request: Any) -> Any:
-        return web.html(render_status_page(await snapshot()))
+    async def _partition(self, tp: TP, now: float) -> PartitionStatus:
+        consumer = self.app.consumer
+        highwater = consumer.highwater(tp)
+        done = self.processor.input_next_offset.get(tp.partition)
+        if done is None:
+            done = await consumer.position(tp)
+        state = self.processor.partitions.get(tp.partition)
+        watermark = state.watermark if state else None
+        return PartitionStatus(
+            partition=tp.partition,
+            lag=None if highwater is None or done is None else max(highwater - done, 0),
+            watermark_ms=watermark,
+            freshness_seconds=None if watermark is None else now - watermark / 1000,
+        )
 
-    @app.page("/status.json")
-    async def status_json(web: Any, request: Any) -> Any:
-        return web.json((await snapshot()).as_json())
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        current = await snapshot()
-        text = render_prometheus(
-            processor.metrics,
-            {p.partition: p.lag for p in current.partitions if p.lag is not None},
+    async def metrics_text(self) -> str:
+        partitions = (await self.snapshot()).partitions
+        return render_prometheus(
+            self.processor.metrics,
+            {p.partition: p.lag for p in partitions if p.lag is not None},
             {
                 p.partition: p.freshness_seconds
-                for p in current.partitions
+                for p in partitions
                 if p.freshness_seconds is not None
             },
         )
-        return web.text(text, content_type="text/plain; version=0.0.4")
 
-    @app.page("/health")
-    async def health_page(web: Any, request: Any) -> Any:
-        problems = await health.problems()
-        if app.consumer.should_stop or not app.consumer.assignment():
+    async def health_problems(self) -> list[str]:
+        problems = await self.health.problems()
+        consumer = self.app.consumer
+        if consumer.should_stop or not consumer.assignment():
             problems = ["not consuming: no partition assigned", *problems]
-        if problems:
-            return web.json({"status": "unavailable", "reasons": problems}, status=503)
-        return web.json({"status": "ok"})
+        return problems
 
 
 class _HealthProbe:

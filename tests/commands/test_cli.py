@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 from stream.commands.cli import main
-from stream.config import settings_from_mapping
-from stream.faust.worker import create_worker
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -44,17 +42,3 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
     result = run("produce", "--config", str(tmp_path / "missing.toml"), "events.jsonl")
     assert result.returncode == 2
     assert "file not found" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_faust_settings_are_passed_through_as_they_are() -> None:
-    settings = settings_from_mapping(
-        {
-            "kafka": {"partitions": 3},
-            "faust": {"broker_session_timeout": 7.5, "stream_buffer_maxsize": 123},
-        }
-    )
-    worker = create_worker(settings, broker_url="kafka://127.0.0.1:1")
-    assert worker.app.conf.broker_session_timeout == 7.5
-    assert worker.app.conf.stream_buffer_maxsize == 123
-    assert worker.app.conf.topic_partitions == 3
-    worker.writer.close()

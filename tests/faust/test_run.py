@@ -1,0 +1,40 @@
+"""A stop that does not end by its deadline ends the process, with exit code 1."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from stream.faust.run import faust_url
+
+STUCK = """
+import threading
+from stream.faust.run import exit_after
+exit_after(0.2)
+threading.Event().wait()  # a stop that never ends
+"""
+
+
+def test_exit_after_ends_a_stuck_process_with_code_1() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", STUCK], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    assert "the stop did not end within 0s: exiting now" in result.stderr
+
+
+def test_the_broker_setting_becomes_faust_s_url_list() -> None:
+    from stream.config import settings_from_mapping
+
+    def url(broker: str) -> str:
+        settings = settings_from_mapping(
+            {
+                "kafka": {"broker": broker},
+                "destinations": [{"name": "d", "url": "file:///out"}],
+                "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
+            }
+        )
+        return faust_url(settings)
+
+    assert url("a:9092") == "kafka://a:9092"
+    assert url("kafka://a:9092;b:9093") == "kafka://a:9092;kafka://b:9093"

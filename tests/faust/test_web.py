@@ -1,0 +1,69 @@
+"""What the web pages show, from the processor and the consumer's offsets (no web server)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from stream.domain.partitioner import partition_for
+from stream.engine.processor import Processor
+from stream.errors import PermanentSinkError
+from stream.faust.web import _HealthProbe, _Views
+from tests.engine.test_processor import Outbox, config
+from tests.scenario import C1
+
+
+class Consumer:
+    should_stop = False
+
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    def highwater(self, tp: TP) -> int:
+        return 10
+
+    async def position(self, tp: TP) -> int:
+        return 4
+
+
+class Sink:
+    def __init__(self, problem: str | None) -> None:
+        self.problem = problem
+
+    def probe(self) -> None:
+        if self.problem:
+            raise PermanentSinkError(self.problem)
+
+
+def views(assigned: set[TP], problem: str | None = None) -> tuple[_Views, Processor]:
+    processor = Processor(config(), {}, Outbox(), partition_for)
+    app: Any = SimpleNamespace(consumer=Consumer(assigned), conf=SimpleNamespace(id="app"))
+    health = _HealthProbe({"d": Sink(problem)}, clock=lambda: 0.0)  # type: ignore[dict-item]
+    return _Views(app, processor, health, clock=lambda: 1_767_578_400.0), processor
+
+
+def test_lag_is_the_high_watermark_minus_what_was_handled_on_the_input_topic_only() -> None:
+    topic = config().kafka.topic
+    view, processor = views({TP(topic, 0), TP("cohort-sync-ticks", 0)})
+    asyncio.run(processor.on_record(topic, 0, 0, b"c1", C1[0]))
+    snapshot = asyncio.run(view.snapshot())
+    [partition] = snapshot.partitions
+    assert partition.partition == 0 and partition.lag == 9  # handled offset 0; 10 at the end
+    assert partition.watermark_ms is not None and partition.freshness_seconds is not None
+    assert 'cohort_sync_consumer_lag{partition="0"} 9' in asyncio.run(view.metrics_text())
+
+
+def test_health_names_an_unassigned_worker_and_a_failing_destination() -> None:
+    topic = config().kafka.topic
+    assert asyncio.run(views({TP(topic, 0)})[0].health_problems()) == []
+    problems = asyncio.run(views(set(), problem="s3://b: NoSuchBucket")[0].health_problems())
+    assert problems == [
+        "not consuming: no partition assigned",
+        "destination d: s3://b: NoSuchBucket",
+    ]
