@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stream.config import settings_from_mapping
-from stream.domain.windows import format_sync_time
+from stream.domain.windows import format_sync_time, format_time
 from stream.engine.offline import expected_outputs
 from stream.errors import CohortSyncError
 from stream.kafka.client import ensure_topics, produce_lines
@@ -48,7 +48,9 @@ def demo_events(seed: int = 7) -> list[bytes]:
                 "amplitude_id": user,
                 "user_id": f"user{user}@example.com" if user % 7 else None,
                 "action": rng.choice(("enter", "enter", "exit")),
-                "time": _iso(START_MS + minute * 60_000 + rng.randrange(60_000)),
+                "time": format_time(
+                    START_MS + minute * 60_000 + rng.randrange(60_000), "milliseconds"
+                ),
                 "user_properties": {"plan": rng.choice(PLANS), "country": rng.choice(COUNTRIES)},
             }
         )
@@ -70,7 +72,7 @@ def demo_events(seed: int = 7) -> list[bytes]:
                 "amplitude_id": 1,
                 "user_id": "heartbeat",
                 "action": "exit",
-                "time": _iso(START_MS + HOURS * 3_600_000 + 60_000),
+                "time": format_time(START_MS + HOURS * 3_600_000 + 60_000, "milliseconds"),
             }
         )
     return [json.dumps(line, separators=(",", ":")).encode() for line in lines]
@@ -149,14 +151,14 @@ def run_demo(folder: Path, *, timeout: float = 60.0) -> int:
                 cwd=folder,
             )
             try:
-                _wait_for(expected, files, timeout, worker, log_path)
+                _wait_for_files(expected, files, timeout, worker, log_path)
             finally:
                 _stop(worker)
     _summary(expected, files)
     return 0
 
 
-def _wait_for(
+def _wait_for_files(
     expected: list[SyncOutput],
     files: Path,
     timeout: float,
@@ -227,9 +229,3 @@ def _toml(path: Path) -> dict[str, object]:
     import tomllib
 
     return tomllib.loads(path.read_text(encoding="utf-8"))
-
-
-def _iso(time_ms: int) -> str:
-    return (
-        datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    )

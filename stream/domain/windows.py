@@ -71,9 +71,16 @@ def format_sync_time(time_ms: int, naming: str) -> str:
     return moment.strftime(f"%Y-%m-%dT%H{separator}%M")
 
 
-def format_time(time_ms: int) -> str:
-    """An instant for people and manifests: `2026-01-05T01:00:00Z` (UTC, whole seconds)."""
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_PRECISIONS = {"minutes": 16, "seconds": 19, "milliseconds": 23}
+
+
+def format_time(time_ms: int, precision: str = "seconds", *, table: bool = False) -> str:
+    """An instant in UTC for people and manifests: `2026-01-05T01:00:00Z`. `precision`:
+    "minutes" (`2026-01-05T01:00Z`), "seconds" or "milliseconds" (`...01:00:00.000Z`);
+    `table=True` for a table's column: `2026-01-05 01:00:00`, no zone letter."""
+    moment = datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[: _PRECISIONS[precision]]
+    return text.replace("T", " ") if table else text + "Z"
 
 
 def format_duration(duration_ms: int) -> str:

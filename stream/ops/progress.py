@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TextIO
+
+from stream.domain.windows import format_time
 
 __all__ = ["Progress"]
 
@@ -47,7 +48,7 @@ class Progress:
         elapsed = max(now - self.started, 1e-9)
         rate = done / elapsed
         share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
-        position = _iso(event_time_ms) if event_time_ms is not None else "-"
+        position = format_time(event_time_ms, "minutes") if event_time_ms is not None else "-"
         remaining = (self.total - done) / rate if rate > 0 and self.total >= done else None
         eta = _duration(remaining) if remaining is not None else "-"
         return (
@@ -64,10 +65,6 @@ class Progress:
     @property
     def elapsed(self) -> float:
         return self.clock() - self.started
-
-
-def _iso(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
 def _duration(seconds: float) -> str:

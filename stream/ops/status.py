@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from html import escape
 
+from stream.domain.windows import format_time
 from stream.metrics import RecentSync
 
 __all__ = ["PartitionStatus", "Snapshot", "render_status_page"]
@@ -50,7 +50,7 @@ class Snapshot:
                 {
                     "destination": s.destination,
                     "cohort_id": s.cohort_id,
-                    "sync_time": _iso(s.sync_time_ms),
+                    "sync_time": format_time(s.sync_time_ms, table=True),
                     "counts": dict(s.counts),
                     "manifest": s.manifest,
                 }
@@ -64,7 +64,7 @@ def render_status_page(snapshot: Snapshot) -> str:
     partition_rows = (
         "".join(
             f"<tr><td>{p.partition}</td><td>{_text(p.lag)}</td>"
-            f"<td>{_iso(p.watermark_ms) if p.watermark_ms is not None else '-'}</td>"
+            f"<td>{_when(p.watermark_ms)}</td>"
             f"<td>{_seconds(p.freshness_seconds)}</td></tr>"
             for p in snapshot.partitions
         )
@@ -72,7 +72,7 @@ def render_status_page(snapshot: Snapshot) -> str:
     )
     sync_rows = (
         "".join(
-            f"<tr><td>{escape(s.cohort_id)}</td><td>{_iso(s.sync_time_ms)}</td>"
+            f"<tr><td>{escape(s.cohort_id)}</td><td>{format_time(s.sync_time_ms, table=True)}</td>"
             f"<td>{escape(s.destination)}</td><td>{s.counts['entering']}</td>"
             f"<td>{s.counts['exiting']}</td><td>{s.counts['existing']}</td>"
             f"<td><code>{escape(s.manifest)}</code></td></tr>"
@@ -104,13 +104,13 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}</style></head>
 """
 
 
-def _iso(time_ms: int) -> str:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _text(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
 def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f} s"
+
+
+def _when(time_ms: int | None) -> str:
+    return "-" if time_ms is None else format_time(time_ms, table=True)
