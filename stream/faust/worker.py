@@ -29,14 +29,14 @@ from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
 from stream.engine.delivery import InOrderDelivery
 from stream.engine.processor import Processor
 from stream.errors import WorkerFault, WriteAbandoned
-from stream.faust.fixes import (
+from stream.faust.consumer import (
     InOrderConsumer,
-    SafeApp,
     heal_stalls,
     in_order_consumer,
     mark_absent,
     rewind,
 )
+from stream.faust.fixes import SafeApp
 from stream.faust.outbox import FaustOutbox
 from stream.faust.recovery import RecoveryHealer
 from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app

@@ -1,5 +1,6 @@
-"""Tripwires for upgrades: every private part of faust, aiokafka and mode that
-`stream/faust/fixes.py` overrides or calls still exists with the shape the fix relies on.
+"""Tripwires for upgrades: every private part of faust, aiokafka and mode that the fixes in
+`stream/faust/` (fixes, producer, consumer, handoff) override or call still exists with the
+shape the fix relies on.
 
 A renamed private method would not fail loudly: the override would simply never be called,
 and the guarantee it gives (no commit ahead of the changelog, no skipped record) would be off

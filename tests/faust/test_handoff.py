@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stream.faust.fixes import QuickHandoff
+from stream.faust.handoff import QuickHandoff
 
 
 class Fetcher(QuickHandoff):

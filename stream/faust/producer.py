@@ -1,0 +1,107 @@
+"""What the worker changes in Faust's producer so a commit never passes the state it
+covers: a flush that waits for every changelog record, and metadata kept for every topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
+from faust.transport.producer import ProducerBuffer
+from faust.types import HeadersArg
+from faust.types.tuples import FutureMessage, RecordMetadata
+
+__all__ = ["WholeFlushBuffer", "TopicTrackingProducer"]
+
+log = logging.getLogger(__name__)
+
+
+class WholeFlushBuffer(ProducerBuffer):
+    """Faust's producer buffer, with a `flush` that returns only once every message put
+    into it has reached the Kafka client.
+
+    Table writes become changelog records through this buffer, and a commit flushes it
+    before committing offsets. Faust's own flush returns when no message left the buffer
+    for 0.1 s, or as soon as the queue is empty while its sender still holds the last
+    message (waiting for room in the client: one round trip with one-record batches). The
+    offsets were then committed ahead of the changelog, and a kill -9 at that moment lost
+    state for records the group would never re-deliver.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._unsent = 0
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
+
+    def put(self, fut: FutureMessage) -> None:
+        self._unsent += 1
+        self._all_sent.clear()
+        super().put(fut)
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._unsent -= 1
+            if self._unsent == 0:
+                self._all_sent.set()
+
+    async def flush(self) -> None:
+        while self._unsent:
+            if self.should_stop:  # the sender task is ending: send what is left here
+                while not self.pending.empty():
+                    await self._send_pending(self.pending.get_nowait())
+            try:
+                await asyncio.wait_for(self._all_sent.wait(), timeout=0.1)
+            except TimeoutError:
+                continue
+
+
+class TopicTrackingProducer(AIOKafkaProducer):
+    """Faust's aiokafka producer, which adds every topic it sends to to the topics its
+    client keeps metadata for.
+
+    aiokafka (0.14) adds a topic to that list only when a send finds its partitions unknown.
+    Its first metadata fetch covers every topic, so topics that existed then are never
+    added; the first send to a newer topic (the worker's ticks) then narrows every later
+    fetch to the listed ones, and the others' partitions are forgotten. A record already
+    waiting for such a partition then waits for a send to the same topic to add it back;
+    with one-record batches (Tansu) that send waits behind the record, so the changelog
+    stopped, and the next rebalance's flush waited for ever.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._client: Any = None  # the aiokafka client that `_tracked` is about
+        self._tracked: set[str] = set()
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: HeadersArg | None,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        client = self._ensure_producer().client
+        if client is not self._client:  # a restarted producer has a new client
+            self._client, self._tracked = client, set()
+        if topic not in self._tracked:
+            self._tracked.add(topic)
+            await client.add_topic(topic)
+        return await super().send(
+            topic,
+            key,
+            value,
+            partition,
+            timestamp,
+            headers,
+            transactional_id=transactional_id,
+        )
