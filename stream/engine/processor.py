@@ -24,47 +24,26 @@ import logging
 from array import array
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from stream.config import Settings, SyncRule
 from stream.domain.events import MembershipEvent, parse_message
-from stream.domain.membership import Member, diff_cohort
+from stream.domain.membership import Member
 from stream.domain.retention import too_late_before
 from stream.domain.windows import format_duration, format_time
+from stream.engine.building import sync_builder
+from stream.engine.outbox import Outbox
 from stream.errors import InvalidEvent, RecordTooLarge
 from stream.metrics import Metrics
-from stream.output.sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
+from stream.output.sync import InputPosition
 from stream.state import codec
 from stream.state.journal import FLUSH_MEMBERS, Journal
-from stream.state.partition import CohortState, PartitionState, PendingSync, SyncJob
+from stream.state.partition import PartitionState, PendingSync, SyncJob
 from stream.state.stored import load_partition, partition_meta
 
-__all__ = ["Outbox", "Processor"]
+__all__ = ["Outbox", "Processor"]  # Outbox re-exported from engine.outbox
 
 log = logging.getLogger(__name__)
-
-
-class Outbox(Protocol):
-    """Where the processor sends records and files; Faust topics and `SyncWriter` in the app."""
-
-    async def dead_letter(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        reason: str,
-    ) -> None: ...
-
-    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None: ...
-
-    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
-        """Build the sync now (the state may change after this call returns), write it, then
-        call `written` on the event loop. The worker returns once the sync is built and
-        queued for its destination, a replay once it is written."""
-        ...
 
 
 class _ApplyFailed(Exception):
@@ -379,9 +358,8 @@ class Processor:
                 continue
             job = SyncJob(rule, sync.cohort_id, sync.sync_time, sync.previous)
             position = InputPosition(sync.topic, partition, sync.end_offset)
-            await self.outbox.write(
-                self._builder(cohort, job, position), self._reporter(partition, sync.key)
-            )
+            build = sync_builder(self.settings, cohort, job, position, self.incremental)
+            await self.outbox.write(build, self._reporter(partition, sync.key))
         self._unsubmitted.discard(partition)
 
     def _reporter(self, partition: int, key: tuple[str, str, int]) -> Callable[[], None]:
@@ -390,36 +368,6 @@ class Processor:
                 self._written.setdefault(partition, set()).add(key)
 
         return written
-
-    def _builder(
-        self, cohort: CohortState, job: SyncJob, position: InputPosition
-    ) -> Callable[[], SyncOutput]:
-        rule = job.rule
-        assert isinstance(rule, SyncRule)
-
-        spec = SyncSpec(
-            project_id=self.settings.project_id,
-            destination=self.settings.destinations[rule.destination],
-            rule=rule,
-            cohort_id=job.cohort_id,
-            sync_time=job.sync_time,
-            position=position,
-        )
-
-        def build() -> SyncOutput:
-            built = None
-            last = cohort.synced.get(rule.rule_id) if self.incremental else None
-            if last is not None and last.sync_time == job.previous:
-                changed = cohort.changed_since(last.sync_time)
-                diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
-                built = build_next_sync(spec, last, changed, diff)
-            if built is None:
-                diff = diff_cohort(cohort.members, job.sync_time, job.previous)
-                built = build_sync(spec, job.previous, diff)
-            output, cohort.synced[rule.rule_id] = built
-            return output
-
-        return build
 
     def _apply(
         self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
