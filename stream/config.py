@@ -268,6 +268,8 @@ def _destinations(raw: Any) -> dict[str, Destination]:
 
 def _destination_url(url: str, where: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
+    if parts.scheme in ("s3", "file") and not url.startswith(f"{parts.scheme}://"):
+        raise ConfigError(f"{where}.url", f"{url!r} is malformed: write {parts.scheme}://...")
     if parts.scheme == "s3":
         if not _BUCKET.match(parts.netloc):
             raise ConfigError(f"{where}.url", f"{parts.netloc!r} is not a valid S3 bucket name")
@@ -304,7 +306,7 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
         try:
             cadence_ms = parse_cadence(cadence)
         except ValueError as exc:
-            raise ConfigError(f"{where}.cadence", f'{exc} (or "hourly", "daily")') from None
+            raise ConfigError(f"{where}.cadence", str(exc)) from None
         routing_key = _string(entry, "routing_key", f"{where}.routing_key", default=None)
         if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
             raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CohortSyncError",
     "ConfigError",
+    "OptionError",
     "InvalidEvent",
     "SinkError",
     "TransientSinkError",
@@ -30,6 +31,15 @@ class ConfigError(CohortSyncError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"config error: {key}: {problem}")
         self.key = key
+        self.problem = problem
+
+
+class OptionError(CohortSyncError):
+    """A command-line option is invalid; `option` names it (`--since`)."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        super().__init__(f"{option}: {problem}")
+        self.option = option
         self.problem = problem
 
 

@@ -140,6 +140,8 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"faust": {"topic_partitions": 4}}, "faust.topic_partitions"),
         ({"destinations": [{"name": "d", "url": "http://x"}]}, "destinations[0].url"),
         ({"destinations": [{"name": "d", "url": "s3://B_ad"}]}, "destinations[0].url"),
+        ({"destinations": [{"name": "d", "url": "s3:/bucket"}]}, "destinations[0].url"),
+        ({"destinations": [{"name": "d", "url": "file:/tmp/x"}]}, "destinations[0].url"),
         ({"destinations": [{"name": "d", "url": "file://relative/dir"}]}, "destinations[0].url"),
         ({"destinations": [{"url": "s3://bucket-a"}]}, "destinations[0].name"),
         ({"destinations": [DEST, DEST]}, "destinations[1].name"),

@@ -19,7 +19,7 @@ from stream.config import Settings
 from stream.domain.events import parse_time
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
-from stream.errors import ConfigError, InvalidEvent
+from stream.errors import InvalidEvent, OptionError
 from stream.kafka.client import TopicReader
 from stream.metrics import Metrics
 from stream.ops.progress import Progress
@@ -61,7 +61,7 @@ def parse_moment(text: str, option: str) -> int:
     try:
         return parse_time(text, option)
     except InvalidEvent as exc:
-        raise ConfigError(option, exc.reason.removeprefix(f"{option}: ")) from None
+        raise OptionError(option, exc.reason.removeprefix(f"{option}: ")) from None
 
 
 def replay_settings(settings: Settings, options: ReplayOptions) -> Settings:
@@ -72,7 +72,7 @@ def replay_settings(settings: Settings, options: ReplayOptions) -> Settings:
     if options.destination is not None:
         if options.destination not in destinations:
             known = ", ".join(sorted(destinations)) or "none defined"
-            raise ConfigError(
+            raise OptionError(
                 "--destination", f"unknown destination {options.destination!r} ({known})"
             )
         destinations = {options.destination: destinations[options.destination]}
@@ -80,7 +80,7 @@ def replay_settings(settings: Settings, options: ReplayOptions) -> Settings:
     if options.prefix is not None:
         prefix = options.prefix.strip("/")
         if not _PREFIX.match(prefix) or ".." in prefix.split("/"):
-            raise ConfigError("--prefix", f"{options.prefix!r} is not a safe path prefix")
+            raise OptionError("--prefix", f"{options.prefix!r} is not a safe path prefix")
         destinations = {
             name: replace(
                 dest,

@@ -41,9 +41,15 @@ def parse_cadence(text: str) -> int:
     """`"hourly"`, `"daily"` or a positive whole-minute duration -> milliseconds."""
     if text in _NAMED_CADENCES:
         return _NAMED_CADENCES[text]
-    cadence = parse_duration(text)
+    try:
+        cadence = parse_duration(text)
+    except ValueError:
+        cadence = -1
     if cadence <= 0 or cadence % 60_000:
-        raise ValueError(f"{text!r}: a cadence must be a positive whole number of minutes")
+        raise ValueError(
+            f'{text!r} is not a cadence: write "hourly", "daily" or a whole number of '
+            "minutes like '15m', '2h' or '1d'"
+        )
     return cadence
 
 

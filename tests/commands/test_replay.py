@@ -6,7 +6,7 @@ import pytest
 
 from stream.commands.replay import ReplayOptions, parse_moment, replay_settings
 from stream.config import settings_from_mapping
-from stream.errors import ConfigError
+from stream.errors import OptionError
 from tests.scenario import JAN5, H
 
 SETTINGS = settings_from_mapping(
@@ -26,9 +26,9 @@ SETTINGS = settings_from_mapping(
 def test_a_moment_is_iso_8601_with_an_offset_and_its_error_names_the_option() -> None:
     assert parse_moment("2026-01-05T01:00:00Z", "--since") == JAN5 + H
     assert parse_moment("2026-01-05T02:00:00+01:00", "--until") == JAN5 + H
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(OptionError) as error:
         parse_moment("yesterday", "--since")
-    assert error.value.key == "--since"
+    assert error.value.option == "--since"
 
 
 def test_a_prefix_goes_in_front_of_an_s3_path_and_under_a_folder() -> None:
@@ -41,12 +41,12 @@ def test_one_destination_keeps_only_its_syncs_and_unknown_ones_are_refused() -> 
     settings = replay_settings(SETTINGS, ReplayOptions(destination="local"))
     assert list(settings.destinations) == ["local"]
     assert [rule.destination for rule in settings.syncs] == ["local"]
-    with pytest.raises(ConfigError, match="unknown destination 'nope'"):
+    with pytest.raises(OptionError, match="unknown destination 'nope'"):
         replay_settings(SETTINGS, ReplayOptions(destination="nope"))
 
 
 @pytest.mark.parametrize("prefix", ["../up", "a/../b", "with space"])
 def test_a_prefix_that_could_leave_the_destination_is_refused(prefix: str) -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(OptionError) as error:
         replay_settings(SETTINGS, ReplayOptions(prefix=prefix))
-    assert error.value.key == "--prefix"
+    assert error.value.option == "--prefix"

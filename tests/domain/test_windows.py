@@ -26,9 +26,13 @@ def test_cadences(text: str, ms: int) -> None:
 
 
 @pytest.mark.parametrize("text", ["weekly", "0m", "90s", "15", "-1h", "1.5h", ""])
-def test_bad_cadences(text: str) -> None:
-    with pytest.raises(ValueError):
+def test_bad_cadences_are_refused_with_examples_that_are_cadences(text: str) -> None:
+    with pytest.raises(ValueError) as error:
         parse_cadence(text)
+    assert "'30s'" not in str(error.value)  # not offered: a cadence is whole minutes
+    for example in ("'15m'", "'2h'", "'1d'"):
+        parse_cadence(example.strip("'"))
+        assert example in str(error.value)
 
 
 def test_durations() -> None:

@@ -123,9 +123,9 @@ def test_replay_mistakes_are_one_line(
 ) -> None:
     config = s3_config()
     for options, message in [
-        (["--since", "yesterday"], "config error: --since: not an ISO-8601 time"),
-        (["--destination", "nope"], "config error: --destination: unknown destination 'nope'"),
-        (["--prefix", "../up"], "config error: --prefix: '../up' is not a safe path prefix"),
+        (["--since", "yesterday"], "--since: not an ISO-8601 time"),
+        (["--destination", "nope"], "--destination: unknown destination 'nope'"),
+        (["--prefix", "../up"], "--prefix: '../up' is not a safe path prefix"),
     ]:
         result = replay(config, *options)
         assert result.returncode == 2
