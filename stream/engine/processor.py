@@ -41,7 +41,7 @@ from stream.state.journal import FLUSH_MEMBERS, Journal
 from stream.state.partition import PartitionState, PendingSync, SyncJob
 from stream.state.stored import load_partition, partition_meta
 
-__all__ = ["Outbox", "Processor"]  # Outbox re-exported from engine.outbox
+__all__ = ["Processor"]
 
 log = logging.getLogger(__name__)
 

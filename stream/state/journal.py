@@ -197,7 +197,8 @@ class Journal:
         self._next_seq += 1
         self.store[codec.bundle_key(self.partition, seq)] = value
         self._size[seq] = self._live[seq] = len(entries)
-        self._shadow(seq, {m.bundle for _, m in entries if m.bundle is not None})
+        if self.forgetting:
+            self._shadow(seq, {m.bundle for _, m in entries if m.bundle is not None})
         for (cohort_id, amplitude_id), member in entries:
             if member.bundle is not None:
                 self._release(member.bundle, released)
@@ -239,7 +240,7 @@ class Journal:
                     assert member is not None
                     carried.append(((cohort_id, amplitude_id), member))
             if carried:
-                self._write(carried, set())  # moves every live member: the bundle is deleted
+                self._write(carried, set())  # moves every live member: deleted, or pinned
 
     def _retire(self, seq: int) -> None:
         """Bundle `seq` has no live member: delete it, or pin it while its forgotten members

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from stream.domain.events import MembershipEvent
 from stream.engine.building import sync_builder
-from stream.output.sync import InputPosition
+from stream.output.sync import InputPosition, SyncOutput
 from stream.state.partition import PartitionState, SyncJob
 from tests.engine.test_processor import config
 from tests.scenario import JAN5, MIN, H
 
 
-def files(output: object) -> dict[str, bytes]:
-    return {f.key: f.data for f in (*output.csv_files, output.manifest)}  # type: ignore[attr-defined]
+def files(output: SyncOutput) -> dict[str, bytes]:
+    return {f.key: f.data for f in (*output.csv_files, output.manifest)}
 
 
 def test_the_next_sync_from_the_last_one_s_rows_has_the_bytes_of_a_full_build() -> None:
