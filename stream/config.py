@@ -25,6 +25,7 @@ __all__ = [
     "SyncRule",
     "Settings",
     "load_settings",
+    "require_syncs",
     "settings_from_mapping",
     "CONFIG_ENV",
     "BROKER_ENV",
@@ -112,8 +113,11 @@ class Settings:
     syncs: tuple[SyncRule, ...] = ()
 
 
-def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
-    """Read the TOML file at `path` (or `$COHORT_SYNC_CONFIG`) and validate it."""
+def load_settings(
+    path: str | os.PathLike[str] | None = None, *, syncs_required: bool = False
+) -> Settings:
+    """Read the TOML file at `path` (or `$COHORT_SYNC_CONFIG`) and validate it.
+    `syncs_required`: refuse a config that would write nothing (the worker, replay, check)."""
     path = path or os.environ.get(CONFIG_ENV)
     if not path:
         raise ConfigError("--config", f"no config file given (use --config PATH or ${CONFIG_ENV})")
@@ -125,7 +129,18 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         raise ConfigError("--config", f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-    return settings_from_mapping(data, environ=os.environ)
+    settings = settings_from_mapping(data, environ=os.environ)
+    if syncs_required:
+        require_syncs(settings)
+    return settings
+
+
+def require_syncs(settings: Settings) -> None:
+    """A config without destinations or syncs would run and write nothing: refuse it."""
+    if not settings.destinations:
+        raise ConfigError("destinations", "none defined: add a [[destinations]] table")
+    if not settings.syncs:
+        raise ConfigError("syncs", "none defined: add a [[syncs]] table naming a destination")
 
 
 def settings_from_mapping(

@@ -4,7 +4,7 @@ Prometheus text for `/metrics`, and the recent syncs and errors for the status p
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ class Metrics:
     """Failed sync writes by (destination, "permanent" or "transient")."""
     queued_syncs: dict[str, int] = field(default_factory=dict)
     """Built syncs waiting for their destination, by destination name."""
+    new_objects: int = 0
+    """Objects written where the key was free."""
+    unchanged_objects: int = 0
+    """Objects found holding exactly a sync's bytes already (a retry or a replay)."""
     kept_objects: int = 0
     """Objects found holding other bytes than a sync's, and kept (never replaced)."""
     syncs: Counter[str] = field(default_factory=Counter)
@@ -49,6 +53,17 @@ class Metrics:
     upload_count: int = 0
     recent_syncs: deque[RecentSync] = field(default_factory=lambda: deque(maxlen=20))
     recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
+
+    def count_puts(self, outcomes: Iterable[str]) -> None:
+        """What each put of a sync did (`sinks.Put`'s values): "written" (a new object),
+        "unchanged" (identical bytes were there) or "kept" (other bytes were, and stay)."""
+        for outcome in outcomes:
+            if outcome == "written":
+                self.new_objects += 1
+            elif outcome == "unchanged":
+                self.unchanged_objects += 1
+            else:
+                self.kept_objects += 1
 
     def observe_upload(self, seconds: float) -> None:
         """One sync's upload (three CSVs and the manifest) took `seconds`."""

@@ -197,3 +197,13 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_settings(write(tmp_path, "project_id = ="))
+
+
+def test_a_config_that_would_write_nothing_is_refused_where_it_must_write(tmp_path: Path) -> None:
+    nothing = write(tmp_path, '[kafka]\nbroker = "kafka://h:9092"\n')
+    assert load_settings(nothing).syncs == ()  # produce and lag need no syncs
+    with pytest.raises(ConfigError, match=r"^config error: destinations: none defined"):
+        load_settings(nothing, syncs_required=True)
+    no_syncs = write(tmp_path, '[[destinations]]\nname = "d"\nurl = "file:///tmp/x"\n')
+    with pytest.raises(ConfigError, match=r"^config error: syncs: none defined"):
+        load_settings(no_syncs, syncs_required=True)

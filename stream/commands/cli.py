@@ -194,7 +194,7 @@ def _run_worker(args: argparse.Namespace) -> int:
     from stream.kafka.client import ensure_topics
     from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, syncs_required=True)
     _configure_logging(args.log_level)
     with contextlib.ExitStack() as stack:
         if settings.kafka.broker is None:
@@ -228,7 +228,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _run_replay(args: argparse.Namespace) -> int:
     from stream.commands.replay import ReplayOptions, parse_moment, run_replay
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, syncs_required=True)
     if settings.kafka.broker is None:
         raise CohortSyncError(
             f"replay needs [kafka].broker or ${BROKER_ENV}: the embedded "

@@ -162,18 +162,22 @@ async def _replay(
         bytes=metrics.bytes,
         seconds=progress.elapsed,
     )
-    progress.finish(
-        f"replay done: {summary.records:,} records, {summary.syncs:,} syncs, "
-        f"{summary.files:,} files, {summary.bytes:,} bytes in {summary.seconds:.1f}s"
-        + (f"; {outbox.dead_letters:,} invalid records skipped" if outbox.dead_letters else "")
-        + (
-            f"; {metrics.kept_objects:,} existing files with other bytes kept "
-            "(--overwrite replaces them)"
-            if metrics.kept_objects
-            else ""
-        )
-    )
+    progress.finish(_summary_line(summary, metrics, outbox.dead_letters))
     return summary
+
+
+def _summary_line(summary: ReplaySummary, metrics: Metrics, dead_letters: int) -> str:
+    line = (
+        f"replay done: {summary.records:,} records, {summary.syncs:,} syncs, "
+        f"{summary.files:,} files ({metrics.new_objects:,} new, "
+        f"{metrics.unchanged_objects:,} identical already, {metrics.kept_objects:,} kept), "
+        f"{summary.bytes:,} bytes in {summary.seconds:.1f}s"
+    )
+    if dead_letters:
+        line += f"; {dead_letters:,} invalid records skipped"
+    if metrics.kept_objects:
+        line += "; kept = existing files with other bytes, left alone (--overwrite replaces them)"
+    return line
 
 
 def _newest(processor: Processor) -> int | None:

@@ -54,7 +54,7 @@ def parse_time(value: Any, field: str = "time") -> int:
     if isinstance(value, bool):
         raise InvalidEvent(f"{field}: must be ISO-8601 or integer epoch milliseconds, got bool")
     if isinstance(value, int):
-        return _checked_time(value, field)
+        return _checked_time(value, field, value)
     if isinstance(value, str):
         try:
             moment = datetime.fromisoformat(value)
@@ -62,7 +62,7 @@ def parse_time(value: Any, field: str = "time") -> int:
             raise InvalidEvent(f"{field}: not an ISO-8601 time: {value[:64]!r}") from None
         if moment.tzinfo is None:
             raise InvalidEvent(f"{field}: ISO-8601 time needs an offset or Z: {value[:64]!r}")
-        return _checked_time((moment - _EPOCH) // timedelta(milliseconds=1), field)
+        return _checked_time((moment - _EPOCH) // timedelta(milliseconds=1), field, value)
     raise InvalidEvent(
         f"{field}: must be ISO-8601 or integer epoch milliseconds, got {_type_name(value)}"
     )
@@ -252,12 +252,14 @@ def _computed_time(value: Any) -> int:
         raise InvalidEvent(f"computed_time: must be epoch seconds, got {_type_name(value)}")
     if not math.isfinite(seconds):
         raise InvalidEvent("computed_time: must be a finite number")
-    return _checked_time(round(seconds * 1000), "computed_time")
+    return _checked_time(round(seconds * 1000), "computed_time", value)
 
 
-def _checked_time(time_ms: int, field: str) -> int:
+def _checked_time(time_ms: int, field: str, sent: object) -> int:
+    """`time_ms` if it is in range; the error quotes the value as it was sent."""
     if not MIN_TIME_MS <= time_ms < MAX_TIME_MS:
-        raise InvalidEvent(f"{field}: {time_ms} ms is outside the years 2000 to 2099")
+        shown = repr(sent[:64]) if isinstance(sent, str) else sent
+        raise InvalidEvent(f"{field}: {shown} is outside the years 2000 to 2099")
     return time_ms
 
 

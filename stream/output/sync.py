@@ -168,14 +168,12 @@ def _output(
     )
 
 
-def write_sync(sink: Sink, output: SyncOutput) -> list[str]:
+def write_sync(sink: Sink, output: SyncOutput) -> dict[str, Put]:
     """Put the three CSVs, then the manifest (a sync is complete once it exists).
-    Returns the keys that already held other bytes, which were kept (see `Sink`)."""
-    kept = []
-    for file in (*output.csv_files, output.manifest):
-        if sink.put(file.key, file.data) is Put.KEPT:
-            kept.append(file.key)
-    return kept
+    Returns what each put did, by key: written, unchanged or kept (see `Sink`)."""
+    return {
+        file.key: sink.put(file.key, file.data) for file in (*output.csv_files, output.manifest)
+    }
 
 
 def _rows(

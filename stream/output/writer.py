@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from stream.errors import PermanentSinkError, SinkError, WriteAbandoned
 from stream.metrics import Metrics, RecentSync
 from stream.output.sync import SyncOutput, write_sync
-from stream.sinks import Sink
+from stream.sinks import Put, Sink
 
 __all__ = ["SyncWriter"]
 
@@ -102,7 +102,7 @@ class SyncWriter:
         while True:
             started = time.monotonic()
             try:
-                kept = await self.unless_abandoned(
+                puts = await self.unless_abandoned(
                     loop.run_in_executor(self._pool, write_sync, sink, output)
                 )
                 break
@@ -122,8 +122,8 @@ class SyncWriter:
                     raise WriteAbandoned(f"sync {output.manifest.key}: stopping") from None
                 backoff = min(backoff * 2, self._max_backoff)
         self.metrics.observe_upload(time.monotonic() - started)
-        for key in kept:
-            self.metrics.kept_objects += 1
+        self.metrics.count_puts(put.value for put in puts.values())
+        for key in (key for key, put in puts.items() if put is Put.KEPT):
             message = (
                 f"destination {output.destination}: {sink.location(key)} already holds other "
                 "bytes than this sync's; kept (objects are never replaced)"

@@ -42,3 +42,13 @@ def test_a_missing_config_file_is_one_line(tmp_path: Path) -> None:
     result = run("produce", "--config", str(tmp_path / "missing.toml"), "events.jsonl")
     assert result.returncode == 2
     assert "file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_worker_with_no_syncs_stops_at_start_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "empty.toml"
+    config.write_text('[[destinations]]\nname = "d"\nurl = "file:///tmp/x"\n')
+    result = run("worker", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cohort-sync: config error: syncs: none defined: add a [[syncs]] table naming a destination"
+    ]

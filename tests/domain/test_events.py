@@ -120,8 +120,15 @@ def test_batch_computed_time_may_be_a_number() -> None:
         (encode(single(time="2025-01-05T00:10:00")), "needs an offset"),
         (encode(single(time="yesterday")), "not an ISO-8601"),
         (encode(single(time=1.5)), "time"),
-        (encode(single(time="3025-01-05T00:10:00Z")), "outside the years"),
-        (encode(single(time=12)), "outside the years"),
+        (
+            encode(single(time="3025-01-05T00:10:00Z")),
+            "'3025-01-05T00:10:00Z' is outside the years",
+        ),
+        (
+            encode(single(time="2000-01-01T01:00:00+02:00")),
+            "'2000-01-01T01:00:00+02:00' is outside",
+        ),
+        (encode(single(time=12)), "time: 12 is outside the years"),
         (encode(single(user_properties=[1])), "user_properties"),
         (encode(single(app_id="7")), "app_id"),
         (

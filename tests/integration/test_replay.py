@@ -61,7 +61,12 @@ def test_replay_writes_the_live_workers_bytes_and_shows_progress(
     assert read_bucket(s3, other) == live  # key by key, byte for byte
     lines = result.stdout.splitlines()
     assert lines[-2].startswith("records 14/14 (100%)  event time 2026-01-05T04:02Z  files 32")
-    assert lines[-1].startswith("replay done: 14 records, 8 syncs, 32 files, ")
+    assert lines[-1].startswith(
+        "replay done: 14 records, 8 syncs, 32 files (32 new, 0 identical already, 0 kept), "
+    )
+    again = replay(replay_config)
+    assert again.returncode == 0, again.stderr
+    assert "32 files (0 new, 32 identical already, 0 kept)" in again.stdout.splitlines()[-1]
 
 
 def test_replay_writes_only_the_syncs_between_since_and_until(

@@ -89,6 +89,7 @@ def test_writer_retries_with_growing_backoff_until_the_sync_lands(error: type[Ex
 def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCaptureFixture) -> None:
     sink = FlakySink(failures=0)
     sink.stored["k_exiting.csv"] = b"other bytes"
+    sink.stored["k_entering.csv"] = output().csv_files[0].data
     metrics = Metrics()
     writer = SyncWriter({"d": sink}, metrics)
     asyncio.run(writer.write(output))
@@ -96,6 +97,7 @@ def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCapt
     assert sink.stored["k_exiting.csv"] == b"other bytes"
     assert sink.stored["k_manifest.json"] == b"{}"
     assert metrics.kept_objects == 1 and metrics.syncs["d"] == 1
+    assert (metrics.new_objects, metrics.unchanged_objects) == (2, 1)
     assert "mem://k_exiting.csv already holds other bytes" in caplog.text
 
 
