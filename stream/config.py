@@ -38,6 +38,7 @@ _SAFE_NAME_PART = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")
 
 
 RETAIN_EXITED_DEFAULT_MS = 30 * 86_400_000
+IDLE_CATCH_UP_DEFAULT_MS = 86_400_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +49,9 @@ class KafkaSettings:
     partitions: int = 8
     allowed_lateness_ms: int = 0
     idle_timeout_ms: int | None = 30_000
+    idle_catch_up_ms: int | None = IDLE_CATCH_UP_DEFAULT_MS
+    """How far behind the wall clock an idle partition may be and still follow it (None:
+    any distance)."""
     retain_exited_ms: int | None = RETAIN_EXITED_DEFAULT_MS
     """How long before the decided watermark an absent member is kept (None: for ever)."""
 
@@ -169,20 +173,16 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
         "partitions",
         "allowed_lateness",
         "idle_timeout",
+        "idle_catch_up",
         "retain_exited",
     }
     _no_unknown_keys(section, keys, "kafka.")
     broker = environ.get(BROKER_ENV) or _string(section, "broker", "kafka.broker", default=None)
     if broker is not None and not broker.strip():
         raise ConfigError("kafka.broker", "must not be empty (omit it for the embedded broker)")
-    idle_text = _string(section, "idle_timeout", "kafka.idle_timeout", default="30s")
-    idle_timeout = None if idle_text == "off" else _duration(idle_text, "kafka.idle_timeout")
-    if idle_timeout == 0:
-        raise ConfigError("kafka.idle_timeout", 'must be positive, or "off"')
-    retain_text = _string(section, "retain_exited", "kafka.retain_exited", default="30d")
-    retain = None if retain_text == "forever" else _duration(retain_text, "kafka.retain_exited")
-    if retain == 0:
-        raise ConfigError("kafka.retain_exited", 'must be positive, or "forever"')
+    idle_timeout = _positive_duration(section, "idle_timeout", "30s", unlimited="off")
+    catch_up = _positive_duration(section, "idle_catch_up", "1d", unlimited="off")
+    retain = _positive_duration(section, "retain_exited", "30d", unlimited="forever")
     return KafkaSettings(
         broker=broker,
         topic=_name(section, "topic", "kafka.topic", "cohort-membership"),
@@ -193,6 +193,7 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
             "kafka.allowed_lateness",
         ),
         idle_timeout_ms=idle_timeout,
+        idle_catch_up_ms=catch_up,
         retain_exited_ms=retain,
     )
 
@@ -412,6 +413,18 @@ def _boolean(section: Mapping[str, Any], key: str, where: str, default: bool) ->
     if not isinstance(value, bool):
         raise ConfigError(where, f"must be true or false, got {type(value).__name__}")
     return value
+
+
+def _positive_duration(
+    section: Mapping[str, Any], key: str, default: str, *, unlimited: str
+) -> int | None:
+    """`kafka.<key>`: a positive duration, or the word `unlimited` names (None)."""
+    where = f"kafka.{key}"
+    text = _string(section, key, where, default=default)
+    duration = None if text == unlimited else _duration(text, where)
+    if duration == 0:
+        raise ConfigError(where, f'must be positive, or "{unlimited}"')
+    return duration
 
 
 def _duration(text: str, where: str) -> int:

@@ -86,6 +86,14 @@ def test_idle_timeout_off() -> None:
     assert settings_from_mapping({"kafka": {"idle_timeout": "off"}}).kafka.idle_timeout_ms is None
 
 
+def test_idle_catch_up_defaults_to_a_day_and_off_means_no_limit() -> None:
+    assert settings_from_mapping({}).kafka.idle_catch_up_ms == 86_400_000
+    assert settings_from_mapping({"kafka": {"idle_catch_up": "off"}}).kafka.idle_catch_up_ms is None
+    assert settings_from_mapping({"kafka": {"idle_catch_up": "6h"}}).kafka.idle_catch_up_ms == (
+        6 * 3_600_000
+    )
+
+
 def test_retain_exited_defaults_to_30_days_and_forever_keeps_everything() -> None:
     assert settings_from_mapping({}).kafka.retain_exited_ms == 30 * 86_400_000
     forever = settings_from_mapping({"kafka": {"retain_exited": "forever"}})
@@ -126,6 +134,8 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"kafka": {"allowed_lateness": "soon"}}, "kafka.allowed_lateness"),
         ({"kafka": {"idle_timeout": "0s"}}, "kafka.idle_timeout"),
         ({"kafka": {"retain_exited": "0d"}}, "kafka.retain_exited"),
+        ({"kafka": {"idle_catch_up": "0s"}}, "kafka.idle_catch_up"),
+        ({"kafka": {"idle_catch_up": "never"}}, "kafka.idle_catch_up"),
         ({"kafka": {"retain_exited": "never"}}, "kafka.retain_exited"),
         ({"kafka": {"retain_exited": 30}}, "kafka.retain_exited"),
         ({"kafka": {"topic": "a b"}}, "kafka.topic"),

@@ -22,6 +22,8 @@ __all__ = [
     "format_time",
     "format_duration",
     "advance_watermark",
+    "catch_up_gap",
+    "format_span",
 ]
 
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -101,3 +103,25 @@ def advance_watermark(current: int | None, event_time_ms: int, lateness_ms: int)
     """The watermark after seeing an event: it never moves backwards."""
     candidate = event_time_ms - lateness_ms
     return candidate if current is None else max(current, candidate)
+
+
+def catch_up_gap(watermark: int | None, now_ms: int, limit_ms: int | None) -> int | None:
+    """How far an idle partition at `watermark` is behind the wall clock when that is more
+    than `limit_ms` (`kafka.idle_catch_up`): it must then not follow the wall clock, which
+    would write every sync time in between at once. None: it may follow."""
+    if watermark is None or limit_ms is None:
+        return None
+    gap = now_ms - watermark
+    return gap if gap > limit_ms else None
+
+
+def format_span(duration_ms: int) -> str:
+    """A length of time for people, to the minute: `333d 4h`, `5h 12m`, `3m`, `40s`."""
+    minutes, seconds = divmod(max(duration_ms, 0) // 1000, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{seconds}s"

@@ -21,10 +21,15 @@ __all__ = ["add_web_views"]
 
 
 def add_web_views(
-    app: faust.App, processor: Processor, sinks: Mapping[str, Sink], clock: Callable[[], float]
+    app: faust.App,
+    processor: Processor,
+    sinks: Mapping[str, Sink],
+    clock: Callable[[], float],
+    warnings: Callable[[], list[str]] = list,
 ) -> None:
-    """`/` status page, `/status.json`, `/metrics` (Prometheus) and `/health`."""
-    views = _Views(app, processor, _HealthProbe(sinks, clock), clock)
+    """`/` status page, `/status.json`, `/metrics` (Prometheus) and `/health`. `warnings`:
+    what the operator should know that does not make the worker unhealthy."""
+    views = _Views(app, processor, _HealthProbe(sinks, clock), clock, warnings)
 
     @app.page("/")
     async def status_page(web: Any, request: Any) -> Any:
@@ -43,7 +48,8 @@ def add_web_views(
         problems = await views.health_problems()
         if problems:
             return web.json({"status": "unavailable", "reasons": problems}, status=503)
-        return web.json({"status": "ok"})
+        warnings = views.warnings()
+        return web.json({"status": "ok", "warnings": warnings} if warnings else {"status": "ok"})
 
 
 class _Views:
@@ -55,11 +61,13 @@ class _Views:
         processor: Processor,
         health: _HealthProbe,
         clock: Callable[[], float],
+        warnings: Callable[[], list[str]],
     ) -> None:
         self.app = app
         self.processor = processor
         self.health = health
         self.clock = clock
+        self.warnings = warnings
         self.topic = processor.settings.kafka.topic
 
     async def snapshot(self) -> Snapshot:
@@ -73,6 +81,7 @@ class _Views:
             partitions=partitions,
             syncs=list(metrics.recent_syncs),
             errors=list(metrics.recent_errors),
+            warnings=self.warnings(),
             events=metrics.events,
             dead_letters=metrics.dead_letters,
         )

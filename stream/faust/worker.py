@@ -25,6 +25,7 @@ from faust.types import TP, EventT, Message
 
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
+from stream.domain.windows import catch_up_gap, format_duration, format_span, format_time
 from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
 from stream.engine.delivery import InOrderDelivery
 from stream.engine.processor import Processor
@@ -92,9 +93,11 @@ class Worker:
         self.last_record: dict[int, float] = {}
         self.tick_sent: dict[int, int | None] = {}
         self.busy: set[int] = set()
+        self.behind: dict[int, int] = {}
+        """Idle partitions too far behind to follow the wall clock: their newest time (ms)."""
         self._connect_callbacks()
         self._add_agent()
-        add_web_views(self.app, self.processor, self.sinks, clock)
+        add_web_views(self.app, self.processor, self.sinks, clock, self.warnings)
         self._add_timers()
 
     def stop_for(self, fault: str) -> None:
@@ -184,6 +187,7 @@ class Worker:
         self.processor.forget(mine)
         for partition in mine:
             self.last_record.pop(partition, None)
+            self.behind.pop(partition, None)
 
     async def _stopping(self) -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
@@ -322,8 +326,40 @@ class Worker:
         if await _caught_up(self.app, tp, TP(self.repartition_topic, partition)):
             due = self.processor.next_due(partition)
             now_ms = int(now * 1000)
-            if due is not None and now_ms - self.kafka.allowed_lateness_ms >= due:
+            reached = due is not None and now_ms - self.kafka.allowed_lateness_ms >= due
+            if reached and not self._too_far_behind(partition, now_ms):
                 await self._send_tick(partition, now_ms)
+
+    def _too_far_behind(self, partition: int, now_ms: int) -> bool:
+        """An idle partition further behind the wall clock than `kafka.idle_catch_up` does
+        not follow it (that would write every sync in between at once): warn once."""
+        lateness = self.kafka.allowed_lateness_ms
+        watermark = self.processor.partitions[partition].watermark
+        if catch_up_gap(watermark, now_ms - lateness, self.kafka.idle_catch_up_ms) is None:
+            self.behind.pop(partition, None)
+            return False
+        assert watermark is not None
+        if partition not in self.behind:
+            self.behind[partition] = watermark + lateness
+            log.warning("%s", self._behind_warning(partition, now_ms))
+        return True
+
+    def warnings(self) -> list[str]:
+        """What an operator should know that is not a fault (`/health` and the status page)."""
+        now_ms = int(self.clock() * 1000)
+        return [self._behind_warning(partition, now_ms) for partition in sorted(self.behind)]
+
+    def _behind_warning(self, partition: int, now_ms: int) -> str:
+        newest = self.behind[partition]
+        limit = self.kafka.idle_catch_up_ms
+        assert limit is not None
+        return (
+            f"partition {partition} is idle at {format_time(newest, 'minutes')}, "
+            f"{format_span(now_ms - newest)} behind the wall clock: more than "
+            f"kafka.idle_catch_up ({format_duration(limit)}), so it does not follow the wall "
+            "clock and writes no sync past that time until newer events arrive (raise "
+            'kafka.idle_catch_up, or set it to "off", to write them up to now)'
+        )
 
     async def _flush_quiet_partitions(self) -> None:
         """A partition whose records stopped coming gets a tick, which flushes its journal:

@@ -30,6 +30,7 @@ class Snapshot:
     errors: Sequence[str]
     events: int
     dead_letters: int
+    warnings: Sequence[str] = ()
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -57,6 +58,7 @@ class Snapshot:
                 for s in self.syncs
             ],
             "errors": list(self.errors),
+            "warnings": list(self.warnings),
         }
 
 
@@ -81,6 +83,8 @@ def render_status_page(snapshot: Snapshot) -> str:
         or '<tr><td colspan="7">no sync written yet</td></tr>'
     )
     error_items = "".join(f"<li>{escape(e)}</li>" for e in snapshot.errors) or "<li>none</li>"
+    warning_items = "".join(f"<li>{escape(w)}</li>" for w in snapshot.warnings)
+    warnings = f"<h2>Warnings</h2>\n<ul>{warning_items}</ul>\n" if warning_items else ""
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>cohort-sync: {escape(snapshot.app_id)}</title>
@@ -91,7 +95,7 @@ td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}</style></head>
 <p>Input topic <code>{escape(snapshot.topic)}</code>: {snapshot.events:,} events applied,
 {snapshot.dead_letters:,} dead letters. <a href="/metrics">metrics</a> ·
 <a href="/health">health</a> · <a href="/status.json">JSON</a></p>
-<h2>Partitions</h2>
+{warnings}<h2>Partitions</h2>
 <table><tr><th>partition</th><th>lag</th><th>watermark (UTC)</th><th>behind wall clock</th></tr>
 {partition_rows}</table>
 <h2>Latest syncs</h2>

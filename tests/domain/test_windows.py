@@ -4,6 +4,8 @@ import pytest
 
 from stream.domain.windows import (
     advance_watermark,
+    catch_up_gap,
+    format_span,
     format_sync_time,
     last_sync_at_or_before,
     next_sync_after,
@@ -61,3 +63,27 @@ def test_watermark_is_newest_time_minus_lateness_and_never_goes_back() -> None:
     assert advance_watermark(None, JAN5, 60_000) == JAN5 - 60_000
     assert advance_watermark(JAN5, JAN5 - HOUR, 0) == JAN5
     assert advance_watermark(JAN5, JAN5 + 5, 0) == JAN5 + 5
+
+
+def test_an_idle_partition_may_follow_the_clock_only_within_the_catch_up_limit() -> None:
+    day = 86_400_000
+    assert catch_up_gap(10 * day, 11 * day, day) is None  # exactly the limit: follows
+    assert catch_up_gap(10 * day, 11 * day + 1, day) == day + 1
+    assert catch_up_gap(10 * day, 400 * day, None) is None  # "off"
+    assert catch_up_gap(None, 400 * day, day) is None  # no event yet: nothing to flood
+
+
+@pytest.mark.parametrize(
+    "ms, text",
+    [
+        (0, "0s"),
+        (40_000, "40s"),
+        (180_000, "3m"),
+        (5 * 3_600_000 + 12 * 60_000 + 59_000, "5h 12m"),
+        (7_200_000, "2h"),
+        (333 * 86_400_000 + 4 * 3_600_000 + 1, "333d 4h"),
+        (86_400_000, "1d"),
+    ],
+)
+def test_spans_are_shown_to_the_minute_in_two_units(ms: int, text: str) -> None:
+    assert format_span(ms) == text

@@ -45,7 +45,7 @@ def views(assigned: set[TP], problem: str | None = None) -> tuple[_Views, Proces
     processor = Processor(config(), {}, Outbox(), partition_for)
     app: Any = SimpleNamespace(consumer=Consumer(assigned), conf=SimpleNamespace(id="app"))
     health = _HealthProbe({"d": Sink(problem)}, clock=lambda: 0.0)  # type: ignore[dict-item]
-    return _Views(app, processor, health, clock=lambda: 1_767_578_400.0), processor
+    return _Views(app, processor, health, lambda: 1_767_578_400.0, list), processor
 
 
 def test_lag_is_the_high_watermark_minus_what_was_handled_on_the_input_topic_only() -> None:

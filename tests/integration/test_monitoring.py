@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from stream.domain.partitioner import partition_for
 from stream.kafka.embedded import EmbeddedBroker, free_port
 from tests.scenario import C1, C2, MIN, event
 
-from .conftest import WAIT, wait_until
+from .conftest import WAIT, read_bucket, wait_until
 from .support import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
 
 
@@ -144,6 +145,45 @@ def test_metrics_health_and_status_page(
     )
     assert "dead letter" in page and "not valid JSON" in page
     _render_in_chromium(base, tmp_path)
+
+
+def test_an_idle_partition_far_behind_the_wall_clock_warns_instead_of_flooding(
+    s3: Any,
+    bucket: str,
+    workers: Any,
+    s3_config: Callable[..., Path],
+) -> None:
+    """Events of January 2026 and a 1 s idle timeout: the partitions go idle months behind
+    the wall clock, and without `kafka.idle_catch_up` would write every hourly sync since."""
+    config = s3_config()
+    config.write_text(config.read_text().replace('idle_timeout = "off"', 'idle_timeout = "1s"'))
+    port = with_web_port(config)
+    produce(config, C1 + C2)
+    worker = workers(config)
+    wait_for_objects(s3, bucket, 32, worker)  # what event time makes due
+    health = wait_until(
+        lambda: (
+            (reply := get(f"http://127.0.0.1:{port}/health"))[0] == 200
+            and "warnings" in reply[1]
+            and json.loads(reply[1])
+        ),
+        WAIT,
+        "the catch-up warning on /health",
+    )
+    homes = {partition_for(cohort.encode(), 4) for cohort in ("c1", "c2")}
+    for warning in health["warnings"]:
+        assert re.fullmatch(
+            r"partition (\d) is idle at 2026-01-05T0\d:\d\dZ, \d+d \d+h behind the wall clock: "
+            r"more than kafka.idle_catch_up \(1d\), so it does not follow .*",
+            warning,
+        ), warning
+        assert int(warning.split()[1]) in homes
+    assert len(read_bucket(s3, bucket)) == 32  # nothing followed the clock
+    status, page = get(f"http://127.0.0.1:{port}/")
+    assert "<h2>Warnings</h2>" in page and "behind the wall clock" in page
+    log = worker.log()
+    for warning in health["warnings"]:  # logged once, not at every tick
+        assert log.count(warning.split(",")[0]) == 1
 
 
 def test_health_is_503_with_the_reason_when_a_bucket_is_missing(
