@@ -12,12 +12,14 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from stream.domain.windows import parse_cadence, parse_duration
-from stream.errors import ConfigError
+from stream.domain.events import parse_time
+from stream.domain.windows import Schedule, parse_cadence, parse_duration
+from stream.errors import ConfigError, InvalidEvent
 
 __all__ = [
     "KafkaSettings",
@@ -91,13 +93,13 @@ class SyncRule:
     cohort: str
     destination: str
     cadence: str
-    cadence_ms: int
+    schedule: Schedule
     routing_key: str | None = None
     user_properties: tuple[str, ...] = ()
 
     @property
     def rule_id(self) -> str:
-        return f"{self.destination}|{self.routing_key or ''}|{self.cohort}|{self.cadence_ms}"
+        return f"{self.destination}|{self.routing_key or ''}|{self.cohort}|{self.schedule.key}"
 
     def covers(self, cohort_id: str) -> bool:
         return self.cohort in ("*", cohort_id)
@@ -305,7 +307,7 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
         where = f"syncs[{index}]"
         if not isinstance(entry, dict):
             raise ConfigError(where, "must be a table")
-        keys = {"cohort", "destination", "cadence", "routing_key", "user_properties"}
+        keys = {"cohort", "destination", "cadence", "at", "routing_key", "user_properties"}
         _no_unknown_keys(entry, keys, f"{where}.")
         cohort = entry.get("cohort")
         if isinstance(cohort, int) and not isinstance(cohort, bool):
@@ -319,10 +321,7 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
                 f"{where}.destination", f"unknown destination {destination!r} ({known})"
             )
         cadence = _string(entry, "cadence", f"{where}.cadence")
-        try:
-            cadence_ms = parse_cadence(cadence)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.cadence", str(exc)) from None
+        schedule = _schedule(cadence, entry.get("at"), where)
         routing_key = _string(entry, "routing_key", f"{where}.routing_key", default=None)
         if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
             raise ConfigError(
@@ -343,13 +342,37 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
             cohort=cohort,
             destination=destination,
             cadence=cadence,
-            cadence_ms=cadence_ms,
+            schedule=schedule,
             routing_key=routing_key,
             user_properties=tuple(properties),
         )
         _no_clash(rule, rules, where)
         rules.append(rule)
     return tuple(rules)
+
+
+def _schedule(cadence: str, at: Any, where: str) -> Schedule:
+    """`cadence` (and `at`, for `cadence = "once"`) -> the rule's sync times."""
+    if cadence != "once":
+        if at is not None:
+            raise ConfigError(f"{where}.at", 'only for cadence = "once"')
+        try:
+            return Schedule.every(parse_cadence(cadence))
+        except ValueError as exc:
+            raise ConfigError(f"{where}.cadence", str(exc)) from None
+    if at is None:
+        raise ConfigError(
+            f"{where}.at", 'required with cadence = "once" (for example "2026-01-05T12:00Z")'
+        )
+    if isinstance(at, datetime):  # TOML's own offset date-time, written without quotes
+        at = at.isoformat()
+    try:
+        at_ms = parse_time(at, f"{where}.at")
+    except InvalidEvent as exc:
+        raise ConfigError(f"{where}.at", exc.reason.removeprefix(f"{where}.at: ")) from None
+    if at_ms % 60_000:
+        raise ConfigError(f"{where}.at", f"{at!r} must be a whole minute (file names show minutes)")
+    return Schedule.once(at_ms)
 
 
 def _no_clash(rule: SyncRule, earlier: list[SyncRule], where: str) -> None:

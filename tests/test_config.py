@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from stream.config import load_settings, settings_from_mapping
+from stream.domain.windows import Schedule
 from stream.errors import ConfigError
 
 EXAMPLE = """
@@ -55,7 +56,7 @@ def test_the_documented_example_loads(tmp_path: Path) -> None:
     destination = settings.destinations["analytics"]
     assert (destination.bucket, destination.path) == ("my-bucket", "cohorts/daily")
     [rule] = settings.syncs
-    assert rule.cadence_ms == 3_600_000 and rule.routing_key == "crm"
+    assert rule.schedule == Schedule.every(3_600_000) and rule.routing_key == "crm"
     assert rule.properties(destination) == ("plan", "country")
 
 
@@ -84,6 +85,15 @@ def test_broker_environment_variable_overrides_the_file() -> None:
 
 def test_idle_timeout_off() -> None:
     assert settings_from_mapping({"kafka": {"idle_timeout": "off"}}).kafka.idle_timeout_ms is None
+
+
+def test_a_one_time_sync_takes_its_time_as_a_string_or_a_toml_date_time(tmp_path: Path) -> None:
+    text = EXAMPLE.replace('cadence = "hourly"', 'cadence = "once"\nat = "2026-01-05T13:00+01:00"')
+    [rule] = load_settings(write(tmp_path, text)).syncs
+    assert rule.schedule == Schedule.once(1_767_614_400_000)  # 12:00Z
+    assert rule.rule_id == "analytics|crm|c1|once@1767614400000"
+    bare = EXAMPLE.replace('cadence = "hourly"', 'cadence = "once"\nat = 2026-01-05T12:00:00Z')
+    assert load_settings(write(tmp_path, bare)).syncs == (rule,)
 
 
 def test_idle_catch_up_defaults_to_a_day_and_off_means_no_limit() -> None:
@@ -135,6 +145,26 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"kafka": {"idle_timeout": "0s"}}, "kafka.idle_timeout"),
         ({"kafka": {"retain_exited": "0d"}}, "kafka.retain_exited"),
         ({"kafka": {"idle_catch_up": "0s"}}, "kafka.idle_catch_up"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "once"}]}, "syncs[0].at"),
+        ({"destinations": [DEST], "syncs": [{**RULE, "at": "2026-01-05T12:00Z"}]}, "syncs[0].at"),
+        (
+            {"destinations": [DEST], "syncs": [{**RULE, "cadence": "once", "at": "tomorrow"}]},
+            "syncs[0].at",
+        ),
+        (
+            {
+                "destinations": [DEST],
+                "syncs": [{**RULE, "cadence": "once", "at": "2026-01-05T12:00"}],
+            },
+            "syncs[0].at",
+        ),
+        (
+            {
+                "destinations": [DEST],
+                "syncs": [{**RULE, "cadence": "once", "at": "2026-01-05T12:00:30Z"}],
+            },
+            "syncs[0].at",
+        ),
         ({"kafka": {"idle_catch_up": "never"}}, "kafka.idle_catch_up"),
         ({"kafka": {"retain_exited": "never"}}, "kafka.retain_exited"),
         ({"kafka": {"retain_exited": 30}}, "kafka.retain_exited"),

@@ -1,6 +1,7 @@
 """Cadences, sync times and watermark arithmetic: pure functions of integers (epoch ms).
 
-Sync times of a cadence are its multiples since the Unix epoch (UTC). A partition's
+Sync times of a cadence are its multiples since the Unix epoch (UTC); a one-time rule
+(`cadence = "once"`) has the single sync time `at` (`Schedule`). A partition's
 watermark is the newest event time seen minus the allowed lateness; sync time T is due
 once the watermark reaches T (`watermark >= T`). No function here reads a clock: the
 caller passes "now" in.
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 __all__ = [
+    "Schedule",
+    "NEVER",
     "parse_duration",
     "parse_cadence",
     "next_sync_after",
@@ -69,6 +73,57 @@ def sync_times(first: int, through: int, cadence_ms: int) -> Iterator[int]:
     """Sync times T with first <= T <= through, ascending (`first` is rounded up)."""
     start = -(-first // cadence_ms) * cadence_ms
     return iter(range(start, through + 1, cadence_ms))
+
+
+#: A sync time no watermark reaches: what a one-time rule has after its time.
+NEVER = 2**62
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A rule's sync times: every multiple of `cadence_ms` since the epoch, or, when it is
+    None, the single time `at_ms` (`cadence = "once"`)."""
+
+    cadence_ms: int | None = None
+    at_ms: int | None = None
+
+    @classmethod
+    def every(cls, cadence_ms: int) -> Schedule:
+        return cls(cadence_ms=cadence_ms)
+
+    @classmethod
+    def once(cls, at_ms: int) -> Schedule:
+        return cls(at_ms=at_ms)
+
+    @property
+    def key(self) -> str:
+        """What identifies the schedule in a rule's id: the cadence in ms, or `once@<at>`."""
+        return str(self.cadence_ms) if self.cadence_ms is not None else f"once@{self.at_ms}"
+
+    def next_after(self, time_ms: int) -> int:
+        """The first sync time strictly after `time_ms` (`NEVER` when there is none)."""
+        if self.cadence_ms is not None:
+            return next_sync_after(time_ms, self.cadence_ms)
+        assert self.at_ms is not None
+        return self.at_ms if time_ms < self.at_ms else NEVER
+
+    def last_at_or_before(self, time_ms: int) -> int:
+        """The oldest instant a sync after `time_ms` diffs against: the latest sync time
+        not after it (a one-time sync diffs against nothing: `time_ms` itself)."""
+        if self.cadence_ms is not None:
+            return last_sync_at_or_before(time_ms, self.cadence_ms)
+        return time_ms
+
+    def times(self, first: int, through: int) -> Iterator[int]:
+        """Sync times T with first <= T <= through, ascending."""
+        if self.cadence_ms is not None:
+            return sync_times(first, through, self.cadence_ms)
+        assert self.at_ms is not None
+        return iter([self.at_ms] if first <= self.at_ms <= through else [])
+
+    def previous(self, sync_time: int) -> int | None:
+        """The sync time before `sync_time` (None: a one-time sync has none)."""
+        return None if self.cadence_ms is None else sync_time - self.cadence_ms
 
 
 def format_sync_time(time_ms: int, naming: str) -> str:

@@ -213,6 +213,7 @@ def _manifest(
     spec: SyncSpec, previous: int | None, files: Sequence[SyncFile], counts: dict[str, int]
 ) -> bytes:
     rule, sync_time, position = spec.rule, spec.sync_time, spec.position
+    window_start = rule.schedule.previous(sync_time)  # None: a one-time sync diffs from nothing
     document: dict[str, Any] = {
         "format": "cohort-sync/manifest/1",
         "project_id": spec.project_id,
@@ -221,7 +222,7 @@ def _manifest(
         "routing_key": rule.routing_key,
         "cadence": rule.cadence,
         "sync_time": format_time(sync_time),
-        "window_start": format_time(sync_time - rule.cadence_ms),
+        "window_start": None if window_start is None else format_time(window_start),
         "window_end": format_time(sync_time),
         "first_sync": previous is None,
         "files": {

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from stream.domain.events import MembershipEvent
 from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
-from stream.domain.windows import last_sync_at_or_before, next_sync_after, sync_times
+from stream.domain.windows import NEVER, Schedule
 from stream.state.packed import Members
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ class Rule(Protocol):
     @property
     def cohort(self) -> str: ...
     @property
-    def cadence_ms(self) -> int: ...
+    def schedule(self) -> Schedule: ...
 
     def covers(self, cohort_id: str) -> bool: ...
 
@@ -186,7 +186,7 @@ class PartitionState:
             if rule.rule_id not in self.rule_starts:
                 start = 0
                 if self.emitted_through is not None:
-                    start = next_sync_after(self.emitted_through, rule.cadence_ms)
+                    start = rule.schedule.next_after(self.emitted_through)
                 self.rule_starts[rule.rule_id] = start
                 changed = True
         self._next_due_known = False
@@ -196,7 +196,7 @@ class PartitionState:
         """The oldest time a future or pending sync can ask about."""
         if self.emitted_through is None or not rules:
             return None
-        future = min(last_sync_at_or_before(self.emitted_through, r.cadence_ms) for r in rules)
+        future = min(r.schedule.last_at_or_before(self.emitted_through) for r in rules)
         oldest = self._oldest_pending  # kept, not scanned: asked on every record
         return future if oldest is None else min(future, oldest)
 
@@ -284,7 +284,8 @@ class PartitionState:
         return self.watermark
 
     def next_due(self, rules: Sequence[Rule]) -> int | None:
-        """The earliest sync time not yet written (None: no cohort or no rule), cached:
+        """The earliest sync time not yet written (None: no cohort, or no rule with a sync
+        time left), cached:
         checking it is the per-event cost, `due_jobs` runs only once it is reached.
         Pass the same rules every time."""
         if not self._next_due_known:
@@ -297,16 +298,16 @@ class PartitionState:
                 ),
                 default=None,
             )
+            if self._next_due is not None and self._next_due >= NEVER:
+                self._next_due = None  # only one-time rules whose time has passed
             self._next_due_known = True
         return self._next_due
 
     def _first_unwritten(self, rule: Rule, first_ms: int) -> int:
-        start = max(
-            next_sync_after(first_ms, rule.cadence_ms), self.rule_starts.get(rule.rule_id, 0)
-        )
+        start = max(rule.schedule.next_after(first_ms), self.rule_starts.get(rule.rule_id, 0))
         if self.emitted_through is None:
             return start
-        return max(start, next_sync_after(self.emitted_through, rule.cadence_ms))
+        return max(start, rule.schedule.next_after(self.emitted_through))
 
     def due_jobs(self, rules: Sequence[Rule], watermark: int) -> list[SyncJob]:
         """Every sync with emitted_through < T <= watermark, by time, then rule order."""
@@ -317,10 +318,10 @@ class PartitionState:
             for cohort_id, cohort in self.cohorts.items():
                 if not rule.covers(cohort_id):
                     continue
-                start = max(next_sync_after(cohort.first_ms, rule.cadence_ms), rule_start)
+                start = max(rule.schedule.next_after(cohort.first_ms), rule_start)
                 first = start if after is None else max(start, after + 1)
-                for sync_time in sync_times(first, watermark, rule.cadence_ms):
-                    previous = None if sync_time == start else sync_time - rule.cadence_ms
+                for sync_time in rule.schedule.times(first, watermark):
+                    previous = None if sync_time == start else rule.schedule.previous(sync_time)
                     job = SyncJob(rule, cohort_id, sync_time, previous)
                     jobs.append((sync_time, position, cohort_id, job))
         jobs.sort(key=lambda item: item[:3])

@@ -3,6 +3,8 @@
 import pytest
 
 from stream.domain.windows import (
+    NEVER,
+    Schedule,
     advance_watermark,
     catch_up_gap,
     format_span,
@@ -87,3 +89,14 @@ def test_an_idle_partition_may_follow_the_clock_only_within_the_catch_up_limit()
 )
 def test_spans_are_shown_to_the_minute_in_two_units(ms: int, text: str) -> None:
     assert format_span(ms) == text
+
+
+def test_a_one_time_schedule_has_its_single_time_and_nothing_after_it() -> None:
+    once = Schedule.once(10 * HOUR)
+    assert once.next_after(9 * HOUR) == 10 * HOUR and once.next_after(10 * HOUR) == NEVER
+    assert list(once.times(0, 20 * HOUR)) == [10 * HOUR]
+    assert list(once.times(0, 10 * HOUR - 1)) == [] and list(once.times(11 * HOUR, NEVER)) == []
+    assert once.previous(10 * HOUR) is None and once.last_at_or_before(7) == 7
+    hourly = Schedule.every(HOUR)
+    assert hourly.next_after(10 * HOUR) == 11 * HOUR and hourly.previous(11 * HOUR) == 10 * HOUR
+    assert (hourly.key, once.key) == ("3600000", f"once@{10 * HOUR}")

@@ -409,3 +409,48 @@ def test_a_table_of_the_per_member_format_is_read_then_rewritten_in_bundles() ->
     assert {**first.files(), **second.files()} == EXPECTED
     assert not any(key.startswith("m") for key in older)  # bundled, then deleted
     assert any(key.startswith("b") for key in older)
+
+
+def once_at(at: str, *, cohort: str = "*") -> Settings:
+    return settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+            "syncs": [{"cohort": cohort, "destination": "d", "cadence": "once", "at": at}],
+        }
+    )
+
+
+def test_a_one_time_sync_is_everyone_present_at_its_time_and_nothing_else() -> None:
+    harness = Harness(once_at("2026-01-05T02:00Z"))
+    harness.feed(*C1)  # through 04:01: hourly rules would write four syncs
+    [output] = harness.outbox.outputs
+    assert output.sync_time == JAN5 + 2 * H
+    files = harness.files()
+    assert files == {
+        "7_c1_2026-01-05T02:00_entering.csv": EXPECTED["7_c1_2026-01-05T02:00_existing.csv"],
+        "7_c1_2026-01-05T02:00_exiting.csv": "amplitudeID,userID,plan\n",
+        "7_c1_2026-01-05T02:00_existing.csv": EXPECTED["7_c1_2026-01-05T02:00_existing.csv"],
+    }
+    manifest = json.loads(output.manifest.data)
+    assert manifest["cadence"] == "once" and manifest["first_sync"] is True
+    assert (manifest["window_start"], manifest["window_end"]) == (None, "2026-01-05T02:00:00Z")
+
+
+def test_a_one_time_sync_skips_cohorts_that_began_after_it_and_a_restart_does_not_repeat_it() -> (
+    None
+):
+    settings = once_at("2026-01-05T01:00+01:00")  # 00:00Z: before c1's first event
+    harness = Harness(settings)
+    harness.feed(*C1)
+    assert harness.outbox.outputs == []
+    later = Harness(once_at("2026-01-05T03:00Z"))
+    later.feed(*C1[:7])  # through 02:15
+    assert later.processor.next_due(0) == JAN5 + 3 * H
+    later.feed(C1[7])  # 04:01: writes 03:00
+    again = Harness(once_at("2026-01-05T03:00Z"), store=later.store)
+    again.offset = later.offset
+    again.feed(event("c1", 9, "enter", 5 * H))
+    assert [o.sync_time for o in later.outbox.outputs] == [JAN5 + 3 * H]
+    assert again.outbox.outputs == [] and again.processor.next_due(0) is None

@@ -136,3 +136,42 @@ def test_replay_mistakes_are_one_line(
         assert result.returncode == 2
         assert result.stderr.startswith(f"cohort-sync: {message}"), result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+ONCE_AT_2 = """
+[[syncs]]
+cohort = "*"
+destination = "s3"
+cadence = "once"
+at = "2026-01-05T02:00Z"
+routing_key = "snapshot"
+"""
+
+
+def test_a_one_time_sync_live_and_by_replay_within_since_and_until(
+    s3: Any,
+    bucket: str,
+    workers: Any,
+    s3_config: Callable[..., Path],
+) -> None:
+    config = s3_config(ONCE_AT_2)
+    produce(config, C1 + C2)
+    worker = workers(config)
+    live = wait_for_objects(s3, bucket, 8, worker)  # c1 and c2: three CSVs and a manifest
+    worker.stop()
+    assert sorted({key.split("_")[2] for key in live}) == ["2026-01-05T02:00"]
+    hourly = expected_csvs("exports/hourly")
+    for cohort in ("c1", "c2"):
+        existing = hourly[f"exports/hourly/7_{cohort}_2026-01-05T02:00_existing.csv"]
+        stem = f"exports/hourly/7_{cohort}_2026-01-05T02:00"
+        assert live[f"{stem}_entering_snapshot.csv"].decode() == existing
+        assert live[f"{stem}_existing_snapshot.csv"].decode() == existing
+        assert live[f"{stem}_exiting_snapshot.csv"] == b"amplitudeID,userID,plan\n"
+    before = replay(config, "--until", "2026-01-05T01:59Z", "--prefix", "before")
+    assert before.returncode == 0, before.stderr
+    assert read_bucket(s3, bucket, "before/") == {}
+    again = replay(config, "--since", "2026-01-05T02:00Z", "--prefix", "again")
+    assert again.returncode == 0, again.stderr
+    replayed = read_bucket(s3, bucket, "again/")
+    assert len(replayed) == 8  # the manifests name their keys, under the prefix
+    assert csvs_in(replayed) == {f"again/{k}": v for k, v in csvs_in(live).items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from stream.domain.events import MembershipEvent
+from stream.domain.windows import Schedule
 from stream.state.partition import PartitionState, PendingSync
 from tests.scenario import JAN5, MIN, H
 
@@ -13,14 +14,14 @@ from tests.scenario import JAN5, MIN, H
 class Rule:
     rule_id: str
     cohort: str
-    cadence_ms: int
+    schedule: Schedule
 
     def covers(self, cohort_id: str) -> bool:
         return self.cohort in ("*", cohort_id)
 
 
-HOURLY = Rule("hourly", "*", H)
-QUARTER = Rule("quarter", "c1", 15 * MIN)
+HOURLY = Rule("hourly", "*", Schedule.every(H))
+QUARTER = Rule("quarter", "c1", Schedule.every(15 * MIN))
 
 
 def enter(cohort: str, amplitude_id: int, time: int) -> MembershipEvent:
