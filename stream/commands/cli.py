@@ -1,4 +1,4 @@
-"""`cohort-sync worker | demo | produce`: the command line.
+"""`cohort-sync worker | check | demo | replay | lag | produce`: the command line.
 
 A user mistake (bad config, unreachable broker, missing file) prints one line on stderr
 and exits 2; there is no traceback for those. A worker that stopped itself because it could
@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import gc
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     _add_worker(commands)
+    _add_check(commands)
     _add_demo(commands)
     _add_replay(commands)
     _add_lag(commands)
@@ -78,6 +80,21 @@ def _add_worker(commands: _Commands) -> None:
         "--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"]
     )
     worker.set_defaults(run=_run_worker)
+
+
+def _add_check(commands: _Commands) -> None:
+    check = commands.add_parser(
+        "check",
+        help="check a config: the broker, every destination and the plan, writing nothing",
+        description="Validate the config, reach the broker (the worker's topics and their "
+        "partitions, the group's lag) and every destination without writing (who the "
+        "credentials resolve to, the bucket and path, or the folder), and print the plan: "
+        "each sync rule, the cohorts it covers, its next sync time and one example key. "
+        "Exits 0 when everything is reachable, 1 when something is not (one line per "
+        "problem), 2 for a config error.",
+    )
+    _config_argument(check)
+    check.set_defaults(run=_run_check)
 
 
 def _add_demo(commands: _Commands) -> None:
@@ -217,6 +234,15 @@ def tune_gc() -> None:
     Reference counting still frees at once everything that is not in a cycle."""
     gc.freeze()  # what start-up built lives as long as the process: collections skip it
     gc.set_threshold(100_000, 50, 100)
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    from stream.ops.check import run_check
+
+    settings = load_settings(args.config, syncs_required=True)
+    _configure_logging("crit")  # kafka-python logs every failed connection attempt
+    source = args.config or os.environ.get(CONFIG_ENV, "")
+    return run_check(settings, source, int(time.time() * 1000), sys.stdout)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -30,6 +30,8 @@ __all__ = [
     "GroupOffsets",
     "earliest_timestamp_ms",
     "end_offsets",
+    "ClusterReport",
+    "inspect_cluster",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,6 +72,46 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
         return BrokerInfo(partitions, cluster_id)
     except KafkaError as exc:
         raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """What `cohort-sync check` learns of the cluster, without changing anything."""
+
+    cluster_id: str | None
+    partitions: dict[str, int]
+    """Partition count of each of the worker's topics that exists (input, dead letters, own)."""
+    committed: dict[int, int | None]
+    """The group's committed offsets on the input topic."""
+    problems: list[str]
+
+
+def inspect_cluster(kafka: KafkaSettings, timeout_s: float = 5.0) -> ClusterReport:
+    """Reach the broker and describe the worker's topics and its group's offsets; creates
+    nothing. Raises `BrokerError` when the broker cannot be reached."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=kafka.bootstrap_servers(),
+            request_timeout_ms=int(timeout_s * 1000),
+            bootstrap_timeout_ms=int(timeout_s * 1000),
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
+    try:
+        topics = [kafka.topic, kafka.dlq_topic, *own_topics(kafka)]
+        counts = _partition_counts(admin, topics)
+        problems = []
+        try:
+            _own_topics_agree(admin, kafka, counts.get(kafka.topic, kafka.partitions))
+        except BrokerError as exc:
+            problems.append(str(exc))
+        committed = _group_offsets(admin, kafka.app_id, kafka.topic)
+        cluster_id = admin.describe_cluster().get("cluster_id")
+        return ClusterReport(cluster_id, counts, committed, problems)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot describe the topics on {kafka.broker}: {exc}") from None
     finally:
         admin.close()
 
@@ -223,14 +265,9 @@ class GroupOffsets:
 
     def read(self) -> dict[int, int | None]:
         try:
-            offsets = self._admin.list_group_offsets(self.group).get(self.group, {})
+            return _group_offsets(self._admin, self.group, self.kafka.topic)
         except KafkaError as exc:
             raise BrokerError(f"cannot read the offsets of group {self.group!r}: {exc}") from None
-        return {
-            tp.partition: (meta.offset if meta.offset >= 0 else None)
-            for tp, meta in offsets.items()
-            if tp.topic == self.kafka.topic
-        }
 
     def close(self) -> None:
         self._admin.close()
@@ -240,6 +277,15 @@ class GroupOffsets:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+def _group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int | None]:
+    offsets = admin.list_group_offsets(group).get(group, {})
+    return {
+        tp.partition: (meta.offset if meta.offset >= 0 else None)
+        for tp, meta in offsets.items()
+        if tp.topic == topic
+    }
 
 
 def earliest_timestamp_ms(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> int:

@@ -16,11 +16,12 @@ Contract (every sink keeps it):
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from stream.config import Destination
 
-__all__ = ["Put", "Sink", "open_sink"]
+__all__ = ["Inspection", "Put", "Sink", "open_sink"]
 
 
 class Put(enum.Enum):
@@ -31,6 +32,14 @@ class Put(enum.Enum):
     """The key already held exactly these bytes."""
     KEPT = "kept"
     """The key held other bytes, and they were kept: objects are never replaced."""
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What `Sink.inspect` found: facts to show, and problems that would stop writes."""
+
+    facts: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
 
 class Sink(Protocol):
@@ -47,6 +56,11 @@ class Sink(Protocol):
         """Raise a `SinkError` if the destination cannot take writes now (for /health)."""
         ...
 
+    def inspect(self) -> Inspection:
+        """Reach the destination without writing anything (for `cohort-sync check`): who
+        it writes as, whether its bucket and path or its folder can be reached."""
+        ...
+
 
 def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
     """The sink for a configured destination (boto3 is imported only for S3)."""
@@ -57,6 +71,7 @@ def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
             bucket=destination.bucket,
             region=destination.region,
             endpoint_url=destination.endpoint_url,
+            path=destination.path,
             overwrite=overwrite,
         )
     from stream.sinks.local import LocalSink

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from stream.errors import PermanentSinkError, TransientSinkError
-from stream.sinks import Put
+from stream.sinks import Inspection, Put
 
 __all__ = ["LocalSink"]
 
@@ -54,6 +54,18 @@ class LocalSink:
             raise PermanentSinkError(f"cannot create {self.root}: {exc.strerror}") from exc
         if not os.access(self.root, os.W_OK):
             raise PermanentSinkError(f"{self.root} is not writable")
+
+    def inspect(self) -> Inspection:
+        if self.root.is_dir():
+            if os.access(self.root, os.W_OK):
+                return Inspection(facts=[f"folder {self.root} exists, writable"])
+            return Inspection(problems=[f"{self.root} is not writable"])
+        if self.root.exists():
+            return Inspection(problems=[f"{self.root} is not a folder"])
+        parent = next(p for p in self.root.parents if p.exists())
+        if parent.is_dir() and os.access(parent, os.W_OK):
+            return Inspection(facts=[f"folder {self.root} will be created (in {parent})"])
+        return Inspection(problems=[f"cannot create {self.root}: {parent} is not writable"])
 
     def location(self, key: str) -> str:
         return self._resolve(key).as_uri()

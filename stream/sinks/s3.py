@@ -18,8 +18,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from stream.errors import PermanentSinkError, TransientSinkError
-from stream.sinks import Put
+from stream.errors import PermanentSinkError, SinkError, TransientSinkError
+from stream.sinks import Inspection, Put
 
 __all__ = ["S3Sink"]
 
@@ -43,19 +43,17 @@ class S3Sink:
         bucket: str,
         region: str | None = None,
         endpoint_url: str | None = None,
+        path: str = "",
         max_attempts: int = 6,
         overwrite: bool = False,
     ) -> None:
+        """`path`: the destination's folder in the bucket (keys passed in include it)."""
         self.bucket = bucket
+        self.path = path
         self.overwrite = overwrite
-        config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=5,
-            read_timeout=60,
-        )
-        self._client = boto3.session.Session().client(
-            "s3", region_name=region, endpoint_url=endpoint_url, config=config
-        )
+        self._session = boto3.session.Session()
+        self._where = {"region_name": region, "endpoint_url": endpoint_url}
+        self._client = self._session.client("s3", **self._where, config=_config(max_attempts))
 
     def put(self, key: str, data: bytes) -> Put:
         with _classified(f"s3://{self.bucket}/{key}"):
@@ -85,8 +83,47 @@ class S3Sink:
         with _classified(f"s3://{self.bucket}"):
             self._client.head_bucket(Bucket=self.bucket)
 
+    def inspect(self) -> Inspection:
+        found = Inspection()
+        if self._session.get_credentials() is None:
+            found.problems.append(
+                f"s3://{self.bucket}: no AWS credentials found (environment, ~/.aws, or the "
+                "instance's or container's role)"
+            )
+            return found
+        found.facts.append(self._identity())
+        quick = self._session.client("s3", **self._where, config=_config(2, connect_timeout=3))
+        folder = f"{self.path}/" if self.path else ""
+        try:
+            with _classified(f"s3://{self.bucket}"):
+                quick.head_bucket(Bucket=self.bucket)
+            found.facts.append(f"bucket {self.bucket} reachable")
+            with _classified(f"s3://{self.bucket}/{folder}"):
+                listed = quick.list_objects_v2(Bucket=self.bucket, Prefix=folder, MaxKeys=1)
+            holds = "holds objects" if listed.get("KeyCount") else "empty"
+            found.facts.append(f"path /{folder} reachable ({holds})")
+        except SinkError as exc:
+            found.problems.append(str(exc))
+        return found
+
+    def _identity(self) -> str:
+        """Whom the credentials resolve to (STS GetCallerIdentity), or why that is unknown."""
+        sts = self._session.client("sts", **self._where, config=_config(2, connect_timeout=3))
+        try:
+            return f"as {sts.get_caller_identity()['Arn']}"
+        except (ClientError, BotoCoreError) as exc:
+            return f"identity unknown ({type(exc).__name__}: {exc})"
+
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def _config(max_attempts: int, *, connect_timeout: float = 5) -> Config:
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=connect_timeout,
+        read_timeout=60,
+    )
 
 
 @contextmanager
