@@ -12,6 +12,7 @@ import contextlib
 import gc
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -64,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_replay(commands)
     _add_lag(commands)
     _add_produce(commands)
+    _add_sample_events(commands)
     return parser
 
 
@@ -197,6 +199,19 @@ def _add_produce(commands: _Commands) -> None:
     produce.set_defaults(run=_run_produce)
 
 
+def _add_sample_events(commands: _Commands) -> None:
+    sample = commands.add_parser(
+        "sample-events",
+        help="print four hours of example events that end a minute ago (JSON lines)",
+        description="Print example membership events on stdout, one JSON value per line: "
+        "cohorts c1, trial and power-users over the four hours up to a minute ago, one batch "
+        "message among them. Pipe them into `cohort-sync produce ... -` to see a worker write "
+        "the syncs of those hours at once.",
+    )
+    sample.add_argument("--seed", type=int, default=7, help="another seed, other events")
+    sample.set_defaults(run=_run_sample_events)
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -212,19 +227,48 @@ def _run_worker(args: argparse.Namespace) -> int:
     from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
 
     settings = load_settings(args.config, syncs_required=True)
-    _configure_logging(args.log_level)
+    configure_logging(args.log_level)
     with contextlib.ExitStack() as stack:
         if settings.kafka.broker is None:
             broker = stack.enter_context(EmbeddedBroker())
-            print(f"cohort-sync: embedded broker listening on {broker.bootstrap}", flush=True)
+            print(_feed_embedded(broker.bootstrap, args.config), flush=True)
             settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
         info = ensure_topics(settings.kafka)
         settings = _with_real_partition_count(settings, info.partitions)
+        _log_plan(settings)
         defaults = TANSU_FAUST_SETTINGS if info.is_tansu else {}
         worker = create_worker(settings, broker_url=faust_url(settings), faust_defaults=defaults)
         tune_gc()
         run_worker(worker, loglevel=args.log_level)
     return 0
+
+
+def _feed_embedded(bootstrap: str, config: str | None) -> str:
+    """What to run in another terminal to feed the embedded broker, exactly."""
+    config_option = f" --config {shlex.quote(config)}" if config else ""
+    return (
+        f"cohort-sync: embedded broker listening on {bootstrap} (in memory: its topics end "
+        "with the worker)\n"
+        "cohort-sync: feed it from another terminal, for example with sample events:\n"
+        f"  cohort-sync sample-events | {BROKER_ENV}={bootstrap} cohort-sync produce"
+        f"{config_option} -"
+    )
+
+
+def _log_plan(settings: Settings) -> None:
+    """The worker's first lines: where it reads, where it writes."""
+    kafka, log = settings.kafka, logging.getLogger("stream.worker")
+    log.info(
+        "broker %s: input topic %s (%d partitions), dead letters to %s",
+        kafka.broker,
+        kafka.topic,
+        kafka.partitions,
+        kafka.dlq_topic,
+    )
+    for name, destination in settings.destinations.items():
+        rules = [r for r in settings.syncs if r.destination == name]
+        described = ", ".join(f"{r.cohort} {r.cadence}" for r in rules) or "no sync"
+        log.info("destination %s: %s (%s)", name, destination.url, described)
 
 
 def tune_gc() -> None:
@@ -240,7 +284,7 @@ def _run_check(args: argparse.Namespace) -> int:
     from stream.ops.check import run_check
 
     settings = load_settings(args.config, syncs_required=True)
-    _configure_logging("crit")  # kafka-python logs every failed connection attempt
+    configure_logging("crit")  # kafka-python logs every failed connection attempt
     source = args.config or os.environ.get(CONFIG_ENV, "")
     return run_check(settings, source, int(time.time() * 1000), sys.stdout)
 
@@ -267,9 +311,17 @@ def _run_replay(args: argparse.Namespace) -> int:
         destination=args.destination,
         overwrite=args.overwrite,
     )
-    _configure_logging("warn")
+    configure_logging("warn")
     tune_gc()
     run_replay(settings, options)
+    return 0
+
+
+def _run_sample_events(args: argparse.Namespace) -> int:
+    from stream.commands.demo import sample_events
+
+    lines = sample_events(int(time.time() * 1000), seed=args.seed)
+    sys.stdout.buffer.write(b"".join(line + b"\n" for line in lines))
     return 0
 
 
@@ -324,12 +376,34 @@ def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:
     return replace(settings, kafka=replace(settings.kafka, partitions=partitions))
 
 
-def _configure_logging(level: str) -> None:
+#: The frameworks' loggers: warnings and errors only, unless `--log-level debug`.
+FRAMEWORK_LOGGERS = ("faust", "mode", "aiokafka", "kafka", "botocore", "boto3", "urllib3")
+#: Our modules whose classes are mode services: their "Starting...", "Stopping..." lines
+#: are the frameworks' too.
+SERVICE_LOGGERS = ("stream.faust.fixes", "stream.faust.producer", "stream.faust.consumer")
+
+
+def configure_logging(level: str) -> None:
+    """Our own lines at `level`; the frameworks' chatter only at `debug`."""
     names = {"crit": "CRITICAL", "warn": "WARNING"}
-    logging.basicConfig(
-        level=names.get(level, level.upper()),
-        format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s",
-    )
+    number = logging.getLevelName(names.get(level, level.upper()))
+    logging.basicConfig(level=number, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
+    frameworks = logging.DEBUG if level == "debug" else max(number, logging.WARNING)
+    for name in FRAMEWORK_LOGGERS:
+        logging.getLogger(name).setLevel(frameworks)
+    for name in SERVICE_LOGGERS:
+        logging.getLogger(name).removeFilter(_not_service_chatter)
+        if level != "debug":
+            logging.getLogger(name).addFilter(_not_service_chatter)
+
+
+def _not_service_chatter(record: logging.LogRecord) -> bool:
+    """Drop a mode service's own lines below warnings (`[^-SafeApp]: Starting...`), and
+    Faust's "Missing sensor state" warning at every rebalance (no sensors are set up)."""
+    text = str(record.msg)
+    if "Missing sensor state" in text:
+        return False
+    return record.levelno >= logging.WARNING or not text.startswith("[^")
 
 
 if __name__ == "__main__":

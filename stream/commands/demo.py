@@ -25,7 +25,7 @@ from stream.kafka.client import ensure_topics, produce_lines
 from stream.kafka.embedded import EmbeddedBroker
 from stream.output.sync import SyncOutput
 
-__all__ = ["run_demo", "demo_events", "demo_config"]
+__all__ = ["run_demo", "demo_events", "demo_config", "sample_events"]
 
 START_MS = int(datetime(2026, 1, 5, tzinfo=UTC).timestamp() * 1000)
 HOURS = 4
@@ -34,13 +34,16 @@ PLANS = ("free", "pro", "enterprise")
 COUNTRIES = ("DE", "US", "FR", "JP", "BR")
 
 
-def demo_events(seed: int = 7) -> list[bytes]:
-    """A deterministic few hours of membership changes, then one event per cohort just
-    after the last hour so that every partition's watermark reaches it."""
+def demo_events(
+    seed: int = 7, *, start_ms: int = START_MS, cohorts: tuple[str, ...] = COHORTS
+) -> list[bytes]:
+    """A deterministic `HOURS` hours of membership changes from `start_ms`, a batch message,
+    then one event per cohort just after the last hour so that every partition's watermark
+    reaches it."""
     rng = random.Random(seed)
     lines: list[dict[str, object]] = []
     for minute in range(0, HOURS * 60, 2):
-        cohort = rng.choice(COHORTS)
+        cohort = rng.choice(cohorts)
         user = rng.randrange(1000, 1060)
         lines.append(
             {
@@ -49,33 +52,44 @@ def demo_events(seed: int = 7) -> list[bytes]:
                 "user_id": f"user{user}@example.com" if user % 7 else None,
                 "action": rng.choice(("enter", "enter", "exit")),
                 "time": format_time(
-                    START_MS + minute * 60_000 + rng.randrange(60_000), "milliseconds"
+                    start_ms + minute * 60_000 + rng.randrange(60_000), "milliseconds"
                 ),
                 "user_properties": {"plan": rng.choice(PLANS), "country": rng.choice(COUNTRIES)},
             }
         )
     lines.append(
         {
-            "cohort_id": "trial",
+            "cohort_id": cohorts[1 % len(cohorts)],
             "in_cohort": True,
-            "computed_time": str(START_MS // 1000 + 5400),
+            "computed_time": str(start_ms // 1000 + 5400),
             "users": [
                 {"amplitude_id": n, "user_id": f"batch{n}", "user_properties": {"plan": "free"}}
                 for n in range(2000, 2005)
             ],
         }
     )
-    for cohort in COHORTS:
+    for cohort in cohorts:
         lines.append(
             {
                 "cohort_id": cohort,
                 "amplitude_id": 1,
                 "user_id": "heartbeat",
                 "action": "exit",
-                "time": format_time(START_MS + HOURS * 3_600_000 + 60_000, "milliseconds"),
+                "time": format_time(start_ms + HOURS * 3_600_000 + 60_000, "milliseconds"),
             }
         )
     return [json.dumps(line, separators=(",", ":")).encode() for line in lines]
+
+
+#: The cohorts of `sample-events`: `c1` has its own 15-minute sync in examples/local.toml.
+SAMPLE_COHORTS = ("c1", "trial", "power-users")
+
+
+def sample_events(now_ms: int, seed: int = 7) -> list[bytes]:
+    """The demo's events moved to end a minute before `now_ms`: fed to a worker, they make
+    its past few hours' syncs due at once (well within `kafka.idle_catch_up`)."""
+    start = (now_ms // 60_000 - 2) * 60_000 - HOURS * 3_600_000
+    return demo_events(seed, start_ms=start, cohorts=SAMPLE_COHORTS)
 
 
 def demo_config(broker_url: str, files: Path) -> str:

@@ -93,6 +93,8 @@ class Worker:
         self.last_record: dict[int, float] = {}
         self.tick_sent: dict[int, int | None] = {}
         self.busy: set[int] = set()
+        self.consuming: list[int] = []
+        """The input partitions last logged as assigned."""
         self.behind: dict[int, int] = {}
         """Idle partitions too far behind to follow the wall clock: their newest time (ms)."""
         self._connect_callbacks()
@@ -167,6 +169,10 @@ class Worker:
         self.app.watchdog = lambda: recovery.check(time.monotonic())
 
     def _start_partitions(self, starts: Mapping[TP, int | None]) -> None:
+        mine = sorted(tp.partition for tp in starts if tp.topic == self.kafka.topic)
+        if mine != self.consuming:
+            self.consuming = mine
+            log.info("ready: consuming %s partitions %s", self.kafka.topic, _ranges(mine))
         for tp, offset in starts.items():
             if tp.topic in self.own_topics:
                 self.progress[tp] = time.monotonic()
@@ -387,6 +393,17 @@ def create_worker(
 ) -> Worker:
     """The worker for `settings` (see `Worker`), not yet running (`run_worker`)."""
     return Worker(settings, broker_url=broker_url, faust_defaults=faust_defaults, clock=clock)
+
+
+def _ranges(numbers: list[int]) -> str:
+    """`[0, 1, 2, 5]` -> `0-2, 5`."""
+    runs: list[list[int]] = []
+    for number in numbers:
+        if runs and number == runs[-1][-1] + 1:
+            runs[-1].append(number)
+        else:
+            runs.append([number])
+    return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:

@@ -52,3 +52,42 @@ def test_a_worker_with_no_syncs_stops_at_start_naming_the_key(tmp_path: Path) ->
     assert result.stderr.strip().splitlines() == [
         "cohort-sync: config error: syncs: none defined: add a [[syncs]] table naming a destination"
     ]
+
+
+def test_the_frameworks_are_quiet_unless_the_log_level_is_debug() -> None:
+    import logging
+
+    from stream.commands.cli import configure_logging
+
+    chatter = logging.LogRecord(
+        "stream.faust.fixes", logging.INFO, __file__, 1, "[^-SafeApp]: Starting...", None, None
+    )
+    ours = logging.LogRecord(
+        "stream.faust.consumer", logging.INFO, __file__, 1, "%s/%d: offsets", None, None
+    )
+    service = logging.getLogger("stream.faust.fixes")
+    try:
+        configure_logging("info")
+        assert logging.getLogger("aiokafka").level == logging.WARNING
+        assert logging.getLogger("kafka").level == logging.WARNING
+        assert not service.filter(chatter) and logging.getLogger("stream.faust.consumer").filter(
+            ours
+        )
+        configure_logging("debug")
+        assert logging.getLogger("faust").level == logging.DEBUG
+        assert service.filter(chatter)
+    finally:
+        configure_logging("warn")
+
+
+def test_sample_events_end_a_minute_before_now_and_are_valid_events() -> None:
+    from stream.commands.demo import sample_events
+    from stream.domain.events import parse_message
+    from tests.scenario import JAN5, MIN, H
+
+    now = JAN5 + 5 * H + 30 * MIN + 12_345
+    events = [event for line in sample_events(now) for event in parse_message(line)]
+    times = [event.time_ms for event in events]
+    assert max(times) == JAN5 + 5 * H + 29 * MIN  # the heartbeats: the watermark reaches it
+    assert min(times) >= now - 4 * H - 3 * MIN
+    assert {event.cohort_id for event in events} == {"c1", "trial", "power-users"}
