@@ -1,14 +1,14 @@
-"""What the worker did, kept in process: counters for logs, the demo and the replay summary,
-Prometheus text for `/metrics`, and the recent syncs and errors for the status page."""
+"""What the worker did, kept in process: counters for logs, the demo, the replay summary and
+`/metrics` (`ops/prometheus.py` exposes them), and the recent syncs and errors for the
+status page."""
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-__all__ = ["Metrics", "RecentSync", "UPLOAD_BUCKETS", "render_prometheus"]
+__all__ = ["Metrics", "RecentSync", "UPLOAD_BUCKETS"]
 
 UPLOAD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -79,144 +79,3 @@ class Metrics:
         if newest is None or sync.sync_time_ms > newest:
             self.last_sync_time_ms[sync.destination] = sync.sync_time_ms
         self.recent_syncs.appendleft(sync)
-
-
-def render_prometheus(
-    metrics: Metrics,
-    consumer_lag: Mapping[int, int],
-    watermark_lag_seconds: Mapping[int, float],
-) -> str:
-    """The Prometheus text exposition format (version 0.0.4)."""
-    text = _Exposition()
-    for name, value, help_text in _counters(metrics):
-        text.family(name, "counter", help_text)
-        text.sample(name, value)
-    text.family(
-        "cohort_sync_upload_errors_total",
-        "counter",
-        "Failed sync writes, by destination and kind (permanent needs an operator).",
-    )
-    for (destination, kind), count in sorted(metrics.upload_errors.items()):
-        text.sample("cohort_sync_upload_errors_total", count, destination=destination, kind=kind)
-    text.by_label(
-        "cohort_sync_queued_syncs",
-        "gauge",
-        "Built syncs waiting for their destination (a failing one holds only its own).",
-        "destination",
-        metrics.queued_syncs,
-    )
-    text.by_label(
-        "cohort_sync_syncs_total",
-        "counter",
-        "Syncs written, by destination.",
-        "destination",
-        metrics.syncs,
-    )
-    _upload_histogram(text, metrics)
-    _gauges(text, metrics, consumer_lag, watermark_lag_seconds)
-    return text.render()
-
-
-def _counters(metrics: Metrics) -> list[tuple[str, int, str]]:
-    return [
-        ("cohort_sync_events_total", metrics.events, "Membership events applied."),
-        ("cohort_sync_dead_letters_total", metrics.dead_letters, "Records sent to the DLQ."),
-        (
-            "cohort_sync_late_events_total",
-            metrics.late_events,
-            "Events older than a sync already written.",
-        ),
-        (
-            "cohort_sync_too_late_records_total",
-            metrics.too_late,
-            "Records dead-lettered as older than the watermark minus kafka.retain_exited.",
-        ),
-        (
-            "cohort_sync_forgotten_members_total",
-            metrics.forgotten_members,
-            "Members forgotten after being absent for longer than kafka.retain_exited.",
-        ),
-        ("cohort_sync_files_total", metrics.files, "Files written (CSVs and manifests)."),
-        ("cohort_sync_upload_retries_total", metrics.upload_retries, "Failed sync writes retried."),
-        (
-            "cohort_sync_kept_objects_total",
-            metrics.kept_objects,
-            "Existing objects with other bytes than a sync's, kept (never replaced).",
-        ),
-    ]
-
-
-def _upload_histogram(text: _Exposition, metrics: Metrics) -> None:
-    text.family("cohort_sync_upload_seconds", "histogram", "Time to write one sync's four files.")
-    for bound, count in zip(UPLOAD_BUCKETS, metrics.upload_bucket_counts, strict=True):
-        text.sample("cohort_sync_upload_seconds_bucket", count, le=_number(bound))
-    text.sample("cohort_sync_upload_seconds_bucket", metrics.upload_count, le="+Inf")
-    text.sample("cohort_sync_upload_seconds_sum", metrics.upload_seconds_sum)
-    text.sample("cohort_sync_upload_seconds_count", metrics.upload_count)
-
-
-def _gauges(
-    text: _Exposition,
-    metrics: Metrics,
-    consumer_lag: Mapping[int, int],
-    watermark_lag_seconds: Mapping[int, float],
-) -> None:
-    text.by_label(
-        "cohort_sync_consumer_lag",
-        "gauge",
-        "Records not yet processed, by input partition.",
-        "partition",
-        consumer_lag,
-    )
-    text.by_label(
-        "cohort_sync_watermark_lag_seconds",
-        "gauge",
-        "Wall clock minus the partition's event-time watermark.",
-        "partition",
-        watermark_lag_seconds,
-    )
-    text.by_label(
-        "cohort_sync_last_sync_timestamp_seconds",
-        "gauge",
-        "Sync time (epoch seconds) of the newest sync written, by destination.",
-        "destination",
-        {destination: ms / 1000 for destination, ms in metrics.last_sync_time_ms.items()},
-    )
-
-
-class _Exposition:
-    """Lines of the text format, in the order they are added."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def family(self, name: str, kind: str, help_text: str) -> None:
-        self.lines.append(f"# HELP {name} {help_text}")
-        self.lines.append(f"# TYPE {name} {kind}")
-
-    def sample(self, name: str, value: float, **labels: object) -> None:
-        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-        self.lines.append(
-            f"{name}{{{label_text}}} {_number(value)}" if labels else f"{name} {_number(value)}"
-        )
-
-    def by_label(
-        self, name: str, kind: str, help_text: str, label: str, values: Mapping[Any, float]
-    ) -> None:
-        """A family with one sample per value of one label, in the label's order."""
-        self.family(name, kind, help_text)
-        for key, value in sorted(values.items()):
-            self.sample(name, value, **{label: key})
-
-    def render(self) -> str:
-        return "\n".join(self.lines) + "\n"
-
-
-def _number(value: float) -> str:
-    if isinstance(value, int) or float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -11,7 +11,8 @@ import pytest
 
 from stream.config import settings_from_mapping
 from stream.errors import ConfigError
-from stream.metrics import Metrics, render_prometheus
+from stream.metrics import Metrics
+from stream.ops.prometheus import render_prometheus
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 MINIMAL: dict[str, Any] = {
@@ -59,8 +60,8 @@ def test_every_config_key_has_a_row_in_the_configuration_reference() -> None:
 def test_every_metric_family_served_has_a_row_in_the_monitoring_table() -> None:
     metrics = Metrics()
     metrics.syncs["d"] = 1
-    text = render_prometheus(metrics, {0: 1}, {0: 1.0})
-    served = set(re.findall(r"^# TYPE (\S+) ", text, flags=re.M))
+    text = render_prometheus(metrics, {0: 1}, {0: 1.0}).decode()
+    served = set(re.findall(r"^# TYPE (cohort_sync_\S+) ", text, flags=re.M))
     documented = {row.split("{")[0] for row in documented_rows()}
     assert served - documented == set()
     assert len(served) >= 15

@@ -36,6 +36,7 @@ FRAMEWORKS = {
     "botocore": "stream.sinks",
     "pyarrow": "stream.formats",
     "orjson": "stream.state",
+    "prometheus_client": "stream.ops",
     "moto": None,
 }
 

@@ -13,7 +13,7 @@ from faust.types import TP
 
 from stream.engine.processor import Processor
 from stream.errors import SinkError
-from stream.metrics import render_prometheus
+from stream.ops.prometheus import CONTENT_TYPE, render_prometheus
 from stream.ops.status import PartitionStatus, Snapshot, render_status_page
 from stream.sinks import Sink
 
@@ -41,7 +41,7 @@ def add_web_views(
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
-        return web.text(await views.metrics_text(), content_type="text/plain; version=0.0.4")
+        return web.bytes(await views.metrics_text(), content_type=CONTENT_TYPE)
 
     @app.page("/health")
     async def health_page(web: Any, request: Any) -> Any:
@@ -101,7 +101,7 @@ class _Views:
             freshness_seconds=None if watermark is None else now - watermark / 1000,
         )
 
-    async def metrics_text(self) -> str:
+    async def metrics_text(self) -> bytes:
         partitions = (await self.snapshot()).partitions
         return render_prometheus(
             self.processor.metrics,

@@ -56,7 +56,7 @@ def test_lag_is_the_high_watermark_minus_what_was_handled_on_the_input_topic_onl
     [partition] = snapshot.partitions
     assert partition.partition == 0 and partition.lag == 9  # handled offset 0; 10 at the end
     assert partition.watermark_ms is not None and partition.freshness_seconds is not None
-    assert 'cohort_sync_consumer_lag{partition="0"} 9' in asyncio.run(view.metrics_text())
+    assert b'cohort_sync_consumer_lag{partition="0"} 9.0' in asyncio.run(view.metrics_text())
 
 
 def test_health_names_an_unassigned_worker_and_a_failing_destination() -> None:

@@ -118,24 +118,24 @@ def test_metrics_health_and_status_page(
     base = f"http://127.0.0.1:{port}"
     metrics = wait_until(
         lambda: (
-            (text := get(f"{base}/metrics")[1]) and "cohort_sync_files_total 32" in text and text
+            (text := get(f"{base}/metrics")[1]) and "cohort_sync_files_total 32.0" in text and text
         ),
         30,
         "all files counted",
     )
     lines = set(metrics.splitlines())
     for expected in [
-        "cohort_sync_events_total 14",
-        "cohort_sync_dead_letters_total 1",
-        "cohort_sync_late_events_total 0",
-        'cohort_sync_syncs_total{destination="s3"} 8',
-        'cohort_sync_upload_seconds_bucket{le="+Inf"} 8',
-        "cohort_sync_upload_seconds_count 8",
-        'cohort_sync_last_sync_timestamp_seconds{destination="s3"} 1767585600',  # 04:00Z
+        "cohort_sync_events_total 14.0",
+        "cohort_sync_dead_letters_total 1.0",
+        "cohort_sync_late_events_total 0.0",
+        'cohort_sync_syncs_total{destination="s3"} 8.0',
+        'cohort_sync_upload_seconds_bucket{le="+Inf"} 8.0',
+        "cohort_sync_upload_seconds_count 8.0",
+        'cohort_sync_last_sync_timestamp_seconds{destination="s3"} 1.7675856e+09',  # 04:00Z
     ]:
         assert expected in lines, expected
     for partition in range(4):
-        assert f'cohort_sync_consumer_lag{{partition="{partition}"}} 0' in lines
+        assert f'cohort_sync_consumer_lag{{partition="{partition}"}} 0.0' in lines
     assert sum(1 for line in lines if line.startswith("cohort_sync_watermark_lag_seconds{")) == 2
     assert get(f"{base}/health") == (200, '{"status":"ok"}')
     status, page = get(f"{base}/")
