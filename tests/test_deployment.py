@@ -32,6 +32,16 @@ def test_docker_compose_file_is_valid() -> None:
         assert service in result.stdout
 
 
+def test_compose_is_in_the_v2_form_with_every_image_pinned() -> None:
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert not [line for line in compose.splitlines() if line.startswith("version:")]
+    images = [line.split("image:")[1].strip() for line in compose.splitlines() if "image:" in line]
+    assert len(images) == 3
+    for image in images:
+        tag = image.rpartition(":")[2]
+        assert tag not in ("", "latest") and "/" not in tag, image
+
+
 def test_compose_wires_the_worker_to_the_config_in_the_image() -> None:
     compose = (ROOT / "docker-compose.yml").read_text()
     dockerfile = (ROOT / "Dockerfile").read_text()
