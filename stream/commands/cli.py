@@ -237,7 +237,12 @@ def _run_worker(args: argparse.Namespace) -> int:
         settings = _with_real_partition_count(settings, info.partitions)
         _log_plan(settings)
         defaults = TANSU_FAUST_SETTINGS if info.is_tansu else {}
-        worker = create_worker(settings, broker_url=faust_url(settings), faust_defaults=defaults)
+        worker = create_worker(
+            settings,
+            broker_url=faust_url(settings),
+            faust_defaults=defaults,
+            config_path=args.config or os.environ.get(CONFIG_ENV),
+        )
         tune_gc()
         run_worker(worker, loglevel=args.log_level)
     return 0

@@ -106,6 +106,29 @@ class Processor:
         self._journals: dict[int, Journal] = {}
         self._homes: dict[str, tuple[bytes, int]] = {}
         self._synced_cohorts: dict[str, bool] = {}
+        self._meta_changed: set[int] = set()
+        """Partitions whose metadata a reload changed, persisted at their next event."""
+        self._built_whole: set[str] = set()
+        """Cohorts no rule synced before a reload: their changes were not kept, so each of
+        their syncs is built from every member (the same bytes) until the next start."""
+
+    def reconfigure(self, settings: Settings) -> None:
+        """Take `settings`' destinations and syncs (a reload); call it between records, not
+        during one. A rule new to a partition starts at the first sync time after its
+        decided watermark (as at a start); the store is written at each partition's next
+        event, inside its own stream iteration (`partition`)."""
+        was_synced = {cohort for cohort, synced in self._synced_cohorts.items() if synced}
+        self.settings = settings
+        self.rules = settings.syncs
+        self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
+        self._synced_cohorts.clear()
+        for partition, state in self.partitions.items():
+            if state.register_rules(self.rules):
+                self._meta_changed.add(partition)
+            for cohort_id, cohort in state.cohorts.items():
+                cohort.synced.clear()  # rows kept for the next build follow the old config
+                if cohort_id not in was_synced and self._synced(cohort_id):
+                    self._built_whole.add(cohort_id)
 
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -254,7 +277,11 @@ class Processor:
     def unsettled(self, partition: int) -> bool:
         """Whether the partition has written syncs to forget or changes not yet in the store
         (a tick does both when it is idle)."""
-        return bool(self._written.get(partition)) or not self.durable(partition)
+        return (
+            bool(self._written.get(partition))
+            or not self.durable(partition)
+            or partition in self._meta_changed
+        )
 
     def flush(self, partition: int) -> None:
         """Write the partition's waiting changes to the store now (inside stream iteration)."""
@@ -282,9 +309,13 @@ class Processor:
             self._written.pop(partition, None)
             self._unsubmitted.discard(partition)
             self._journals.pop(partition, None)
+            self._meta_changed.discard(partition)
 
     def partition(self, partition: int) -> PartitionState:
         state = self.partitions.get(partition)
+        if state is not None and partition in self._meta_changed:
+            self._meta_changed.discard(partition)
+            self._persist_partition(partition, state)
         if state is None:
             state = self.partitions[partition] = self._load(partition)
             if state.register_rules(self.rules):
@@ -358,7 +389,8 @@ class Processor:
                 continue
             job = SyncJob(rule, sync.cohort_id, sync.sync_time, sync.previous)
             position = InputPosition(sync.topic, partition, sync.end_offset)
-            build = sync_builder(self.settings, cohort, job, position, self.incremental)
+            incremental = self.incremental and sync.cohort_id not in self._built_whole
+            build = sync_builder(self.settings, cohort, job, position, incremental)
             await self.outbox.write(build, self._reporter(partition, sync.key))
         self._unsubmitted.discard(partition)
 
@@ -398,7 +430,7 @@ class Processor:
             raise _ApplyFailed(failure)
 
     def _synced(self, cohort_id: str) -> bool:
-        """Whether any rule syncs this cohort (cached: the rules are fixed)."""
+        """Whether any rule syncs this cohort (cached until a reload)."""
         synced = self._synced_cohorts.get(cohort_id)
         if synced is None:
             synced = any(rule.covers(cohort_id) for rule in self.rules)

@@ -18,6 +18,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -25,8 +26,8 @@ from faust.types import TP, EventT, Message
 
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
-from stream.domain.windows import catch_up_gap, format_duration, format_span, format_time
 from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
+from stream.engine.catch_up import CatchUpGuard
 from stream.engine.delivery import InOrderDelivery
 from stream.engine.processor import Processor
 from stream.errors import WorkerFault, WriteAbandoned
@@ -40,6 +41,7 @@ from stream.faust.consumer import (
 from stream.faust.fixes import SafeApp
 from stream.faust.outbox import FaustOutbox
 from stream.faust.recovery import RecoveryHealer
+from stream.faust.reload import ConfigReload
 from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app
 from stream.faust.web import add_web_views
 from stream.metrics import Metrics
@@ -77,8 +79,13 @@ class Worker:
         broker_url: str,
         faust_defaults: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
+        config_path: str | None = None,
     ) -> None:
+        """`config_path`: the file SIGHUP reads again (None: SIGHUP is not handled)."""
         self.settings = settings
+        self.config_path = config_path
+        self.reloaded: Settings | None = None
+        """A reloaded config waiting for the agent to take it, between two records."""
         self.kafka = settings.kafka
         self.clock = clock
         self.fault: str | None = None
@@ -95,12 +102,14 @@ class Worker:
         self.busy: set[int] = set()
         self.consuming: list[int] = []
         """The input partitions last logged as assigned."""
-        self.behind: dict[int, int] = {}
-        """Idle partitions too far behind to follow the wall clock: their newest time (ms)."""
+        self.catch_up = CatchUpGuard(self.kafka)
         self._connect_callbacks()
         self._add_agent()
         add_web_views(self.app, self.processor, self.sinks, clock, self.warnings)
         self._add_timers()
+        if config_path is not None:
+            reload = ConfigReload(config_path, lambda: self.settings, self._accept_reload)
+            self.app.task(reload.listen)
 
     def stop_for(self, fault: str) -> None:
         """Stop the worker because of `fault`, as SIGTERM stops it: nothing is acknowledged
@@ -193,7 +202,7 @@ class Worker:
         self.processor.forget(mine)
         for partition in mine:
             self.last_record.pop(partition, None)
-            self.behind.pop(partition, None)
+            self.catch_up.forget(partition)
 
     async def _stopping(self) -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
@@ -274,6 +283,8 @@ class Worker:
             self._consumer.abandon(record.message)
 
     async def _handle(self, event: EventT) -> None:
+        if self.reloaded is not None:
+            self._take_reloaded()
         message = event.message
         partition = message.partition
         if message.topic == self.ticks_topic:
@@ -294,6 +305,35 @@ class Worker:
         message = record.message
         for ready in self.acks.handled(message.topic, message.partition, message, time.monotonic()):
             self._consumer.settle(ready)
+
+    # -- reloading the config (SIGHUP)
+
+    async def _accept_reload(self, new: Settings) -> None:
+        """A config that loaded: the agent takes it between two records; a tick to every
+        partition wakes it."""
+        self.reloaded = replace(self.settings, destinations=new.destinations, syncs=new.syncs)
+        for tp in sorted(self.app.consumer.assignment()):
+            if tp.topic == self.kafka.topic and tp.partition not in self.tick_sent:
+                await self._send_tick(tp.partition, None)
+
+    def _take_reloaded(self) -> None:
+        settings, self.reloaded = self.reloaded, None
+        assert settings is not None
+        old = {rule.rule_id for rule in self.settings.syncs}
+        for name, destination in settings.destinations.items():
+            if destination != self.settings.destinations.get(name):
+                self.sinks[name] = open_sink(destination)  # removed ones stay for what is queued
+        self.settings = settings
+        self.processor.reconfigure(settings)
+        new = {rule.rule_id for rule in settings.syncs}
+        log.info(
+            "SIGHUP: config reloaded from %s: %d destinations, %d syncs (%d added, %d removed)",
+            self.config_path,
+            len(settings.destinations),
+            len(settings.syncs),
+            len(new - old),
+            len(old - new),
+        )
 
     # -- the timers
 
@@ -333,39 +373,13 @@ class Worker:
             due = self.processor.next_due(partition)
             now_ms = int(now * 1000)
             reached = due is not None and now_ms - self.kafka.allowed_lateness_ms >= due
-            if reached and not self._too_far_behind(partition, now_ms):
+            watermark = self.processor.partitions[partition].watermark
+            if reached and not self.catch_up.holds_back(partition, watermark, now_ms):
                 await self._send_tick(partition, now_ms)
-
-    def _too_far_behind(self, partition: int, now_ms: int) -> bool:
-        """An idle partition further behind the wall clock than `kafka.idle_catch_up` does
-        not follow it (that would write every sync in between at once): warn once."""
-        lateness = self.kafka.allowed_lateness_ms
-        watermark = self.processor.partitions[partition].watermark
-        if catch_up_gap(watermark, now_ms - lateness, self.kafka.idle_catch_up_ms) is None:
-            self.behind.pop(partition, None)
-            return False
-        assert watermark is not None
-        if partition not in self.behind:
-            self.behind[partition] = watermark + lateness
-            log.warning("%s", self._behind_warning(partition, now_ms))
-        return True
 
     def warnings(self) -> list[str]:
         """What an operator should know that is not a fault (`/health` and the status page)."""
-        now_ms = int(self.clock() * 1000)
-        return [self._behind_warning(partition, now_ms) for partition in sorted(self.behind)]
-
-    def _behind_warning(self, partition: int, now_ms: int) -> str:
-        newest = self.behind[partition]
-        limit = self.kafka.idle_catch_up_ms
-        assert limit is not None
-        return (
-            f"partition {partition} is idle at {format_time(newest, 'minutes')}, "
-            f"{format_span(now_ms - newest)} behind the wall clock: more than "
-            f"kafka.idle_catch_up ({format_duration(limit)}), so it does not follow the wall "
-            "clock and writes no sync past that time until newer events arrive (raise "
-            'kafka.idle_catch_up, or set it to "off", to write them up to now)'
-        )
+        return self.catch_up.warnings(int(self.clock() * 1000))
 
     async def _flush_quiet_partitions(self) -> None:
         """A partition whose records stopped coming gets a tick, which flushes its journal:
@@ -390,9 +404,16 @@ def create_worker(
     broker_url: str,
     faust_defaults: Mapping[str, Any] | None = None,
     clock: Callable[[], float] = time.time,
+    config_path: str | None = None,
 ) -> Worker:
     """The worker for `settings` (see `Worker`), not yet running (`run_worker`)."""
-    return Worker(settings, broker_url=broker_url, faust_defaults=faust_defaults, clock=clock)
+    return Worker(
+        settings,
+        broker_url=broker_url,
+        faust_defaults=faust_defaults,
+        clock=clock,
+        config_path=config_path,
+    )
 
 
 def _ranges(numbers: list[int]) -> str:

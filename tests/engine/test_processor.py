@@ -454,3 +454,45 @@ def test_a_one_time_sync_skips_cohorts_that_began_after_it_and_a_restart_does_no
     again.feed(event("c1", 9, "enter", 5 * H))
     assert [o.sync_time for o in later.outbox.outputs] == [JAN5 + 3 * H]
     assert again.outbox.outputs == [] and again.processor.next_due(0) is None
+
+
+def test_a_reload_adds_a_rule_that_starts_after_the_watermark_and_persists_it_later() -> None:
+    harness = Harness(config())
+    harness.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
+    store_before = dict(harness.store)
+    settings = settings_from_mapping(
+        {
+            "project_id": 7,
+            "kafka": {"partitions": 1, "idle_timeout": "off"},
+            "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
+            "syncs": [
+                {"cohort": "*", "destination": "d", "cadence": "hourly"},
+                {"cohort": "c1", "destination": "d", "cadence": "15m", "routing_key": "q"},
+            ],
+        }
+    )
+    harness.processor.reconfigure(settings)
+    assert harness.store == store_before  # outside the partition's own event: nothing written
+    assert harness.processor.unsettled(0)  # so the worker sends it a tick
+    harness.outbox.outputs.clear()
+    harness.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
+    assert sorted(o.manifest.key for o in harness.outbox.outputs) == [
+        "7_c1_2026-01-05T02:15_manifest_q.json",
+        "7_c1_2026-01-05T02:30_manifest_q.json",
+    ]
+    restarted = Harness(settings, store=harness.store)  # the rule's start was persisted
+    restarted.offset = harness.offset
+    restarted.feed(event("c1", 4, "enter", 2 * H + 46 * MIN))
+    assert [o.manifest.key for o in restarted.outbox.outputs] == [
+        "7_c1_2026-01-05T02:45_manifest_q.json"
+    ]
+
+
+def test_a_reload_that_changes_how_cells_are_written_rebuilds_the_rows_it_kept() -> None:
+    harness = Harness(formula_settings(guard=False))
+    harness.feed(event("c1", 1, "enter", 10 * MIN, plan="=1+1"), event("c1", 2, "enter", H + MIN))
+    assert harness.files()["7_c1_2026-01-05T01:00_existing.csv"].endswith("1,u1,=1+1\n")
+    harness.processor.reconfigure(formula_settings(guard=True))
+    harness.feed(event("c1", 3, "enter", 2 * H + MIN))  # member 1 unchanged since 01:00
+    existing = harness.files()["7_c1_2026-01-05T02:00_existing.csv"]
+    assert existing.splitlines()[1] == "1,u1,'=1+1"
