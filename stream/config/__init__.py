@@ -2,7 +2,8 @@
 
 `load_settings(path)` reads the file; `settings_from_mapping(data)` validates an already
 parsed document (the demo and tests build one in code). `COHORT_SYNC_BROKER` overrides
-`[kafka].broker`.
+`[kafka].broker`. `[[destinations]]` are read in `destinations.py`, single values with the
+readers of `values.py`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from stream.config.destinations import Destination, parse_destinations
+from stream.config.values import (
+    no_unknown_keys,
+    read_duration,
+    read_integer,
+    read_name,
+    read_positive_duration,
+    read_string,
+    read_table,
+)
 from stream.domain.events import parse_time
-from stream.domain.windows import Schedule, parse_cadence, parse_duration
+from stream.domain.windows import Schedule, parse_cadence
 from stream.errors import ConfigError, InvalidEvent
 
 __all__ = [
@@ -35,7 +46,6 @@ __all__ = [
 
 CONFIG_ENV = "COHORT_SYNC_CONFIG"
 BROKER_ENV = "COHORT_SYNC_BROKER"
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _SAFE_NAME_PART = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")
 
 
@@ -70,21 +80,6 @@ class KafkaSettings:
             for part in re.split(r"[;,]", self.broker)
             if part.strip()
         ]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Destination:
-    name: str
-    url: str
-    scheme: str
-    bucket: str
-    path: str
-    region: str | None = None
-    endpoint_url: str | None = None
-    naming: str = "amplitude"
-    require_suffix: bool = False
-    user_property: str | None = None
-    csv_formula_guard: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,11 +147,11 @@ def require_syncs(settings: Settings) -> None:
 def settings_from_mapping(
     data: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> Settings:
-    _no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
-    project_id = _integer(data, "project_id", "project_id", default=0, minimum=0)
-    kafka = _kafka(_table(data, "kafka"), environ or {})
-    faust_settings = _faust(_table(data, "faust"))
-    destinations = _destinations(data.get("destinations", []))
+    no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
+    project_id = read_integer(data, "project_id", "project_id", default=0, minimum=0)
+    kafka = _kafka(read_table(data, "kafka"), environ or {})
+    faust_settings = _faust(read_table(data, "faust"))
+    destinations = parse_destinations(data.get("destinations", []))
     syncs = _syncs(data.get("syncs", []), destinations)
     return Settings(
         project_id=project_id,
@@ -178,20 +173,20 @@ def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSetti
         "idle_catch_up",
         "retain_exited",
     }
-    _no_unknown_keys(section, keys, "kafka.")
-    broker = environ.get(BROKER_ENV) or _string(section, "broker", "kafka.broker", default=None)
+    no_unknown_keys(section, keys, "kafka.")
+    broker = environ.get(BROKER_ENV) or read_string(section, "broker", "kafka.broker", default=None)
     if broker is not None and not broker.strip():
         raise ConfigError("kafka.broker", "must not be empty (omit it for the embedded broker)")
-    idle_timeout = _positive_duration(section, "idle_timeout", "30s", unlimited="off")
-    catch_up = _positive_duration(section, "idle_catch_up", "1d", unlimited="off")
-    retain = _positive_duration(section, "retain_exited", "30d", unlimited="forever")
+    idle_timeout = read_positive_duration(section, "idle_timeout", "30s", unlimited="off")
+    catch_up = read_positive_duration(section, "idle_catch_up", "1d", unlimited="off")
+    retain = read_positive_duration(section, "retain_exited", "30d", unlimited="forever")
     return KafkaSettings(
         broker=broker,
-        topic=_name(section, "topic", "kafka.topic", "cohort-membership"),
-        app_id=_name(section, "app_id", "kafka.app_id", "cohort-sync"),
-        partitions=_integer(section, "partitions", "kafka.partitions", default=8, minimum=1),
-        allowed_lateness_ms=_duration(
-            _string(section, "allowed_lateness", "kafka.allowed_lateness", default="0s"),
+        topic=read_name(section, "topic", "kafka.topic", "cohort-membership"),
+        app_id=read_name(section, "app_id", "kafka.app_id", "cohort-sync"),
+        partitions=read_integer(section, "partitions", "kafka.partitions", default=8, minimum=1),
+        allowed_lateness_ms=read_duration(
+            read_string(section, "allowed_lateness", "kafka.allowed_lateness", default="0s"),
             "kafka.allowed_lateness",
         ),
         idle_timeout_ms=idle_timeout,
@@ -235,70 +230,6 @@ def _faust(section: Mapping[str, Any]) -> dict[str, Any]:
     return dict(section)
 
 
-def _destinations(raw: Any) -> dict[str, Destination]:
-    if not isinstance(raw, list):
-        raise ConfigError("destinations", "must be an array of tables ([[destinations]])")
-    result: dict[str, Destination] = {}
-    for index, entry in enumerate(raw):
-        where = f"destinations[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(where, "must be a table")
-        keys = {
-            "name",
-            "url",
-            "region",
-            "endpoint_url",
-            "naming",
-            "require_suffix",
-            "user_property",
-            "csv_formula_guard",
-        }
-        _no_unknown_keys(entry, keys, f"{where}.")
-        name = _string(entry, "name", f"{where}.name")
-        if name in result:
-            raise ConfigError(f"{where}.name", f"destination {name!r} is defined twice")
-        scheme, bucket, path = _destination_url(_string(entry, "url", f"{where}.url"), where)
-        naming = _string(entry, "naming", f"{where}.naming", default="amplitude")
-        if naming not in ("amplitude", "no-colon"):
-            raise ConfigError(
-                f"{where}.naming", f'must be "amplitude" or "no-colon", got {naming!r}'
-            )
-        endpoint = _string(entry, "endpoint_url", f"{where}.endpoint_url", default=None)
-        if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-            raise ConfigError(f"{where}.endpoint_url", f"must be an http(s) URL, got {endpoint!r}")
-        result[name] = Destination(
-            name=name,
-            url=entry["url"],
-            scheme=scheme,
-            bucket=bucket,
-            path=path,
-            region=_string(entry, "region", f"{where}.region", default=None),
-            endpoint_url=endpoint,
-            naming=naming,
-            require_suffix=_boolean(entry, "require_suffix", f"{where}.require_suffix", False),
-            user_property=_string(entry, "user_property", f"{where}.user_property", default=None),
-            csv_formula_guard=_boolean(
-                entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
-            ),
-        )
-    return result
-
-
-def _destination_url(url: str, where: str) -> tuple[str, str, str]:
-    parts = urlsplit(url)
-    if parts.scheme in ("s3", "file") and not url.startswith(f"{parts.scheme}://"):
-        raise ConfigError(f"{where}.url", f"{url!r} is malformed: write {parts.scheme}://...")
-    if parts.scheme == "s3":
-        if not _BUCKET.match(parts.netloc):
-            raise ConfigError(f"{where}.url", f"{parts.netloc!r} is not a valid S3 bucket name")
-        return "s3", parts.netloc, parts.path.strip("/")
-    if parts.scheme == "file":
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ConfigError(f"{where}.url", f"must be file:///absolute/dir, got {url!r}")
-        return "file", "", parts.path.rstrip("/") or "/"
-    raise ConfigError(f"{where}.url", f"must start with s3:// or file://, got {url!r}")
-
-
 def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule, ...]:
     if not isinstance(raw, list):
         raise ConfigError("syncs", "must be an array of tables ([[syncs]])")
@@ -308,21 +239,21 @@ def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule,
         if not isinstance(entry, dict):
             raise ConfigError(where, "must be a table")
         keys = {"cohort", "destination", "cadence", "at", "routing_key", "user_properties"}
-        _no_unknown_keys(entry, keys, f"{where}.")
+        no_unknown_keys(entry, keys, f"{where}.")
         cohort = entry.get("cohort")
         if isinstance(cohort, int) and not isinstance(cohort, bool):
             cohort = str(cohort)
         if not isinstance(cohort, str) or not _SAFE_NAME_PART.match(cohort):
             raise ConfigError(f"{where}.cohort", 'must be a cohort id or "*"')
-        destination = _string(entry, "destination", f"{where}.destination")
+        destination = read_string(entry, "destination", f"{where}.destination")
         if destination not in destinations:
             known = ", ".join(sorted(destinations)) or "none defined"
             raise ConfigError(
                 f"{where}.destination", f"unknown destination {destination!r} ({known})"
             )
-        cadence = _string(entry, "cadence", f"{where}.cadence")
+        cadence = read_string(entry, "cadence", f"{where}.cadence")
         schedule = _schedule(cadence, entry.get("at"), where)
-        routing_key = _string(entry, "routing_key", f"{where}.routing_key", default=None)
+        routing_key = read_string(entry, "routing_key", f"{where}.routing_key", default=None)
         if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
             raise ConfigError(
                 f"{where}.routing_key", "must be non-empty, without '/' or control characters"
@@ -386,72 +317,3 @@ def _no_clash(rule: SyncRule, earlier: list[SyncRule], where: str) -> None:
                 f"writes the same file names as syncs[{other.index}] (same destination, "
                 "routing_key and cohort): give one of them another routing_key",
             )
-
-
-def _no_unknown_keys(section: Mapping[str, Any], known: set[str], prefix: str) -> None:
-    for key in section:
-        if key not in known:
-            raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
-
-
-def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(key, "must be a table")
-    return value
-
-
-_REQUIRED: Any = object()
-
-
-def _string(section: Mapping[str, Any], key: str, where: str, default: Any = _REQUIRED) -> Any:
-    if key not in section:
-        if default is _REQUIRED:
-            raise ConfigError(where, "required key is missing")
-        return default
-    value = section[key]
-    if not isinstance(value, str):
-        raise ConfigError(where, f"must be a string, got {type(value).__name__}")
-    return value
-
-
-def _name(section: Mapping[str, Any], key: str, where: str, default: str) -> str:
-    value: str = _string(section, key, where, default=default)
-    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,200}", value):
-        raise ConfigError(where, f"{value!r} must use only letters, digits, '.', '_' and '-'")
-    return value
-
-
-def _integer(section: Mapping[str, Any], key: str, where: str, default: int, minimum: int) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(where, f"must be an integer, got {type(value).__name__}")
-    if value < minimum:
-        raise ConfigError(where, f"must be at least {minimum}, got {value}")
-    return value
-
-
-def _boolean(section: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = section.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(where, f"must be true or false, got {type(value).__name__}")
-    return value
-
-
-def _positive_duration(
-    section: Mapping[str, Any], key: str, default: str, *, unlimited: str
-) -> int | None:
-    """`kafka.<key>`: a positive duration, or the word `unlimited` names (None)."""
-    where = f"kafka.{key}"
-    text = _string(section, key, where, default=default)
-    duration = None if text == unlimited else _duration(text, where)
-    if duration == 0:
-        raise ConfigError(where, f'must be positive, or "{unlimited}"')
-    return duration
-
-
-def _duration(text: str, where: str) -> int:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise ConfigError(where, str(exc)) from None

@@ -1,0 +1,93 @@
+"""Reading one value of the config: each reader names the key in its error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from stream.domain.windows import parse_duration
+from stream.errors import ConfigError
+
+__all__ = [
+    "REQUIRED",
+    "no_unknown_keys",
+    "read_boolean",
+    "read_duration",
+    "read_integer",
+    "read_name",
+    "read_positive_duration",
+    "read_string",
+    "read_table",
+]
+
+
+def no_unknown_keys(section: Mapping[str, Any], known: set[str], prefix: str) -> None:
+    for key in section:
+        if key not in known:
+            raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+
+
+def read_table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(key, "must be a table")
+    return value
+
+
+REQUIRED: Any = object()
+
+
+def read_string(section: Mapping[str, Any], key: str, where: str, default: Any = REQUIRED) -> Any:
+    if key not in section:
+        if default is REQUIRED:
+            raise ConfigError(where, "required key is missing")
+        return default
+    value = section[key]
+    if not isinstance(value, str):
+        raise ConfigError(where, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def read_name(section: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value: str = read_string(section, key, where, default=default)
+    if not re.fullmatch(r"[A-Za-z0-9._\-]{1,200}", value):
+        raise ConfigError(where, f"{value!r} must use only letters, digits, '.', '_' and '-'")
+    return value
+
+
+def read_integer(
+    section: Mapping[str, Any], key: str, where: str, default: int, minimum: int
+) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(where, f"must be an integer, got {type(value).__name__}")
+    if value < minimum:
+        raise ConfigError(where, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def read_boolean(section: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(where, f"must be true or false, got {type(value).__name__}")
+    return value
+
+
+def read_positive_duration(
+    section: Mapping[str, Any], key: str, default: str, *, unlimited: str
+) -> int | None:
+    """`kafka.<key>`: a positive duration, or the word `unlimited` names (None)."""
+    where = f"kafka.{key}"
+    text = read_string(section, key, where, default=default)
+    duration = None if text == unlimited else read_duration(text, where)
+    if duration == 0:
+        raise ConfigError(where, f'must be positive, or "{unlimited}"')
+    return duration
+
+
+def read_duration(text: str, where: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from None
