@@ -96,6 +96,34 @@ def test_a_one_time_sync_takes_its_time_as_a_string_or_a_toml_date_time(tmp_path
     assert load_settings(write(tmp_path, bare)).syncs == (rule,)
 
 
+def test_an_s3_destination_s_placement_becomes_put_arguments() -> None:
+    settings = settings_from_mapping(
+        {
+            "destinations": [
+                {
+                    **DEST,
+                    "sse": "aws:kms",
+                    "kms_key_id": "arn:aws:kms:eu-west-1:1:key/k",
+                    "bucket_key": True,
+                    "acl": "bucket-owner-full-control",
+                    "storage_class": "STANDARD_IA",
+                }
+            ]
+        }
+    )
+    assert settings.destinations["d"].placement.put_arguments() == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:eu-west-1:1:key/k",
+        "BucketKeyEnabled": True,
+        "ACL": "bucket-owner-full-control",
+        "StorageClass": "STANDARD_IA",
+    }
+    assert (
+        settings_from_mapping({"destinations": [DEST]}).destinations["d"].placement.put_arguments()
+        == {}
+    )
+
+
 def test_idle_catch_up_defaults_to_a_day_and_off_means_no_limit() -> None:
     assert settings_from_mapping({}).kafka.idle_catch_up_ms == 86_400_000
     assert settings_from_mapping({"kafka": {"idle_catch_up": "off"}}).kafka.idle_catch_up_ms is None
@@ -145,6 +173,18 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"kafka": {"idle_timeout": "0s"}}, "kafka.idle_timeout"),
         ({"kafka": {"retain_exited": "0d"}}, "kafka.retain_exited"),
         ({"kafka": {"idle_catch_up": "0s"}}, "kafka.idle_catch_up"),
+        ({"destinations": [{**DEST, "sse": "aes"}]}, "destinations[0].sse"),
+        ({"destinations": [{**DEST, "kms_key_id": "k"}]}, "destinations[0].kms_key_id"),
+        (
+            {"destinations": [{**DEST, "sse": "AES256", "bucket_key": True}]},
+            "destinations[0].bucket_key",
+        ),
+        ({"destinations": [{**DEST, "acl": "everyone"}]}, "destinations[0].acl"),
+        ({"destinations": [{**DEST, "storage_class": "COLD"}]}, "destinations[0].storage_class"),
+        (
+            {"destinations": [{"name": "d", "url": "file:///x", "sse": "AES256"}]},
+            "destinations[0].sse",
+        ),
         ({"destinations": [DEST], "syncs": [{**RULE, "cadence": "once"}]}, "syncs[0].at"),
         ({"destinations": [DEST], "syncs": [{**RULE, "at": "2026-01-05T12:00Z"}]}, "syncs[0].at"),
         (

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from stream.config.values import no_unknown_keys, read_boolean, read_string
 from stream.errors import ConfigError
 
-__all__ = ["Destination", "parse_destinations"]
+__all__ = ["CANNED_ACLS", "STORAGE_CLASSES", "Destination", "Placement", "parse_destinations"]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
@@ -28,6 +29,55 @@ class Destination:
     require_suffix: bool = False
     user_property: str | None = None
     csv_formula_guard: bool = False
+    placement: Placement = field(default_factory=lambda: Placement())
+    """How S3 stores every object written (encryption, ACL, storage class)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """What every object written to an S3 destination carries (None: the bucket's default)."""
+
+    sse: str | None = None
+    """`AES256` (S3-managed keys) or `aws:kms`."""
+    kms_key_id: str | None = None
+    bucket_key: bool | None = None
+    acl: str | None = None
+    storage_class: str | None = None
+
+    def put_arguments(self) -> dict[str, object]:
+        """The PutObject parameters (boto3's names) that say so."""
+        arguments: dict[str, object] = {
+            "ServerSideEncryption": self.sse,
+            "SSEKMSKeyId": self.kms_key_id,
+            "BucketKeyEnabled": self.bucket_key,
+            "ACL": self.acl,
+            "StorageClass": self.storage_class,
+        }
+        return {key: value for key, value in arguments.items() if value is not None}
+
+
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "GLACIER_IR",
+    "DEEP_ARCHIVE",
+    "OUTPOSTS",
+    "EXPRESS_ONEZONE",
+)
+_PLACEMENT_KEYS = {"sse", "kms_key_id", "bucket_key", "acl", "storage_class"}
 
 
 def parse_destinations(raw: Any) -> dict[str, Destination]:
@@ -47,6 +97,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             "require_suffix",
             "user_property",
             "csv_formula_guard",
+            *_PLACEMENT_KEYS,
         }
         no_unknown_keys(entry, keys, f"{where}.")
         name = read_string(entry, "name", f"{where}.name")
@@ -77,8 +128,42 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             csv_formula_guard=read_boolean(
                 entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
             ),
+            placement=_placement(entry, where, scheme),
         )
     return result
+
+
+def _placement(entry: Mapping[str, Any], where: str, scheme: str) -> Placement:
+    """`sse`, `kms_key_id`, `bucket_key`, `acl`, `storage_class`: S3 only, consistent."""
+    given = sorted(_PLACEMENT_KEYS & entry.keys())
+    if scheme != "s3":
+        if given:
+            raise ConfigError(f"{where}.{given[0]}", "only for s3:// destinations")
+        return Placement()
+    sse = _one_of(entry, "sse", where, ("AES256", "aws:kms"))
+    kms_key_id = read_string(entry, "kms_key_id", f"{where}.kms_key_id", default=None)
+    bucket_key = entry.get("bucket_key")
+    if bucket_key is not None:
+        bucket_key = read_boolean(entry, "bucket_key", f"{where}.bucket_key", False)
+    for key, value in (("kms_key_id", kms_key_id), ("bucket_key", bucket_key)):
+        if value is not None and sse != "aws:kms":
+            raise ConfigError(f"{where}.{key}", 'only with sse = "aws:kms"')
+    return Placement(
+        sse=sse,
+        kms_key_id=kms_key_id,
+        bucket_key=bucket_key,
+        acl=_one_of(entry, "acl", where, CANNED_ACLS),
+        storage_class=_one_of(entry, "storage_class", where, STORAGE_CLASSES),
+    )
+
+
+def _one_of(entry: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> Any:
+    value = read_string(entry, key, f"{where}.{key}", default=None)
+    if value is not None and value not in allowed:
+        raise ConfigError(
+            f"{where}.{key}", f"{value!r} is not one of {', '.join(map(repr, allowed))}"
+        )
+    return value
 
 
 def _destination_url(url: str, where: str) -> tuple[str, str, str]:

@@ -72,6 +72,7 @@ def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
             region=destination.region,
             endpoint_url=destination.endpoint_url,
             path=destination.path,
+            put_arguments=destination.placement.put_arguments(),
             overwrite=overwrite,
         )
     from stream.sinks.local import LocalSink

@@ -10,8 +10,9 @@ imports boto3.
 
 from __future__ import annotations
 
+import base64
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import boto3
@@ -44,24 +45,39 @@ class S3Sink:
         region: str | None = None,
         endpoint_url: str | None = None,
         path: str = "",
+        put_arguments: Mapping[str, object] | None = None,
         max_attempts: int = 6,
         overwrite: bool = False,
     ) -> None:
-        """`path`: the destination's folder in the bucket (keys passed in include it)."""
+        """`path`: the destination's folder in the bucket (keys passed in include it).
+        `put_arguments`: PutObject parameters every object carries (encryption, ACL,
+        storage class: `config.Placement`)."""
         self.bucket = bucket
         self.path = path
+        self.put_arguments = dict(put_arguments or {})
         self.overwrite = overwrite
         self._session = boto3.session.Session()
         self._where = {"region_name": region, "endpoint_url": endpoint_url}
         self._client = self._session.client("s3", **self._where, config=_config(max_attempts))
 
     def put(self, key: str, data: bytes) -> Put:
+        """The server checks the body against its MD5 (`ContentMD5`): a corrupted upload is
+        refused (`BadDigest`, retried as transient), never stored."""
+        arguments = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": data,
+            "ContentMD5": base64.b64encode(
+                hashlib.md5(data, usedforsecurity=False).digest()
+            ).decode(),
+            **self.put_arguments,
+        }
         with _classified(f"s3://{self.bucket}/{key}"):
             if self.overwrite:
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=data)
+                self._client.put_object(**arguments)
                 return Put.WRITTEN
             try:
-                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, IfNoneMatch="*")
+                self._client.put_object(**arguments, IfNoneMatch="*")
                 return Put.WRITTEN
             except ClientError as exc:
                 if _code(exc) not in ("PreconditionFailed", "412"):
