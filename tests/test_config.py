@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from stream.config import load_settings, settings_from_mapping
+from stream.config.destinations import Role
 from stream.domain.windows import Schedule
 from stream.errors import ConfigError
 
@@ -124,6 +125,13 @@ def test_an_s3_destination_s_placement_becomes_put_arguments() -> None:
     )
 
 
+def test_a_role_to_assume_with_its_external_id_and_session_name() -> None:
+    entry = {**DEST, "role_arn": ROLE, "external_id": "ext-1"}
+    role = settings_from_mapping({"destinations": [entry]}).destinations["d"].role
+    assert role == Role(arn=ROLE, external_id="ext-1", session_name="cohort-sync")
+    assert settings_from_mapping({"destinations": [DEST]}).destinations["d"].role is None
+
+
 def test_idle_catch_up_defaults_to_a_day_and_off_means_no_limit() -> None:
     assert settings_from_mapping({}).kafka.idle_catch_up_ms == 86_400_000
     assert settings_from_mapping({"kafka": {"idle_catch_up": "off"}}).kafka.idle_catch_up_ms is None
@@ -159,6 +167,7 @@ def test_duplicate_user_property_is_one_column() -> None:
 
 
 DEST = {"name": "d", "url": "s3://bucket-a/p"}
+ROLE = "arn:aws:iam::123456789012:role/cohort-writer"
 RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
 
 
@@ -180,6 +189,16 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
             "destinations[0].bucket_key",
         ),
         ({"destinations": [{**DEST, "acl": "everyone"}]}, "destinations[0].acl"),
+        ({"destinations": [{**DEST, "external_id": "abc"}]}, "destinations[0].external_id"),
+        ({"destinations": [{**DEST, "role_arn": "writer"}]}, "destinations[0].role_arn"),
+        (
+            {"destinations": [{**DEST, "role_arn": ROLE, "role_session_name": "a b"}]},
+            "destinations[0].role_session_name",
+        ),
+        (
+            {"destinations": [{"name": "d", "url": "file:///x", "role_arn": ROLE}]},
+            "destinations[0].role_arn",
+        ),
         ({"destinations": [{**DEST, "storage_class": "COLD"}]}, "destinations[0].storage_class"),
         (
             {"destinations": [{"name": "d", "url": "file:///x", "sse": "AES256"}]},

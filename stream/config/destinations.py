@@ -11,7 +11,14 @@ from urllib.parse import urlsplit
 from stream.config.values import no_unknown_keys, read_boolean, read_string
 from stream.errors import ConfigError
 
-__all__ = ["CANNED_ACLS", "STORAGE_CLASSES", "Destination", "Placement", "parse_destinations"]
+__all__ = [
+    "CANNED_ACLS",
+    "STORAGE_CLASSES",
+    "Destination",
+    "Placement",
+    "Role",
+    "parse_destinations",
+]
 
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
@@ -31,6 +38,18 @@ class Destination:
     csv_formula_guard: bool = False
     placement: Placement = field(default_factory=lambda: Placement())
     """How S3 stores every object written (encryption, ACL, storage class)."""
+    role: Role | None = None
+    """The role to write as (STS AssumeRole); None: the default credential chain."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Role:
+    """An IAM role the worker assumes to write (`role_arn`, `external_id`,
+    `role_session_name`)."""
+
+    arn: str
+    external_id: str | None = None
+    session_name: str = "cohort-sync"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -78,6 +97,9 @@ STORAGE_CLASSES = (
     "EXPRESS_ONEZONE",
 )
 _PLACEMENT_KEYS = {"sse", "kms_key_id", "bucket_key", "acl", "storage_class"}
+_ROLE_KEYS = {"role_arn", "external_id", "role_session_name"}
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+_SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 
 def parse_destinations(raw: Any) -> dict[str, Destination]:
@@ -98,6 +120,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             "user_property",
             "csv_formula_guard",
             *_PLACEMENT_KEYS,
+            *_ROLE_KEYS,
         }
         no_unknown_keys(entry, keys, f"{where}.")
         name = read_string(entry, "name", f"{where}.name")
@@ -129,6 +152,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
                 entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
             ),
             placement=_placement(entry, where, scheme),
+            role=_role(entry, where, scheme),
         )
     return result
 
@@ -155,6 +179,33 @@ def _placement(entry: Mapping[str, Any], where: str, scheme: str) -> Placement:
         acl=_one_of(entry, "acl", where, CANNED_ACLS),
         storage_class=_one_of(entry, "storage_class", where, STORAGE_CLASSES),
     )
+
+
+def _role(entry: Mapping[str, Any], where: str, scheme: str) -> Role | None:
+    """`role_arn`, `external_id`, `role_session_name`: S3 only, the last two with a role."""
+    given = sorted(_ROLE_KEYS & entry.keys())
+    if given and scheme != "s3":
+        raise ConfigError(f"{where}.{given[0]}", "only for s3:// destinations")
+    arn = read_string(entry, "role_arn", f"{where}.role_arn", default=None)
+    if arn is None:
+        if given:
+            raise ConfigError(f"{where}.{given[0]}", "only with role_arn")
+        return None
+    if not _ROLE_ARN.match(arn):
+        raise ConfigError(
+            f"{where}.role_arn", f"{arn!r} is not a role ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    external_id = read_string(entry, "external_id", f"{where}.external_id", default=None)
+    if external_id is not None and not 2 <= len(external_id) <= 1224:
+        raise ConfigError(f"{where}.external_id", "must be 2 to 1224 characters")
+    session_name = read_string(
+        entry, "role_session_name", f"{where}.role_session_name", default="cohort-sync"
+    )
+    if not _SESSION_NAME.match(session_name):
+        raise ConfigError(
+            f"{where}.role_session_name", "must be 2 to 64 letters, digits or +=,.@_-"
+        )
+    return Role(arn=arn, external_id=external_id, session_name=session_name)
 
 
 def _one_of(entry: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> Any:

@@ -73,6 +73,7 @@ def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
             endpoint_url=destination.endpoint_url,
             path=destination.path,
             put_arguments=destination.placement.put_arguments(),
+            role=destination.role,
             overwrite=overwrite,
         )
     from stream.sinks.local import LocalSink

@@ -11,14 +11,19 @@ imports boto3.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError
 from stream.sinks import Inspection, Put
 
@@ -46,18 +51,23 @@ class S3Sink:
         endpoint_url: str | None = None,
         path: str = "",
         put_arguments: Mapping[str, object] | None = None,
+        role: Role | None = None,
+        role_seconds: int = 3600,
         max_attempts: int = 6,
         overwrite: bool = False,
     ) -> None:
         """`path`: the destination's folder in the bucket (keys passed in include it).
         `put_arguments`: PutObject parameters every object carries (encryption, ACL,
-        storage class: `config.Placement`)."""
+        storage class: `config.Placement`). `role`: write with the credentials of an
+        assumed role, refreshed by botocore before they expire (`role_seconds` each)."""
         self.bucket = bucket
         self.path = path
         self.put_arguments = dict(put_arguments or {})
         self.overwrite = overwrite
-        self._session = boto3.session.Session()
         self._where = {"region_name": region, "endpoint_url": endpoint_url}
+        self._session = boto3.session.Session()
+        if role is not None:
+            self._session = _assuming(self._session, role, role_seconds, self._where)
         self._client = self._session.client("s3", **self._where, config=_config(max_attempts))
 
     def put(self, key: str, data: bytes) -> Put:
@@ -132,6 +142,32 @@ class S3Sink:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def _assuming(
+    base: boto3.session.Session, role: Role, seconds: int, where: Mapping[str, Any]
+) -> boto3.session.Session:
+    """A session whose credentials come from STS AssumeRole with `base`'s, fetched when
+    first needed and again before they expire (botocore's refreshable credentials). STS is
+    asked at `endpoint_url` when one is set (MinIO and test servers serve both)."""
+    source = base.get_credentials()
+    if source is None:
+        raise PermanentSinkError(f"no AWS credentials to assume {role.arn} with")
+    extra: dict[str, Any] = {"RoleSessionName": role.session_name, "DurationSeconds": seconds}
+    if role.external_id is not None:
+        extra["ExternalId"] = role.external_id
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=functools.partial(base.client, **where),
+        source_credentials=source,
+        role_arn=role.arn,
+        extra_args=extra,
+    )
+    credentials = DeferredRefreshableCredentials(
+        refresh_using=fetcher.fetch_credentials, method="assume-role"
+    )
+    botocore_session = botocore.session.get_session()
+    botocore_session._credentials = credentials  # botocore's way to give a session these
+    return boto3.session.Session(botocore_session=botocore_session)
 
 
 def _config(max_attempts: int, *, connect_timeout: float = 5) -> Config:

@@ -4,6 +4,7 @@
 (called with the method and path, under a lock) returns an error to answer instead, such as
 `SLOW_DOWN` (503) or `INTERNAL_ERROR` (500). What it answered is counted in `injected`.
 `hold` (called first, outside the lock) may block a request, to catch a client mid-sync.
+Every request is kept in `requests` (method, path, headers, body).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class FaultyS3Proxy:
         self.hold = hold
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        """Every request received: method, path, headers, body."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -74,6 +77,8 @@ class FaultyS3Proxy:
             def _any(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy._lock:
+                    proxy.requests.append((self.command, self.path, dict(self.headers), body))
                 fault = proxy._decide(self.command, self.path)
                 if fault is not None:
                     status, code, message = fault

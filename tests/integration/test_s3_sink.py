@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from stream.config.destinations import Placement
+from stream.config.destinations import Placement, Role
 from stream.errors import PermanentSinkError
 from stream.kafka.embedded import EmbeddedBroker
 from stream.sinks import Put
@@ -167,3 +167,33 @@ def test_every_put_carries_the_md5_of_its_body_for_the_server_to_check(
     [(body, md5)] = sent
     assert body == b"exact bytes"
     assert md5 == base64.b64encode(hashlib.md5(b"exact bytes").digest()).decode()
+
+
+def test_an_assumed_role_writes_with_its_external_id_and_is_refreshed_before_it_expires(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    role = Role(arn="arn:aws:iam::123456789012:role/cohort-writer", external_id="ext-4242")
+    with FaultyS3Proxy(s3_endpoint) as proxy:
+        # 900 s, STS's shortest: inside botocore's 15-minute refresh window from the start,
+        # so every use refreshes them, as credentials about to expire would be
+        sink = S3Sink(
+            bucket=bucket, region="us-east-1", endpoint_url=proxy.url, role=role, role_seconds=900
+        )
+        for index in range(3):
+            assert sink.put(f"k{index}.csv", b"x") is Put.WRITTEN
+        requests = list(proxy.requests)
+    assume = [body.decode() for method, _, _, body in requests if b"Action=AssumeRole" in body]
+    assert len(assume) >= 2  # fetched, then refreshed
+    for body in assume:
+        assert "ExternalId=ext-4242" in body and "RoleSessionName=cohort-sync" in body
+        assert "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fcohort-writer" in body
+    puts = [headers for method, _, headers, _ in requests if method == "PUT"]
+    assert len(puts) == 3
+    for headers in puts:  # signed with the role's temporary keys, not the base ones
+        assert "Credential=ASIA" in headers["Authorization"]
+        assert "X-Amz-Security-Token" in headers or "x-amz-security-token" in headers
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == [
+        "k0.csv",
+        "k1.csv",
+        "k2.csv",
+    ]
