@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_lag(commands)
     _add_produce(commands)
     _add_sample_events(commands)
+    _add_policy(commands)
     return parser
 
 
@@ -212,6 +213,24 @@ def _add_sample_events(commands: _Commands) -> None:
     sample.set_defaults(run=_run_sample_events)
 
 
+def _add_policy(commands: _Commands) -> None:
+    policy = commands.add_parser(
+        "policy",
+        help="print the least-privilege IAM policy for the S3 destinations (JSON)",
+        description="Print one JSON policy document: without --principal an IAM identity "
+        "policy for the worker's own role; with it a bucket policy granting that principal. "
+        "It grants exactly the S3 actions the worker, replay and /health use, on exactly the "
+        "destination's bucket and path, plus kms:GenerateDataKey and kms:Decrypt on "
+        "kms_key_id and sts:AssumeRole on role_arn (identity policy) when they are set.",
+    )
+    _config_argument(policy)
+    policy.add_argument("--destination", metavar="NAME", help="only this destination")
+    policy.add_argument(
+        "--principal", metavar="ARN", help="a bucket policy granting this role or account"
+    )
+    policy.set_defaults(run=_run_policy)
+
+
 def _config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
@@ -319,6 +338,15 @@ def _run_replay(args: argparse.Namespace) -> int:
     configure_logging("warn")
     tune_gc()
     run_replay(settings, options)
+    return 0
+
+
+def _run_policy(args: argparse.Namespace) -> int:
+    from stream.ops.policy import policy_document, render_policy
+
+    settings = load_settings(args.config)
+    document = policy_document(settings, destination=args.destination, principal=args.principal)
+    sys.stdout.write(render_policy(document))
     return 0
 
 
