@@ -189,6 +189,7 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
             "destinations[0].bucket_key",
         ),
         ({"destinations": [{**DEST, "acl": "everyone"}]}, "destinations[0].acl"),
+        ({"destinations": [{**DEST, "format": "xlsx"}]}, "destinations[0].format"),
         ({"destinations": [{**DEST, "external_id": "abc"}]}, "destinations[0].external_id"),
         ({"destinations": [{**DEST, "role_arn": "writer"}]}, "destinations[0].role_arn"),
         (

@@ -36,6 +36,8 @@ class Destination:
     require_suffix: bool = False
     user_property: str | None = None
     csv_formula_guard: bool = False
+    format: str = "csv"
+    """The files' format: `csv`, `csv.gz` or `parquet`."""
     placement: Placement = field(default_factory=lambda: Placement())
     """How S3 stores every object written (encryption, ACL, storage class)."""
     role: Role | None = None
@@ -96,6 +98,7 @@ STORAGE_CLASSES = (
     "OUTPOSTS",
     "EXPRESS_ONEZONE",
 )
+FILE_FORMATS = ("csv", "csv.gz", "parquet")
 _PLACEMENT_KEYS = {"sse", "kms_key_id", "bucket_key", "acl", "storage_class"}
 _ROLE_KEYS = {"role_arn", "external_id", "role_session_name"}
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
@@ -119,6 +122,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             "require_suffix",
             "user_property",
             "csv_formula_guard",
+            "format",
             *_PLACEMENT_KEYS,
             *_ROLE_KEYS,
         }
@@ -151,6 +155,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             csv_formula_guard=read_boolean(
                 entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
             ),
+            format=_one_of(entry, "format", where, FILE_FORMATS) or "csv",
             placement=_placement(entry, where, scheme),
             role=_role(entry, where, scheme),
         )

@@ -19,10 +19,12 @@ def object_key(
     kind: str,
     naming: str,
     routing_key: str | None,
+    file_format: str = "csv",
 ) -> str:
-    """`kind` is a diff type or `manifest`; `path` is the destination's folder ("" for none)."""
+    """`kind` is a diff type or `manifest`; `path` is the destination's folder ("" for none).
+    A diff's file name ends in its `file_format` (`csv`, `csv.gz`, `parquet`)."""
     suffix = f"_{routing_key}" if routing_key else ""
-    extension = "json" if kind == "manifest" else "csv"
+    extension = "json" if kind == "manifest" else file_format
     stamp = format_sync_time(sync_time, naming)
     name = f"{project_id}_{cohort_id}_{stamp}_{kind}{suffix}.{extension}"
     return f"{path}/{name}" if path else name

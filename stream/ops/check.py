@@ -148,6 +148,7 @@ def _plan_line(settings: Settings, rule: SyncRule, sink: Sink, now_ms: int) -> s
         kind="entering",
         naming=destination.naming,
         routing_key=rule.routing_key,
+        file_format=destination.format,
     )
     return (
         f"syncs[{rule.index}]: {cohorts} -> {rule.destination}, {when}: "

@@ -18,6 +18,7 @@ from stream.domain.membership import CohortDiff, PropertyKey, Snapshot
 from stream.domain.naming import DIFF_TYPES, object_key
 from stream.domain.windows import format_time
 from stream.formats.csvfile import Rows, csv_lines, format_cell, guard_formula, render_csv
+from stream.formats.encoding import encode
 from stream.sinks import Put, Sink
 
 __all__ = [
@@ -144,6 +145,7 @@ def _output(
             kind=kind,
             naming=destination.naming,
             routing_key=spec.rule.routing_key,
+            file_format=destination.format,
         )
 
     guard = destination.csv_formula_guard
@@ -152,7 +154,9 @@ def _output(
         "exiting": render_csv(header, _cells(diff.exiting, columns, guard)),
         "existing": existing.render(header),
     }
-    files = tuple(SyncFile(key(kind), bodies[kind]) for kind in DIFF_TYPES)
+    files = tuple(
+        SyncFile(key(kind), encode(bodies[kind], header, destination.format)) for kind in DIFF_TYPES
+    )
     counts = {
         "entering": len(diff.entering),
         "exiting": len(diff.exiting),
@@ -216,6 +220,7 @@ def _manifest(
     window_start = rule.schedule.previous(sync_time)  # None: a one-time sync diffs from nothing
     document: dict[str, Any] = {
         "format": "cohort-sync/manifest/1",
+        **({} if spec.destination.format == "csv" else {"file_format": spec.destination.format}),
         "project_id": spec.project_id,
         "cohort_id": spec.cohort_id,
         "destination": spec.destination.name,

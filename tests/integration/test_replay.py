@@ -175,3 +175,35 @@ def test_a_one_time_sync_live_and_by_replay_within_since_and_until(
     replayed = read_bucket(s3, bucket, "again/")
     assert len(replayed) == 8  # the manifests name their keys, under the prefix
     assert csvs_in(replayed) == {f"again/{k}": v for k, v in csvs_in(live).items()}
+
+
+def test_every_format_is_written_live_and_a_replay_finds_the_same_bytes(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    formats = {"plain": "csv", "gz": "csv.gz", "pq": "parquet"}
+    destinations = "".join(
+        s3_destination(name, bucket, s3_endpoint, path=f"exports/{name}")
+        + f'format = "{file_format}"\n'
+        for name, file_format in formats.items()
+    )
+    syncs = "".join(
+        f'\n[[syncs]]\ncohort = "*"\ndestination = "{name}"\ncadence = "hourly"\n'
+        for name in formats
+    )
+    config = write_config(tmp_path, broker, names, destinations, syncs)
+    produce(config, C1 + C2)
+    worker = workers(config)
+    live = wait_for_objects(s3, bucket, 96, worker)
+    worker.stop()
+    endings = {key.rsplit("_", 1)[1].split(".", 1)[1] for key in live}
+    assert endings == {"csv", "csv.gz", "parquet", "json"}
+    result = replay(config)
+    assert result.returncode == 0, result.stderr
+    assert "96 files (0 new, 96 identical already, 0 kept)" in result.stdout.splitlines()[-1]
+    assert read_bucket(s3, bucket) == live
