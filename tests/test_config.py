@@ -132,6 +132,17 @@ def test_a_role_to_assume_with_its_external_id_and_session_name() -> None:
     assert settings_from_mapping({"destinations": [DEST]}).destinations["d"].role is None
 
 
+def test_the_multipart_threshold_is_a_size() -> None:
+    def threshold(text: str | None) -> int:
+        entry = DEST if text is None else {**DEST, "multipart_threshold": text}
+        return (
+            settings_from_mapping({"destinations": [entry]}).destinations["d"].multipart_threshold
+        )
+
+    assert threshold(None) == 64 * 1024 * 1024
+    assert (threshold("500KiB"), threshold("1GiB"), threshold("100B")) == (512_000, 1024**3, 100)
+
+
 def test_idle_catch_up_defaults_to_a_day_and_off_means_no_limit() -> None:
     assert settings_from_mapping({}).kafka.idle_catch_up_ms == 86_400_000
     assert settings_from_mapping({"kafka": {"idle_catch_up": "off"}}).kafka.idle_catch_up_ms is None
@@ -190,6 +201,14 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ),
         ({"destinations": [{**DEST, "acl": "everyone"}]}, "destinations[0].acl"),
         ({"destinations": [{**DEST, "format": "xlsx"}]}, "destinations[0].format"),
+        (
+            {"destinations": [{**DEST, "multipart_threshold": "big"}]},
+            "destinations[0].multipart_threshold",
+        ),
+        (
+            {"destinations": [{**DEST, "multipart_threshold": "0MiB"}]},
+            "destinations[0].multipart_threshold",
+        ),
         ({"destinations": [{**DEST, "external_id": "abc"}]}, "destinations[0].external_id"),
         ({"destinations": [{**DEST, "role_arn": "writer"}]}, "destinations[0].role_arn"),
         (

@@ -42,6 +42,8 @@ class Destination:
     """How S3 stores every object written (encryption, ACL, storage class)."""
     role: Role | None = None
     """The role to write as (STS AssumeRole); None: the default credential chain."""
+    multipart_threshold: int = 64 * 1024 * 1024
+    """Objects larger than this (bytes) go up as multipart uploads."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +125,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             "user_property",
             "csv_formula_guard",
             "format",
+            "multipart_threshold",
             *_PLACEMENT_KEYS,
             *_ROLE_KEYS,
         }
@@ -158,6 +161,7 @@ def parse_destinations(raw: Any) -> dict[str, Destination]:
             format=_one_of(entry, "format", where, FILE_FORMATS) or "csv",
             placement=_placement(entry, where, scheme),
             role=_role(entry, where, scheme),
+            multipart_threshold=_size(entry, "multipart_threshold", where, scheme, "64MiB"),
         )
     return result
 
@@ -211,6 +215,21 @@ def _role(entry: Mapping[str, Any], where: str, scheme: str) -> Role | None:
             f"{where}.role_session_name", "must be 2 to 64 letters, digits or +=,.@_-"
         )
     return Role(arn=arn, external_id=external_id, session_name=session_name)
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB)\s*$")
+_SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+
+
+def _size(entry: Mapping[str, Any], key: str, where: str, scheme: str, default: str) -> int:
+    """A positive size like `"64MiB"` (units B, KiB, MiB, GiB), S3 destinations only."""
+    if key in entry and scheme != "s3":
+        raise ConfigError(f"{where}.{key}", "only for s3:// destinations")
+    text = read_string(entry, key, f"{where}.{key}", default=default)
+    match = _SIZE.match(text)
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{where}.{key}", f"{text!r} is not a size like '64MiB' or '500KiB'")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
 def _one_of(entry: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> Any:

@@ -74,6 +74,7 @@ def open_sink(destination: Destination, *, overwrite: bool = False) -> Sink:
             path=destination.path,
             put_arguments=destination.placement.put_arguments(),
             role=destination.role,
+            multipart_threshold=destination.multipart_threshold,
             overwrite=overwrite,
         )
     from stream.sinks.local import LocalSink

@@ -11,6 +11,7 @@ imports boto3.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 from collections.abc import Iterator, Mapping
@@ -27,7 +28,9 @@ from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError
 from stream.sinks import Inspection, Put
 
-__all__ = ["S3Sink"]
+__all__ = ["MIB", "S3Sink"]
+
+MIB = 1024 * 1024
 
 _PERMANENT_CODES = {
     "NoSuchBucket",
@@ -53,6 +56,8 @@ class S3Sink:
         put_arguments: Mapping[str, object] | None = None,
         role: Role | None = None,
         role_seconds: int = 3600,
+        multipart_threshold: int = 64 * MIB,
+        part_size: int = 8 * MIB,
         max_attempts: int = 6,
         overwrite: bool = False,
     ) -> None:
@@ -63,6 +68,8 @@ class S3Sink:
         self.bucket = bucket
         self.path = path
         self.put_arguments = dict(put_arguments or {})
+        self.multipart_threshold = multipart_threshold
+        self.part_size = max(part_size, 5 * MIB)  # S3's smallest part but the last
         self.overwrite = overwrite
         self._where = {"region_name": region, "endpoint_url": endpoint_url}
         self._session = boto3.session.Session()
@@ -71,28 +78,55 @@ class S3Sink:
         self._client = self._session.client("s3", **self._where, config=_config(max_attempts))
 
     def put(self, key: str, data: bytes) -> Put:
-        """The server checks the body against its MD5 (`ContentMD5`): a corrupted upload is
-        refused (`BadDigest`, retried as transient), never stored."""
-        arguments = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": data,
-            "ContentMD5": base64.b64encode(
-                hashlib.md5(data, usedforsecurity=False).digest()
-            ).decode(),
-            **self.put_arguments,
-        }
+        """One PutObject, or above `multipart_threshold` a multipart upload; write-once
+        either way (`If-None-Match: *` on the put, or on the completion). The server checks
+        every body against its MD5 (`ContentMD5`): a corrupted upload is refused
+        (`BadDigest`, retried as transient), never stored."""
         with _classified(f"s3://{self.bucket}/{key}"):
-            if self.overwrite:
-                self._client.put_object(**arguments)
-                return Put.WRITTEN
             try:
-                self._client.put_object(**arguments, IfNoneMatch="*")
+                if len(data) > self.multipart_threshold:
+                    self._put_in_parts(key, data)
+                else:
+                    arguments = {"Body": data, "ContentMD5": _md5(data), **self._conditional}
+                    self._client.put_object(
+                        Bucket=self.bucket, Key=key, **arguments, **self.put_arguments
+                    )
                 return Put.WRITTEN
             except ClientError as exc:
-                if _code(exc) not in ("PreconditionFailed", "412"):
+                if self.overwrite or _code(exc) not in ("PreconditionFailed", "412"):
                     raise
             return Put.UNCHANGED if self._holds(key, data) else Put.KEPT
+
+    @property
+    def _conditional(self) -> dict[str, str]:
+        return {} if self.overwrite else {"IfNoneMatch": "*"}
+
+    def _put_in_parts(self, key: str, data: bytes) -> None:
+        """A multipart upload of `part_size` slices of `data` (one part copied at a time).
+        Nothing is visible before the completion; an upload that fails is aborted, so no
+        part is left to be billed."""
+        where = {"Bucket": self.bucket, "Key": key}
+        upload = self._client.create_multipart_upload(**where, **self.put_arguments)["UploadId"]
+        try:
+            view = memoryview(data)
+            parts = []
+            for number, start in enumerate(range(0, len(data), self.part_size), start=1):
+                part = view[start : start + self.part_size]
+                answer = self._client.upload_part(
+                    **where,
+                    UploadId=upload,
+                    PartNumber=number,
+                    Body=bytes(part),
+                    ContentMD5=_md5(part),
+                )
+                parts.append({"ETag": answer["ETag"], "PartNumber": number})
+            self._client.complete_multipart_upload(
+                **where, UploadId=upload, MultipartUpload={"Parts": parts}, **self._conditional
+            )
+        except BaseException:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                self._client.abort_multipart_upload(**where, UploadId=upload)
+            raise
 
     def _holds(self, key: str, data: bytes) -> bool:
         """Whether the object under `key` has exactly these bytes (its ETag is the MD5 of a
@@ -142,6 +176,10 @@ class S3Sink:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def _md5(data: bytes | memoryview) -> str:
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
 def _assuming(

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stream.config.destinations import Placement, Role
-from stream.errors import PermanentSinkError
+from stream.errors import PermanentSinkError, TransientSinkError
 from stream.kafka.embedded import EmbeddedBroker
 from stream.sinks import Put
 from stream.sinks.s3 import S3Sink
@@ -197,3 +197,49 @@ def test_an_assumed_role_writes_with_its_external_id_and_is_refreshed_before_it_
         "k1.csv",
         "k2.csv",
     ]
+
+
+def test_a_big_object_goes_up_in_parts_still_written_once(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    with FaultyS3Proxy(s3_endpoint) as proxy:
+        sink = S3Sink(
+            bucket=bucket,
+            region="us-east-1",
+            endpoint_url=proxy.url,
+            multipart_threshold=1024 * 1024,
+            put_arguments=Placement(storage_class="STANDARD_IA").put_arguments(),
+        )
+        data = bytes(range(256)) * (12 * 4096)  # 12 MiB: parts of 8 and 4 MiB
+        assert sink.put("big.csv", data) is Put.WRITTEN
+        assert sink.put("big.csv", data) is Put.UNCHANGED  # the completion is conditional
+        assert sink.put("big.csv", data[:-1] + b"!") is Put.KEPT
+        parts = [path for method, path, _, _ in proxy.requests if "partNumber=" in path]
+    assert len(parts) == 2 * 3  # three uploads of two parts
+    assert s3.get_object(Bucket=bucket, Key="big.csv")["Body"].read() == data
+    assert s3.head_object(Bucket=bucket, Key="big.csv")["StorageClass"] == "STANDARD_IA"
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)  # the refused ones too
+    small = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
+    assert small.put("small.csv", b"x" * 1024) is Put.WRITTEN  # under 64 MiB: one put
+
+
+def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    def second_part_fails(method: str, path: str) -> Fault | None:
+        return INTERNAL_ERROR if "partNumber=2" in path else None
+
+    with FaultyS3Proxy(s3_endpoint, fail=second_part_fails) as proxy:
+        sink = S3Sink(
+            bucket=bucket,
+            region="us-east-1",
+            endpoint_url=proxy.url,
+            multipart_threshold=1024 * 1024,
+            max_attempts=1,
+        )
+        with pytest.raises(TransientSinkError, match="InternalError"):
+            sink.put("big.csv", b"y" * (9 * 1024 * 1024))
+        aborted = [m for m, path, _, _ in proxy.requests if m == "DELETE" and "uploadId=" in path]
+    assert len(aborted) == 1
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
+    assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
