@@ -232,10 +232,9 @@ def test_every_sync_time_is_written_even_without_events() -> None:
     assert times == [f"2026-01-05T0{h}:00" for h in range(1, 6)]
 
 
-def test_a_rule_added_later_starts_after_the_watermark() -> None:
-    first = Harness(config())
-    first.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
-    settings = settings_from_mapping(
+def with_quarter_rule() -> Settings:
+    """`config()` with a 15-minute rule for c1 (routing key q) added."""
+    return settings_from_mapping(
         {
             "project_id": 7,
             "kafka": {"partitions": 1, "idle_timeout": "off"},
@@ -246,6 +245,12 @@ def test_a_rule_added_later_starts_after_the_watermark() -> None:
             ],
         }
     )
+
+
+def test_a_rule_added_later_starts_after_the_watermark() -> None:
+    first = Harness(config())
+    first.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
+    settings = with_quarter_rule()
     second = Harness(settings, store=first.store)
     second.offset = first.offset
     second.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
@@ -460,17 +465,7 @@ def test_a_reload_adds_a_rule_that_starts_after_the_watermark_and_persists_it_la
     harness = Harness(config())
     harness.feed(event("c1", 1, "enter", 10 * MIN), event("c1", 2, "enter", 2 * H + MIN))
     store_before = dict(harness.store)
-    settings = settings_from_mapping(
-        {
-            "project_id": 7,
-            "kafka": {"partitions": 1, "idle_timeout": "off"},
-            "destinations": [{"name": "d", "url": "file:///out", "user_property": "plan"}],
-            "syncs": [
-                {"cohort": "*", "destination": "d", "cadence": "hourly"},
-                {"cohort": "c1", "destination": "d", "cadence": "15m", "routing_key": "q"},
-            ],
-        }
-    )
+    settings = with_quarter_rule()
     harness.processor.reconfigure(settings)
     assert harness.store == store_before  # outside the partition's own event: nothing written
     assert harness.processor.unsettled(0)  # so the worker sends it a tick
