@@ -4,16 +4,21 @@
 (called with the method and path, under a lock) returns an error to answer instead, such as
 `SLOW_DOWN` (503) or `INTERNAL_ERROR` (500). What it answered is counted in `injected`.
 `hold` (called first, outside the lock) may block a request, to catch a client mid-sync.
-Every request is kept in `requests` (method, path, headers, body).
+Every request is kept in `requests` (method, path, headers, body). `corrupt` flips a bit of
+the bodies it picks, and a body that no longer matches its Content-MD5 is answered
+`BadDigest`, as S3 does (moto's server does not check it).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import urlsplit
 
 from stream.kafka.embedded import free_port
@@ -30,10 +35,12 @@ class FaultyS3Proxy:
         upstream: str,
         fail: Callable[[str, str], Fault | None] = lambda method, path: None,
         hold: Callable[[str, str], None] = lambda method, path: None,
+        corrupt: Callable[[str, str], bool] = lambda method, path: False,
     ) -> None:
         self.upstream = urlsplit(upstream)
         self.fail = fail
         self.hold = hold
+        self.corrupt = corrupt
         self.injected: Counter[str] = Counter()
         self.forwarded = 0
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
@@ -79,7 +86,9 @@ class FaultyS3Proxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.requests.append((self.command, self.path, dict(self.headers), body))
-                fault = proxy._decide(self.command, self.path)
+                    if body and proxy.corrupt(self.command, self.path):
+                        body = body[:-1] + bytes([body[-1] ^ 1])  # one bit flipped on the way
+                fault = proxy._decide(self.command, self.path) or _digest_fault(self.headers, body)
                 if fault is not None:
                     status, code, message = fault
                     self._answer(
@@ -115,6 +124,14 @@ class FaultyS3Proxy:
             do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _any
 
         return Handler
+
+
+def _digest_fault(headers: Any, body: bytes) -> Fault | None:
+    """What S3 answers a body that does not match its Content-MD5 (moto does not check)."""
+    sent = headers.get("Content-MD5")
+    if sent is None or base64.b64encode(hashlib.md5(body).digest()).decode() == sent:
+        return None
+    return (400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
 
 
 def _error(code: str, message: str) -> bytes:

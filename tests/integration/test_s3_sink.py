@@ -199,6 +199,27 @@ def test_an_assumed_role_writes_with_its_external_id_and_is_refreshed_before_it_
     ]
 
 
+def test_a_body_damaged_on_the_way_is_refused_and_the_retry_stores_the_right_bytes(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    damaged: list[str] = []
+
+    def first_put(method: str, path: str) -> bool:
+        if method == "PUT" and not damaged:
+            damaged.append(path)
+            return True
+        return False
+
+    with FaultyS3Proxy(s3_endpoint, corrupt=first_put) as proxy:
+        once = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url, max_attempts=1)
+        with pytest.raises(TransientSinkError, match="BadDigest"):
+            once.put("k.csv", b"exact bytes")
+        assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # refused, not stored
+        retrying = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url)
+        assert retrying.put("k.csv", b"exact bytes") is Put.WRITTEN
+    assert s3.get_object(Bucket=bucket, Key="k.csv")["Body"].read() == b"exact bytes"
+
+
 def test_a_big_object_goes_up_in_parts_still_written_once(
     s3: Any, bucket: str, s3_endpoint: str
 ) -> None:
