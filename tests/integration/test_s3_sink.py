@@ -264,3 +264,28 @@ def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
     assert len(aborted) == 1
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)
+
+
+def test_a_worker_writing_as_an_assumed_role_keeps_writing_across_refreshes(
+    tmp_path: Path,
+    broker: EmbeddedBroker,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+) -> None:
+    with FaultyS3Proxy(s3_endpoint) as proxy:
+        destination = s3_destination("s3", bucket, proxy.url) + (
+            'role_arn = "arn:aws:iam::123456789012:role/cohort-writer"\nexternal_id = "ext-4242"\n'
+        )
+        config = write_config(tmp_path, broker, names, destination, HOURLY_ALL)
+        produce(config, C1 + C2)
+        program = [str(Path(__file__).with_name("short_role_worker.py"))]
+        objects = wait_for_objects(s3, bucket, 32, workers(config, program))
+        requests = list(proxy.requests)
+    assert csvs_in(objects) == expected_csvs("exports/hourly")
+    assume = [body for _, _, _, body in requests if b"Action=AssumeRole" in body]
+    assert len(assume) >= 2 and all(b"ExternalId=ext-4242" in body for body in assume)
+    puts = [headers["Authorization"] for method, _, headers, _ in requests if method == "PUT"]
+    assert len(puts) >= 32 and all("Credential=ASIA" in auth for auth in puts)
