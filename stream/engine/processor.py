@@ -241,9 +241,9 @@ class Processor:
             return
         journal = self._journals[partition]
         journal.flush()  # a forgotten member must not be written after it is forgotten
-        bundles = state.forget_absent(before, horizon)
-        journal.forget(bundles)
-        self.metrics.forgotten_members += len(bundles)
+        forgotten = state.forget_absent(before, horizon)
+        journal.forget(forgotten)
+        self.metrics.forgotten_members += len(forgotten)
 
     def _home(self, cohort_id: str) -> tuple[bytes, int]:
         """A cohort's key and the partition it belongs to (cached: hashed once a cohort)."""

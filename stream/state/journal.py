@@ -97,6 +97,12 @@ class Journal:
         """Bundles with no live member kept for their forgotten ones (see the module doc)."""
         self._released: set[int] = set()
         """Bundles that lost members to forgetting since the last flush (to compact)."""
+        self._stale: dict[MemberKey, int] = {}
+        """Forgotten members whose last version is still in a bundle: that bundle. A member
+        that comes back starts afresh (no bundle of its own), so this is what tells its new
+        bundle that an older version of it exists."""
+        self._stale_in: dict[int, set[MemberKey]] = {}
+        """The same, per bundle (forgotten when the bundle is deleted)."""
         self._next_seq = 0
         self._legacy: list[str] = []
         """Per-member keys of an older version, deleted once their members are bundled."""
@@ -119,17 +125,20 @@ class Journal:
     def touch(self, cohort_id: str, amplitude_id: int, member: Member) -> None:
         self._dirty[(cohort_id, amplitude_id)] = member
 
-    def forget(self, bundles: Iterable[int | None]) -> None:
-        """The partition forgot members whose last versions are in `bundles` (None: never
-        written). Flush first: a member still waiting would be written after it was
-        forgotten. The bundles are compacted or deleted at the next flush."""
+    def forget(self, forgotten: Iterable[tuple[MemberKey, int | None]]) -> None:
+        """The partition forgot these members, each with the bundle of its last version
+        (None: never written). Flush first: a member still waiting would be written after
+        it was forgotten. The bundles are compacted or deleted at the next flush; while one
+        stays, a member that comes back is written with it as a shadow."""
         if self.enabled and not self.forgetting:
             raise RuntimeError("a journal made without forgetting=True cannot forget")
         if self._dirty and self.enabled:
             raise RuntimeError("the journal must be flushed before members are forgotten")
-        for seq in bundles:
+        for key, seq in forgotten:
             if seq is None or seq not in self._live:
                 continue
+            self._stale[key] = seq
+            self._stale_in.setdefault(seq, set()).add(key)
             self._live[seq] -= 1
             self._forgotten[seq] = self._forgotten.get(seq, 0) + 1
             self._released.add(seq)
@@ -198,7 +207,9 @@ class Journal:
         self.store[codec.bundle_key(self.partition, seq)] = value
         self._size[seq] = self._live[seq] = len(entries)
         if self.forgetting:
-            self._shadow(seq, {m.bundle for _, m in entries if m.bundle is not None})
+            older = {m.bundle for _, m in entries if m.bundle is not None}
+            older |= {self._stale[key] for key, _ in entries if key in self._stale}
+            self._shadow(seq, older)
         for (cohort_id, amplitude_id), member in entries:
             if member.bundle is not None:
                 self._release(member.bundle, released)
@@ -264,6 +275,9 @@ class Journal:
         self._forgotten.pop(seq, None)
         self._shadows.pop(seq, None)
         self._pinned.discard(seq)
+        for member in self._stale_in.pop(seq, ()):
+            if self._stale.get(member) == seq:
+                del self._stale[member]
         key = codec.bundle_key(self.partition, seq)
         if key in self.store:
             del self.store[key]

@@ -65,13 +65,13 @@ class CohortState:
             self.exits.add(latest.stamp[0], amplitude_id)
         self.members.settle(amplitude_id)
 
-    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
+    def forget_absent(self, before: int, horizon: int) -> list[tuple[int, int | None]]:
         """Drop the members absent since an exit older than `before` that no sync from
-        `horizon` on can see (`retention.verdict`); the journal bundle holding each one's
-        last version (None: not written)."""
+        `horizon` on can see (`retention.verdict`): each one's amplitude id and the journal
+        bundle holding its last version (None: not written)."""
         if self.exits is None:
             return []
-        bundles: list[int | None] = []
+        forgotten: list[tuple[int, int | None]] = []
         members = self.members
         for amplitude_id in self.exits.take_before(before):
             member = members.get(amplitude_id)
@@ -81,9 +81,9 @@ class CohortState:
             if decided == "hold":
                 self.exits.held.append(amplitude_id)
             elif decided == "forget":
-                bundles.append(members.bundle_of(amplitude_id))
+                forgotten.append((amplitude_id, members.bundle_of(amplitude_id)))
                 members.remove(amplitude_id)
-        return bundles
+        return forgotten
 
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
@@ -267,13 +267,13 @@ class PartitionState:
         self._next_due_known = False
         return cohort
 
-    def forget_absent(self, before: int, horizon: int) -> list[int | None]:
-        """Drop every cohort's forgettable members (`CohortState.forget_absent`); the
-        bundles of their last versions."""
+    def forget_absent(self, before: int, horizon: int) -> list[tuple[tuple[str, int], int | None]]:
+        """Drop every cohort's forgettable members (`CohortState.forget_absent`): each one's
+        (cohort id, amplitude id) and the bundle of its last version."""
         return [
-            bundle
-            for cohort in self.cohorts.values()
-            for bundle in cohort.forget_absent(before, horizon)
+            ((cohort_id, amplitude_id), bundle)
+            for cohort_id, cohort in self.cohorts.items()
+            for amplitude_id, bundle in cohort.forget_absent(before, horizon)
         ]
 
     def observe(self, event_time: int, lateness_ms: int) -> int:

@@ -47,7 +47,7 @@ class Partition:
         self.journal.flush()
         forgotten = self.members.pop((cohort, amplitude_id))
         self.forgotten[(cohort, amplitude_id)] = [s.stamp for s in forgotten.history]
-        self.journal.forget([forgotten.bundle])
+        self.journal.forget([((cohort, amplitude_id), forgotten.bundle)])
 
     def restarted(self) -> "Partition":
         again = Partition(self.store)
@@ -209,7 +209,7 @@ def test_a_journal_forgets_only_what_is_written() -> None:
     partition = Partition()
     partition.change("c1", 1, 1)
     with pytest.raises(RuntimeError, match="flushed before"):
-        partition.journal.forget([None])
+        partition.journal.forget([(("c1", 1), None)])
 
 
 steps_with_forgets = st.lists(
@@ -233,6 +233,16 @@ KEPT_OLDER = [("change", "c1", 0), ("change", "c1", 1), None, ("change", "c1", 0
 @given(steps_with_forgets, st.booleans())
 @example([*KEPT_OLDER, ("forget", "c1", 0)], False)
 @example([*KEPT_OLDER, None, ("change", "c1", 0), ("forget", "c1", 0)], False)  # via bundle 1
+@example(  # forgotten, back, forgotten again, while its first bundle lives on for another
+    [
+        ("change", "c1", 0),
+        ("change", "c1", 2),
+        ("forget", "c1", 2),
+        ("change", "c1", 2),
+        ("forget", "c1", 2),
+    ],
+    False,
+)
 def test_a_forgotten_member_never_comes_back_older_and_forgetting_all_empties_the_table(
     steps: list[tuple[str, str, int] | None], restart_midway: bool
 ) -> None:

@@ -79,7 +79,7 @@ def test_forgetting_drops_old_exits_and_names_the_bundles_that_held_them() -> No
     state.apply([enter("c1", 1, JAN5), enter("c1", 2, JAN5)], 0, None)
     state.apply([exit_("c1", 1, JAN5 + MIN)], 1, None)
     state.cohorts["c1"].members.hot(1).bundle = 7  # as the journal marks a written member
-    assert state.forget_absent(before=JAN5 + 2 * MIN, horizon=JAN5 + H) == [7]
+    assert state.forget_absent(before=JAN5 + 2 * MIN, horizon=JAN5 + H) == [(("c1", 1), 7)]
     assert set(state.cohorts["c1"].members) == {2}
     assert state.forget_absent(before=JAN5 + 2 * MIN, horizon=JAN5 + H) == []
 
