@@ -52,7 +52,12 @@ class BrokerInfo:
 
 def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
     """Create the input and dead-letter topics with `kafka.partitions` partitions if they are
-    missing, and describe the input topic and the cluster."""
+    missing, and the worker's tick and repartition topics with the input's count, and
+    describe the input topic and the cluster.
+
+    Faust declares only the table's changelog; the other two would otherwise be created on
+    the first send by the broker's auto-creation, with its default count (Kafka's 1,
+    Tansu's 4), which Faust then refuses as not co-partitioned with the table."""
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=kafka.bootstrap_servers(), request_timeout_ms=int(timeout_s * 1000)
@@ -61,12 +66,10 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     try:
         for topic in (kafka.topic, kafka.dlq_topic):
-            try:
-                admin.create_topics([NewTopic(topic, kafka.partitions, 1)])
-                log.info("created topic %s with %d partitions", topic, kafka.partitions)
-            except TopicAlreadyExistsError:
-                pass
+            _create_if_missing(admin, topic, kafka.partitions)
         partitions = _partition_counts(admin, [kafka.topic]).get(kafka.topic) or kafka.partitions
+        for topic in co_partitioned_topics(kafka):
+            _create_if_missing(admin, topic, partitions, quiet=True)
         _own_topics_agree(admin, kafka, partitions)
         cluster_id = admin.describe_cluster().get("cluster_id")
         return BrokerInfo(partitions, cluster_id)
@@ -118,11 +121,22 @@ def inspect_cluster(kafka: KafkaSettings, timeout_s: float = 5.0) -> ClusterRepo
 
 def own_topics(kafka: KafkaSettings) -> list[str]:
     """The worker's topics co-partitioned with the input: ticks, repartition, changelog."""
-    return [
-        f"{kafka.app_id}-ticks",
-        f"{kafka.app_id}-by-cohort",
-        f"{kafka.app_id}-membership-changelog",
-    ]
+    return [*co_partitioned_topics(kafka), f"{kafka.app_id}-membership-changelog"]
+
+
+def co_partitioned_topics(kafka: KafkaSettings) -> list[str]:
+    """The worker's own topics that it creates itself (Faust creates the changelog)."""
+    return [f"{kafka.app_id}-ticks", f"{kafka.app_id}-by-cohort"]
+
+
+def _create_if_missing(
+    admin: KafkaAdminClient, topic: str, partitions: int, *, quiet: bool = False
+) -> None:
+    try:
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+    except TopicAlreadyExistsError:
+        return
+    (log.debug if quiet else log.info)("created topic %s with %d partitions", topic, partitions)
 
 
 def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:

@@ -164,6 +164,14 @@ class WorkerProcess:
             self.process.wait()
             raise AssertionError(f"worker did not stop within {timeout}s:\n{self.log()}") from None
 
+    def stop_cleanly(self, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+        """Stop the worker and fail, with its log, unless it exits with 0."""
+        code = self.stop(sig, timeout)
+        if code != 0:
+            raise AssertionError(
+                f"worker exited with {code} on {signal.Signals(sig).name}:\n{self.log()}"
+            )
+
 
 @pytest.fixture
 def s3_config(

@@ -50,7 +50,7 @@ cadence = "hourly"
     expected = expected_csvs(cohorts=("c1",))
     wait_until(lambda: all((out / key).exists() for key in expected), WAIT, "the c1 files")
     assert {key: (out / key).read_text() for key in expected} == expected
-    assert worker.stop(signal.SIGTERM) == 0
+    worker.stop_cleanly(signal.SIGTERM)
     with socket.socket() as probe:  # the broker went away with the worker
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
@@ -79,4 +79,4 @@ def test_the_quickstart_works_when_followed_literally(tmp_path: Path, workers: A
     before_first_sync = worker.log().split("wrote file://")[0].splitlines()
     assert len(before_first_sync) <= 10, before_first_sync  # broker, topics, destinations, ready
     assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
-    assert worker.stop(signal.SIGTERM) == 0
+    worker.stop_cleanly(signal.SIGTERM)

@@ -71,7 +71,7 @@ def test_multi_cohort_scenario_writes_exactly_the_expected_files(
     }
     manifest = json.loads(objects["exports/hourly/7_c2_2026-01-05T02:00_manifest.json"])
     assert manifest["files"]["exiting"]["rows"] == 1
-    assert worker.stop() == 0
+    worker.stop_cleanly()
 
 
 def test_two_rules_with_different_cadences_and_destinations(
@@ -205,7 +205,7 @@ def test_a_restarted_worker_loses_no_membership(
     produce(config, C1[:5])  # up to 01:05: the 01:00 sync is due
     worker = workers(config)
     wait_for_objects(s3, bucket, 4, worker)
-    assert worker.stop(signal.SIGTERM) == 0
+    worker.stop_cleanly(signal.SIGTERM)
     restarted = workers(config)
     produce(config, C1[5:])
     objects = wait_for_objects(s3, bucket, 16, restarted)
