@@ -46,6 +46,8 @@ MAX_BUNDLE_BYTES = 512 * 1024
 #: goes on in its own block, so it never replaces a bundle of the new owner, whose bundles
 #: also sort after its own.
 OWNER_BLOCK = 1 << 20
+#: The fewest forgotten members tracked before the first sweep of those whose bundle is gone.
+STALE_SWEEP_MIN = 4096
 
 MemberKey = tuple[str, int]
 """(cohort id, amplitude id)"""
@@ -75,10 +77,12 @@ class Journal:
         *,
         enabled: bool = True,
         forgetting: bool = False,
+        stale_sweep_min: int = STALE_SWEEP_MIN,
     ) -> None:
         """`enabled=False`: a journal that writes nothing (state kept in memory only); it
         still settles the members changed since its last flush. `forgetting`: the partition
-        forgets members (`forget`), so the journal tracks which bundles shadow which."""
+        forgets members (`forget`), so the journal tracks which bundles shadow which;
+        `stale_sweep_min`: see `STALE_SWEEP_MIN`."""
         self.enabled = enabled
         self.forgetting = forgetting
         self.partition = partition
@@ -97,12 +101,18 @@ class Journal:
         """Bundles with no live member kept for their forgotten ones (see the module doc)."""
         self._released: set[int] = set()
         """Bundles that lost members to forgetting since the last flush (to compact)."""
-        self._stale: dict[MemberKey, int] = {}
-        """Forgotten members whose last version is still in a bundle: that bundle. A member
-        that comes back starts afresh (no bundle of its own), so this is what tells its new
-        bundle that an older version of it exists."""
-        self._stale_in: dict[int, set[MemberKey]] = {}
-        """The same, per bundle (forgotten when the bundle is deleted)."""
+        self._stale: dict[str, dict[int, int]] = {}
+        """Per cohort, forgotten members whose last version may still be in a bundle: that
+        bundle. A member that comes back starts afresh (no bundle of its own), so this is
+        what tells its new bundle that an older version of it exists. Nested rather than
+        keyed by (cohort, amplitude id): a day of churn is 100,000s of entries, and a key
+        tuple each doubled their cost."""
+        self._stale_count = 0
+        self._stale_sweep_min = stale_sweep_min
+        self._stale_sweep_at = stale_sweep_min
+        """`_stale`'s size at which its entries of deleted bundles are swept out: they do no
+        harm (`_shadow` keeps only bundles that exist), so they go in bulk, not one by one
+        with a per-bundle index that cost more memory than the entries."""
         self._next_seq = 0
         self._legacy: list[str] = []
         """Per-member keys of an older version, deleted once their members are bundled."""
@@ -137,8 +147,7 @@ class Journal:
         for key, seq in forgotten:
             if seq is None or seq not in self._live:
                 continue
-            self._stale[key] = seq
-            self._stale_in.setdefault(seq, set()).add(key)
+            self._mark_stale(key, seq)
             self._live[seq] -= 1
             self._forgotten[seq] = self._forgotten.get(seq, 0) + 1
             self._released.add(seq)
@@ -163,6 +172,8 @@ class Journal:
         for key in self._legacy:
             del self.store[key]
         self._legacy = []
+        if self._stale_count >= self._stale_sweep_at:
+            self._sweep_stale()
 
     def load(self, bundles: Iterable[tuple[int, bytes]]) -> Iterable[tuple[str, int, Member]]:
         """Decode the partition's bundles, oldest first: (cohort, amplitude id, member) in
@@ -208,7 +219,7 @@ class Journal:
         self._size[seq] = self._live[seq] = len(entries)
         if self.forgetting:
             older = {m.bundle for _, m in entries if m.bundle is not None}
-            older |= {self._stale[key] for key, _ in entries if key in self._stale}
+            older |= {old for key, _ in entries if (old := self._stale_seq(key)) is not None}
             self._shadow(seq, older)
         for (cohort_id, amplitude_id), member in entries:
             if member.bundle is not None:
@@ -269,15 +280,34 @@ class Journal:
             if not any(bundle in self._size for bundle in shadows):
                 self._delete(seq)
 
+    def _mark_stale(self, key: MemberKey, seq: int) -> None:
+        cohort_id, amplitude_id = key
+        members = self._stale.setdefault(cohort_id, {})
+        if amplitude_id not in members:
+            self._stale_count += 1
+        members[amplitude_id] = seq
+
+    def _stale_seq(self, key: MemberKey) -> int | None:
+        members = self._stale.get(key[0])
+        return None if members is None else members.get(key[1])
+
+    def _sweep_stale(self) -> None:
+        """Drop the forgotten members whose last bundle is gone; sweep again at twice what is
+        left, so each entry is looked at a bounded number of times."""
+        swept = {
+            cohort_id: {member: seq for member, seq in members.items() if seq in self._size}
+            for cohort_id, members in self._stale.items()
+        }
+        self._stale = {cohort_id: members for cohort_id, members in swept.items() if members}
+        self._stale_count = sum(len(members) for members in self._stale.values())
+        self._stale_sweep_at = max(self._stale_sweep_min, 2 * self._stale_count)
+
     def _delete(self, seq: int) -> None:
         del self._live[seq]
         del self._size[seq]
         self._forgotten.pop(seq, None)
         self._shadows.pop(seq, None)
         self._pinned.discard(seq)
-        for member in self._stale_in.pop(seq, ()):
-            if self._stale.get(member) == seq:
-                del self._stale[member]
         key = codec.bundle_key(self.partition, seq)
         if key in self.store:
             del self.store[key]

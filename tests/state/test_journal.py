@@ -28,10 +28,13 @@ def member(*versions: int, plan: str = "pro") -> Member:
 class Partition:
     """Current members and a journal over a dict store, as the processor keeps them."""
 
-    def __init__(self, store: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: dict[str, Any] | None = None, *, sweep_min: int = 4096) -> None:
         self.store: dict[str, Any] = {} if store is None else store
         self.members: dict[tuple[str, int], Member] = {}
-        self.journal = Journal(0, self.store, _Index(self.members), forgetting=True)
+        self.sweep_min = sweep_min
+        self.journal = Journal(
+            0, self.store, _Index(self.members), forgetting=True, stale_sweep_min=sweep_min
+        )
         self.forgotten: dict[tuple[str, int], list[Any]] = {}
         """Each forgotten member's last history (a member who came back is not here)."""
 
@@ -50,7 +53,7 @@ class Partition:
         self.journal.forget([((cohort, amplitude_id), forgotten.bundle)])
 
     def restarted(self) -> "Partition":
-        again = Partition(self.store)
+        again = Partition(self.store, sweep_min=self.sweep_min)
         for cohort, amplitude_id, loaded in again.journal.load(bundles(self.store)):
             again.members[(cohort, amplitude_id)] = loaded
         return again
@@ -230,9 +233,9 @@ KEPT_OLDER = [("change", "c1", 0), ("change", "c1", 1), None, ("change", "c1", 0
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
-@given(steps_with_forgets, st.booleans())
-@example([*KEPT_OLDER, ("forget", "c1", 0)], False)
-@example([*KEPT_OLDER, None, ("change", "c1", 0), ("forget", "c1", 0)], False)  # via bundle 1
+@given(steps_with_forgets, st.booleans(), st.sampled_from([1, 4096]))
+@example([*KEPT_OLDER, ("forget", "c1", 0)], False, 4096)
+@example([*KEPT_OLDER, None, ("change", "c1", 0), ("forget", "c1", 0)], False, 4096)  # bundle 1
 @example(  # forgotten, back, forgotten again, while its first bundle lives on for another
     [
         ("change", "c1", 0),
@@ -242,11 +245,25 @@ KEPT_OLDER = [("change", "c1", 0), ("change", "c1", 1), None, ("change", "c1", 0
         ("forget", "c1", 2),
     ],
     False,
+    4096,
+)
+@example(  # the same with a flush, so a sweep, while it is away: its entry must stay
+    [
+        ("change", "c1", 0),
+        ("change", "c1", 2),
+        ("forget", "c1", 2),
+        None,
+        ("change", "c1", 2),
+        ("forget", "c1", 2),
+    ],
+    False,
+    1,
 )
 def test_a_forgotten_member_never_comes_back_older_and_forgetting_all_empties_the_table(
-    steps: list[tuple[str, str, int] | None], restart_midway: bool
+    steps: list[tuple[str, str, int] | None], restart_midway: bool, sweep_min: int
 ) -> None:
-    partition = Partition()
+    """`sweep_min` 1: the forgotten members of deleted bundles are swept at every flush."""
+    partition = Partition(sweep_min=sweep_min)
     for version, step in enumerate(steps):
         if restart_midway and version == len(steps) // 2:
             partition.journal.flush()
