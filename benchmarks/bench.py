@@ -50,6 +50,7 @@ from stream.kafka.client import (
     produce_lines,
 )
 from stream.kafka.embedded import EmbeddedBroker, free_port
+from stream.sinks import Body
 from stream.sinks.s3 import S3Sink
 
 __all__ = ["Sizes", "run_bench"]
@@ -323,7 +324,7 @@ class _Bench:
         bare = []
         for _ in range(repeats):
             started = time.perf_counter()
-            sink.put("bare/existing.csv", bare_arrow_csv(header, cells))
+            sink.put("bare/existing.csv", Body.of(bare_arrow_csv(header, cells)))
             bare.append(time.perf_counter() - started)
         return statistics.median(timings), statistics.median(bare)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import struct
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,8 @@ __all__ = [
     "render_csv",
     "csv_lines",
     "render_lines",
+    "header_line",
+    "line_chunks",
     "Rows",
     "bare_arrow_csv",
 ]
@@ -80,10 +82,32 @@ def csv_lines(columns: Sequence[Sequence[str | int | None]]) -> pa.StringArray:
 
 def render_lines(header: Sequence[str], lines: pa.StringArray) -> bytes:
     """The header line, then `lines` (from `csv_lines`) end to end."""
-    head = ",".join(_quote_one(name) for name in header) + "\n"
     if len(lines) == 0:
-        return head.encode("utf-8")
-    return head.encode("utf-8") + _concatenated(lines)
+        return header_line(header)
+    return header_line(header) + _concatenated(lines)
+
+
+def header_line(header: Sequence[str]) -> bytes:
+    return (",".join(_quote_one(name) for name in header) + "\n").encode("utf-8")
+
+
+#: The size of the views `line_chunks` gives.
+CHUNK_BYTES = 1024 * 1024
+
+
+def line_chunks(lines: pa.StringArray) -> Iterator[memoryview]:
+    """`lines` end to end (what `render_lines` puts after the header) as views of their
+    data buffer of up to `CHUNK_BYTES` each: nothing is copied."""
+    if len(lines) == 0:
+        return
+    _, offsets, data = lines.buffers()
+    first = lines.offset
+    start, end = (
+        struct.unpack_from("<i", offsets, 4 * index)[0] for index in (first, first + len(lines))
+    )
+    view = memoryview(data)
+    for at in range(start, end, CHUNK_BYTES):
+        yield view[at : min(at + CHUNK_BYTES, end)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,4 +102,4 @@ class DestinationLanes:
 
 
 def _size(output: SyncOutput) -> int:
-    return sum(len(file.data) for file in (*output.csv_files, output.manifest))
+    return sum(file.body.size for file in (*output.csv_files, output.manifest))

@@ -7,7 +7,6 @@ partial sync; it blocks, so the worker runs it in a thread.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,9 +16,9 @@ from stream.config import Destination, SyncRule
 from stream.domain.membership import CohortDiff, PropertyKey, Snapshot
 from stream.domain.naming import DIFF_TYPES, object_key
 from stream.domain.windows import format_time
-from stream.formats.csvfile import Rows, csv_lines, format_cell, guard_formula, render_csv
-from stream.formats.encoding import encode
-from stream.sinks import Put, Sink
+from stream.formats.csvfile import Rows, csv_lines, format_cell, guard_formula
+from stream.formats.encoding import encoder
+from stream.sinks import Body, Put, Sink
 
 __all__ = [
     "SyncFile",
@@ -37,7 +36,12 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class SyncFile:
     key: str
-    data: bytes
+    body: Body
+
+    @property
+    def data(self) -> bytes:
+        """The whole bytes (small files, tests: the worker only ever reads `body`)."""
+        return self.body.read()
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +153,14 @@ def _output(
         )
 
     guard = destination.csv_formula_guard
-    bodies = {
-        "entering": render_csv(header, _cells(diff.entering, columns, guard)),
-        "exiting": render_csv(header, _cells(diff.exiting, columns, guard)),
-        "existing": existing.render(header),
+    lines = {
+        "entering": csv_lines(_cells(diff.entering, columns, guard)),
+        "exiting": csv_lines(_cells(diff.exiting, columns, guard)),
+        "existing": existing.lines,
     }
     files = tuple(
-        SyncFile(key(kind), encode(bodies[kind], header, destination.format)) for kind in DIFF_TYPES
+        SyncFile(key(kind), Body(encoder(header, lines[kind], destination.format)))
+        for kind in DIFF_TYPES
     )
     counts = {
         "entering": len(diff.entering),
@@ -168,7 +173,7 @@ def _output(
         sync_time=spec.sync_time,
         counts=counts,
         csv_files=files,
-        manifest=SyncFile(key("manifest"), _manifest(spec, previous, files, counts)),
+        manifest=SyncFile(key("manifest"), Body.of(_manifest(spec, previous, files, counts))),
     )
 
 
@@ -176,7 +181,7 @@ def write_sync(sink: Sink, output: SyncOutput) -> dict[str, Put]:
     """Put the three CSVs, then the manifest (a sync is complete once it exists).
     Returns what each put did, by key: written, unchanged or kept (see `Sink`)."""
     return {
-        file.key: sink.put(file.key, file.data) for file in (*output.csv_files, output.manifest)
+        file.key: sink.put(file.key, file.body) for file in (*output.csv_files, output.manifest)
     }
 
 
@@ -234,8 +239,8 @@ def _manifest(
             kind: {
                 "key": file.key,
                 "rows": counts[kind],
-                "bytes": len(file.data),
-                "sha256": hashlib.sha256(file.data).hexdigest(),
+                "bytes": file.body.size,
+                "sha256": file.body.sha256,
             }
             for kind, file in zip(DIFF_TYPES, files, strict=True)
         },

@@ -1,7 +1,7 @@
-"""Where sync files go. A `Sink` writes whole objects by key.
+"""Where sync files go. A `Sink` writes whole objects by key, each read from a `Body`.
 
 Contract (every sink keeps it):
-- `put(key, data)` blocks until the object is durably stored; call it from a worker thread,
+- `put(key, body)` blocks until the object is durably stored; call it from a worker thread,
   never on the event loop.
 - Atomic per object: a reader sees no object or a whole one, never a part.
 - Write-once: an existing object is never replaced (S3 `If-None-Match: *`, a hard link on
@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from stream.config import Destination
+from stream.sinks.body import Body
 
-__all__ = ["Inspection", "Put", "Sink", "open_sink"]
+__all__ = ["Body", "Inspection", "Put", "Sink", "open_sink"]
 
 
 class Put(enum.Enum):
@@ -43,9 +44,10 @@ class Inspection:
 
 
 class Sink(Protocol):
-    def put(self, key: str, data: bytes) -> Put:
-        """Store `data` under `key` (a relative path below the destination) unless the key
-        exists already."""
+    def put(self, key: str, body: Body) -> Put:
+        """Store `body` under `key` (a relative path below the destination) unless the key
+        exists already, holding no more of it in memory than a bounded part (see each
+        sink)."""
         ...
 
     def location(self, key: str) -> str:

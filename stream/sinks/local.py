@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 from stream.errors import PermanentSinkError, TransientSinkError
-from stream.sinks import Inspection, Put
+from stream.sinks import Body, Inspection, Put
 
 __all__ = ["LocalSink"]
 
@@ -22,14 +22,16 @@ class LocalSink:
         self.root = Path(root)
         self.overwrite = overwrite
 
-    def put(self, key: str, data: bytes) -> Put:
+    def put(self, key: str, body: Body) -> Put:
+        """Written chunk by chunk: memory holds one chunk of the body at a time."""
         target = self._resolve(key)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(data)
+                    for chunk in body.chunks():
+                        handle.write(chunk)
                     handle.flush()
                     os.fsync(handle.fileno())
                 if self.overwrite:
@@ -38,7 +40,7 @@ class LocalSink:
                 try:
                     os.link(temporary, target)
                 except FileExistsError:
-                    return Put.UNCHANGED if target.read_bytes() == data else Put.KEPT
+                    return Put.UNCHANGED if _holds(target, body) else Put.KEPT
                 return Put.WRITTEN
             finally:
                 Path(temporary).unlink(missing_ok=True)
@@ -75,3 +77,10 @@ class LocalSink:
         if not target.is_relative_to(self.root.resolve()):
             raise PermanentSinkError(f"key {key!r} would escape {self.root}")
         return target
+
+
+def _holds(target: Path, body: Body) -> bool:
+    if target.stat().st_size != body.size:
+        return False
+    with target.open("rb") as stored:
+        return body.matches(iter(lambda: stored.read(1024 * 1024), b""))

@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError
-from stream.sinks import Inspection, Put
+from stream.sinks import Body, Inspection, Put
 
 __all__ = ["MIB", "S3Sink"]
 
@@ -77,47 +77,50 @@ class S3Sink:
             self._session = _assuming(self._session, role, role_seconds, self._where)
         self._client = self._session.client("s3", **self._where, config=_config(max_attempts))
 
-    def put(self, key: str, data: bytes) -> Put:
+    def put(self, key: str, body: Body) -> Put:
         """One PutObject, or above `multipart_threshold` a multipart upload; write-once
         either way (`If-None-Match: *` on the put, or on the completion). The server checks
         every body against its MD5 (`ContentMD5`): a corrupted upload is refused
-        (`BadDigest`, retried as transient), never stored."""
+        (`BadDigest`, retried as transient), never stored. Memory holds at most the
+        threshold of the body (a single put) or one part (a multipart upload)."""
         with _classified(f"s3://{self.bucket}/{key}"):
             try:
-                if len(data) > self.multipart_threshold:
-                    self._put_in_parts(key, data)
+                if body.size > self.multipart_threshold:
+                    self._put_in_parts(key, body)
                 else:
-                    arguments = {"Body": data, "ContentMD5": _md5(data), **self._conditional}
+                    arguments = {"Body": body.read(), "ContentMD5": _b64(body.md5)}
                     self._client.put_object(
-                        Bucket=self.bucket, Key=key, **arguments, **self.put_arguments
+                        Bucket=self.bucket,
+                        Key=key,
+                        **arguments,
+                        **self._conditional,
+                        **self.put_arguments,
                     )
                 return Put.WRITTEN
             except ClientError as exc:
                 if self.overwrite or _code(exc) not in ("PreconditionFailed", "412"):
                     raise
-            return Put.UNCHANGED if self._holds(key, data) else Put.KEPT
+            return Put.UNCHANGED if self._holds(key, body) else Put.KEPT
 
     @property
     def _conditional(self) -> dict[str, str]:
         return {} if self.overwrite else {"IfNoneMatch": "*"}
 
-    def _put_in_parts(self, key: str, data: bytes) -> None:
-        """A multipart upload of `part_size` slices of `data` (one part copied at a time).
-        Nothing is visible before the completion; an upload that fails is aborted, so no
-        part is left to be billed."""
+    def _put_in_parts(self, key: str, body: Body) -> None:
+        """A multipart upload of `body` in parts of `part_size`, made from its chunks one
+        part at a time. Nothing is visible before the completion; an upload that fails is
+        aborted, so no part is left to be billed."""
         where = {"Bucket": self.bucket, "Key": key}
         upload = self._client.create_multipart_upload(**where, **self.put_arguments)["UploadId"]
         try:
-            view = memoryview(data)
             parts = []
-            for number, start in enumerate(range(0, len(data), self.part_size), start=1):
-                part = view[start : start + self.part_size]
+            for number, part in enumerate(_in_parts(body, self.part_size), start=1):
                 answer = self._client.upload_part(
                     **where,
                     UploadId=upload,
                     PartNumber=number,
-                    Body=bytes(part),
-                    ContentMD5=_md5(part),
+                    Body=part,
+                    ContentMD5=_b64(hashlib.md5(part, usedforsecurity=False).digest()),
                 )
                 parts.append({"ETag": answer["ETag"], "PartNumber": number})
             self._client.complete_multipart_upload(
@@ -128,16 +131,16 @@ class S3Sink:
                 self._client.abort_multipart_upload(**where, UploadId=upload)
             raise
 
-    def _holds(self, key: str, data: bytes) -> bool:
+    def _holds(self, key: str, body: Body) -> bool:
         """Whether the object under `key` has exactly these bytes (its ETag is the MD5 of a
-        single-part upload; other ETags mean reading it)."""
+        single-part upload; other ETags mean reading it, a chunk at a time)."""
         head = self._client.head_object(Bucket=self.bucket, Key=key)
-        if head.get("ContentLength") != len(data):
+        if head.get("ContentLength") != body.size:
             return False
-        if head.get("ETag", "").strip('"') == hashlib.md5(data, usedforsecurity=False).hexdigest():
+        if head.get("ETag", "").strip('"') == body.md5.hex():
             return True
-        stored = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        return bool(stored == data)
+        stored = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        return body.matches(stored.iter_chunks(MIB))
 
     def probe(self) -> None:
         with _classified(f"s3://{self.bucket}"):
@@ -178,8 +181,20 @@ class S3Sink:
         return f"s3://{self.bucket}/{key}"
 
 
-def _md5(data: bytes | memoryview) -> str:
-    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _in_parts(body: Body, part_size: int) -> Iterator[bytes]:
+    """`body`'s bytes in parts of `part_size` (the last one shorter)."""
+    pending = bytearray()
+    for chunk in body.chunks():
+        pending += chunk
+        while len(pending) >= part_size:
+            yield bytes(pending[:part_size])
+            del pending[:part_size]
+    if pending:
+        yield bytes(pending)
 
 
 def _assuming(

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -104,4 +105,4 @@ def test_the_same_input_gives_the_same_bytes_in_every_format() -> None:
 
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown file format"):
-        encode(b"amplitudeID\n", ["amplitudeID"], "xlsx")
+        encode(["amplitudeID"], pa.array([], type=pa.string()), "xlsx")

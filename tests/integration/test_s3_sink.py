@@ -13,7 +13,7 @@ import pytest
 from stream.config.destinations import Placement, Role
 from stream.errors import PermanentSinkError, TransientSinkError
 from stream.kafka.embedded import EmbeddedBroker
-from stream.sinks import Put
+from stream.sinks import Body, Put
 from stream.sinks.s3 import S3Sink
 from tests.scenario import C1, C2, expected_csvs
 
@@ -25,19 +25,19 @@ def test_objects_are_written_once_and_never_replaced(
     s3: Any, bucket: str, s3_endpoint: str
 ) -> None:
     sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
-    assert sink.put("a/b.csv", b"first") is Put.WRITTEN
-    assert sink.put("a/b.csv", b"first") is Put.UNCHANGED
-    assert sink.put("a/b.csv", b"other") is Put.KEPT
+    assert sink.put("a/b.csv", Body.of(b"first")) is Put.WRITTEN
+    assert sink.put("a/b.csv", Body.of(b"first")) is Put.UNCHANGED
+    assert sink.put("a/b.csv", Body.of(b"other")) is Put.KEPT
     assert s3.get_object(Bucket=bucket, Key="a/b.csv")["Body"].read() == b"first"
     replacing = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint, overwrite=True)
-    assert replacing.put("a/b.csv", b"other") is Put.WRITTEN
+    assert replacing.put("a/b.csv", Body.of(b"other")) is Put.WRITTEN
     assert s3.get_object(Bucket=bucket, Key="a/b.csv")["Body"].read() == b"other"
 
 
 def test_a_missing_bucket_is_a_permanent_error_naming_it(s3_endpoint: str) -> None:
     sink = S3Sink(bucket="no-such-bucket-here", region="us-east-1", endpoint_url=s3_endpoint)
     with pytest.raises(PermanentSinkError, match="s3://no-such-bucket-here/k.csv: NoSuchBucket"):
-        sink.put("k.csv", b"x")
+        sink.put("k.csv", Body.of(b"x"))
 
 
 def test_injected_slowdowns_and_internal_errors_are_retried(
@@ -54,7 +54,7 @@ def test_injected_slowdowns_and_internal_errors_are_retried(
     with FaultyS3Proxy(s3_endpoint, two_failures_per_put) as proxy:
         sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url)
         for index in range(3):
-            assert sink.put(f"k{index}.csv", b"data") is Put.WRITTEN
+            assert sink.put(f"k{index}.csv", Body.of(b"data")) is Put.WRITTEN
     assert proxy.injected == {"SlowDown": 3, "InternalError": 3}
     assert s3.get_object(Bucket=bucket, Key="k2.csv")["Body"].read() == b"data"
 
@@ -132,8 +132,10 @@ def test_every_object_carries_its_destination_s_encryption_acl_and_storage_class
         endpoint_url=s3_endpoint,
         put_arguments=placement.put_arguments(),
     )
-    assert sink.put("k.csv", b"x") is Put.WRITTEN
-    assert sink.put("k.csv", b"x") is Put.UNCHANGED  # the check for identical bytes still works
+    assert sink.put("k.csv", Body.of(b"x")) is Put.WRITTEN
+    assert (
+        sink.put("k.csv", Body.of(b"x")) is Put.UNCHANGED
+    )  # the check for identical bytes still works
     head = s3.head_object(Bucket=bucket, Key="k.csv")
     assert head["ServerSideEncryption"] == "aws:kms"
     assert head["SSEKMSKeyId"].endswith("alias/cohorts")
@@ -146,7 +148,7 @@ def test_every_object_carries_its_destination_s_encryption_acl_and_storage_class
         endpoint_url=s3_endpoint,
         put_arguments=Placement(sse="AES256").put_arguments(),
     )
-    plain.put("p.csv", b"y")
+    plain.put("p.csv", Body.of(b"y"))
     assert s3.head_object(Bucket=bucket, Key="p.csv")["ServerSideEncryption"] == "AES256"
 
 
@@ -163,7 +165,7 @@ def test_every_put_carries_the_md5_of_its_body_for_the_server_to_check(
         sent.append((body, request.headers["Content-MD5"].decode()))
 
     sink._client.meta.events.register("before-send.s3.PutObject", record)
-    sink.put("k.csv", b"exact bytes")
+    sink.put("k.csv", Body.of(b"exact bytes"))
     [(body, md5)] = sent
     assert body == b"exact bytes"
     assert md5 == base64.b64encode(hashlib.md5(b"exact bytes").digest()).decode()
@@ -180,7 +182,7 @@ def test_an_assumed_role_writes_with_its_external_id_and_is_refreshed_before_it_
             bucket=bucket, region="us-east-1", endpoint_url=proxy.url, role=role, role_seconds=900
         )
         for index in range(3):
-            assert sink.put(f"k{index}.csv", b"x") is Put.WRITTEN
+            assert sink.put(f"k{index}.csv", Body.of(b"x")) is Put.WRITTEN
         requests = list(proxy.requests)
     assume = [body.decode() for method, _, _, body in requests if b"Action=AssumeRole" in body]
     assert len(assume) >= 2  # fetched, then refreshed
@@ -213,10 +215,10 @@ def test_a_body_damaged_on_the_way_is_refused_and_the_retry_stores_the_right_byt
     with FaultyS3Proxy(s3_endpoint, corrupt=first_put) as proxy:
         once = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url, max_attempts=1)
         with pytest.raises(TransientSinkError, match="BadDigest"):
-            once.put("k.csv", b"exact bytes")
+            once.put("k.csv", Body.of(b"exact bytes"))
         assert "Contents" not in s3.list_objects_v2(Bucket=bucket)  # refused, not stored
         retrying = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=proxy.url)
-        assert retrying.put("k.csv", b"exact bytes") is Put.WRITTEN
+        assert retrying.put("k.csv", Body.of(b"exact bytes")) is Put.WRITTEN
     assert s3.get_object(Bucket=bucket, Key="k.csv")["Body"].read() == b"exact bytes"
 
 
@@ -232,16 +234,16 @@ def test_a_big_object_goes_up_in_parts_still_written_once(
             put_arguments=Placement(storage_class="STANDARD_IA").put_arguments(),
         )
         data = bytes(range(256)) * (12 * 4096)  # 12 MiB: parts of 8 and 4 MiB
-        assert sink.put("big.csv", data) is Put.WRITTEN
-        assert sink.put("big.csv", data) is Put.UNCHANGED  # the completion is conditional
-        assert sink.put("big.csv", data[:-1] + b"!") is Put.KEPT
+        assert sink.put("big.csv", Body.of(data)) is Put.WRITTEN
+        assert sink.put("big.csv", Body.of(data)) is Put.UNCHANGED  # the completion is conditional
+        assert sink.put("big.csv", Body.of(data[:-1] + b"!")) is Put.KEPT
         parts = [path for method, path, _, _ in proxy.requests if "partNumber=" in path]
     assert len(parts) == 2 * 3  # three uploads of two parts
     assert s3.get_object(Bucket=bucket, Key="big.csv")["Body"].read() == data
     assert s3.head_object(Bucket=bucket, Key="big.csv")["StorageClass"] == "STANDARD_IA"
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)  # the refused ones too
     small = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
-    assert small.put("small.csv", b"x" * 1024) is Put.WRITTEN  # under 64 MiB: one put
+    assert small.put("small.csv", Body.of(b"x" * 1024)) is Put.WRITTEN  # under 64 MiB: one put
 
 
 def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
@@ -259,7 +261,7 @@ def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
             max_attempts=1,
         )
         with pytest.raises(TransientSinkError, match="InternalError"):
-            sink.put("big.csv", b"y" * (9 * 1024 * 1024))
+            sink.put("big.csv", Body.of(b"y" * (9 * 1024 * 1024)))
         aborted = [m for m, path, _, _ in proxy.requests if m == "DELETE" and "uploadId=" in path]
     assert len(aborted) == 1
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket)

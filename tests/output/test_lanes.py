@@ -11,7 +11,7 @@ from stream.metrics import Metrics
 from stream.output.lanes import DestinationLanes
 from stream.output.sync import SyncFile, SyncOutput
 from stream.output.writer import SyncWriter
-from stream.sinks import Put
+from stream.sinks import Body, Put
 
 
 class Sink:
@@ -19,7 +19,7 @@ class Sink:
         self.failing = failing
         self.stored: list[str] = []
 
-    def put(self, key: str, data: bytes) -> Put:
+    def put(self, key: str, body: Body) -> Put:
         if self.failing:
             raise PermanentSinkError(f"s3://missing/{key}: NoSuchBucket")
         self.stored.append(key)
@@ -33,7 +33,8 @@ class Sink:
 
 def sync(destination: str, hour: int, size: int = 10) -> SyncOutput:
     files = tuple(
-        SyncFile(f"{hour}_{kind}.csv", b"x" * size) for kind in ("entering", "exiting", "existing")
+        SyncFile(f"{hour}_{kind}.csv", Body.of(b"x" * size))
+        for kind in ("entering", "exiting", "existing")
     )
     return SyncOutput(
         destination=destination,
@@ -41,7 +42,7 @@ def sync(destination: str, hour: int, size: int = 10) -> SyncOutput:
         sync_time=hour,
         counts={"entering": 0, "exiting": 0, "existing": 0},
         csv_files=files,
-        manifest=SyncFile(f"{hour}_manifest.json", b"{}"),
+        manifest=SyncFile(f"{hour}_manifest.json", Body.of(b"{}")),
     )
 
 

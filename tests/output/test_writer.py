@@ -12,7 +12,7 @@ from stream.errors import PermanentSinkError, TransientSinkError, WriteAbandoned
 from stream.metrics import Metrics
 from stream.output.sync import SyncFile, SyncOutput
 from stream.output.writer import SyncWriter
-from stream.sinks import Put
+from stream.sinks import Body, Put
 
 
 class FlakySink:
@@ -31,7 +31,8 @@ class FlakySink:
         self.attempts = 0
         self.attempt_times: list[float] = []
 
-    def put(self, key: str, data: bytes) -> Put:
+    def put(self, key: str, body: Body) -> Put:
+        data = body.read()
         self.attempts += 1
         self.attempt_times.append(self.clock())
         if self.attempts <= self.failures:
@@ -47,7 +48,8 @@ class FlakySink:
 
 def output() -> SyncOutput:
     files = tuple(
-        SyncFile(f"k_{kind}.csv", kind.encode()) for kind in ("entering", "exiting", "existing")
+        SyncFile(f"k_{kind}.csv", Body.of(kind.encode()))
+        for kind in ("entering", "exiting", "existing")
     )
     return SyncOutput(
         destination="d",
@@ -55,7 +57,7 @@ def output() -> SyncOutput:
         sync_time=0,
         counts={"entering": 0, "exiting": 0, "existing": 0},
         csv_files=files,
-        manifest=SyncFile("k_manifest.json", b"{}"),
+        manifest=SyncFile("k_manifest.json", Body.of(b"{}")),
     )
 
 

@@ -7,27 +7,27 @@ from pathlib import Path
 import pytest
 
 from stream.errors import PermanentSinkError
-from stream.sinks import Put
+from stream.sinks import Body, Put
 from stream.sinks.local import LocalSink
 
 
 def test_local_sink_writes_once_and_leaves_no_temporaries(tmp_path: Path) -> None:
     sink = LocalSink(tmp_path / "out")
-    assert sink.put("a/b.csv", b"first") is Put.WRITTEN
-    assert sink.put("a/b.csv", b"first") is Put.UNCHANGED
-    assert sink.put("a/b.csv", b"second") is Put.KEPT
+    assert sink.put("a/b.csv", Body.of(b"first")) is Put.WRITTEN
+    assert sink.put("a/b.csv", Body.of(b"first")) is Put.UNCHANGED
+    assert sink.put("a/b.csv", Body.of(b"second")) is Put.KEPT
     assert (tmp_path / "out" / "a" / "b.csv").read_bytes() == b"first"
     assert [p.name for p in (tmp_path / "out" / "a").iterdir()] == ["b.csv"]
     assert sink.location("a/b.csv") == (tmp_path / "out" / "a" / "b.csv").as_uri()
 
 
 def test_local_sink_with_overwrite_replaces_files(tmp_path: Path) -> None:
-    LocalSink(tmp_path).put("b.csv", b"first")
-    assert LocalSink(tmp_path, overwrite=True).put("b.csv", b"second") is Put.WRITTEN
+    LocalSink(tmp_path).put("b.csv", Body.of(b"first"))
+    assert LocalSink(tmp_path, overwrite=True).put("b.csv", Body.of(b"second")) is Put.WRITTEN
     assert (tmp_path / "b.csv").read_bytes() == b"second"
     assert [p.name for p in tmp_path.iterdir()] == ["b.csv"]
 
 
 def test_local_sink_refuses_keys_that_escape_its_folder(tmp_path: Path) -> None:
     with pytest.raises(PermanentSinkError):
-        LocalSink(tmp_path).put("../outside.csv", b"x")
+        LocalSink(tmp_path).put("../outside.csv", Body.of(b"x"))
