@@ -52,9 +52,10 @@ def _csv(header: Sequence[str], lines: pa.StringArray) -> Chunks:
 
 
 def _gzipped(chunks: Chunks) -> Chunks:
-    """RFC 1952 around a raw deflate stream, as `gzip.compress` writes it: zlib's output does
-    not depend on how its input is split."""
-    yield b"\x1f\x8b\x08\x00" + struct.pack("<I", 0) + b"\x00\xff"  # no flags, mtime 0, Unix
+    """RFC 1952 around a raw deflate stream, as `gzip.compress` writes it on Python 3.11
+    (the header is fixed here, so another Python's cannot change the bytes); zlib's output
+    does not depend on how its input is split."""
+    yield b"\x1f\x8b\x08\x00" + struct.pack("<I", 0) + b"\x00\x03"  # no flags, mtime 0, Unix
     deflate = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
     crc, size = 0, 0
     for chunk in chunks:

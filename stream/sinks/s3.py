@@ -122,6 +122,7 @@ class S3Sink:
                     Body=part,
                     ContentMD5=_b64(hashlib.md5(part, usedforsecurity=False).digest()),
                 )
+                del part  # not held while the next one is joined
                 parts.append({"ETag": answer["ETag"], "PartNumber": number})
             self._client.complete_multipart_upload(
                 **where, UploadId=upload, MultipartUpload={"Parts": parts}, **self._conditional
@@ -186,15 +187,29 @@ def _b64(digest: bytes) -> str:
 
 
 def _in_parts(body: Body, part_size: int) -> Iterator[bytes]:
-    """`body`'s bytes in parts of `part_size` (the last one shorter)."""
-    pending = bytearray()
+    """`body`'s bytes in parts of `part_size` (the last one shorter), each joined from the
+    views of its chunks, which are let go before it is handed over: memory holds the part
+    being sent and the chunks of the next."""
+    pending: list[memoryview] = []
+    held = 0
     for chunk in body.chunks():
-        pending += chunk
-        while len(pending) >= part_size:
-            yield bytes(pending[:part_size])
-            del pending[:part_size]
+        while held + len(chunk) >= part_size:
+            cut = part_size - held
+            pending.append(chunk[:cut])
+            held, chunk = 0, chunk[cut:]
+            yield _joined(pending)
+        if len(chunk):
+            pending.append(chunk)
+            held += len(chunk)
     if pending:
-        yield bytes(pending)
+        yield _joined(pending)
+
+
+def _joined(pending: list[memoryview]) -> bytes:
+    """The views end to end; `pending` is emptied."""
+    part = b"".join(pending)
+    pending.clear()
+    return part
 
 
 def _assuming(

@@ -18,7 +18,8 @@ import pytest
 
 from stream.config import Settings, settings_from_mapping
 from stream.engine.offline import expected_outputs
-from stream.formats.encoding import encode
+from stream.formats.csvfile import csv_lines
+from stream.formats.encoding import PARQUET_ROW_GROUP, encode, encoder
 from tests.scenario import C1, C2
 
 Row = tuple[Any, ...]
@@ -106,3 +107,37 @@ def test_the_same_input_gives_the_same_bytes_in_every_format() -> None:
 def test_an_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown file format"):
         encode(["amplitudeID"], pa.array([], type=pa.string()), "xlsx")
+
+
+def many_lines(rows: int) -> pa.StringArray:
+    """`rows` CSV lines, some quoted, some with an empty cell."""
+    cells = [
+        pa.array(range(rows), type=pa.int64()).cast(pa.string()),
+        pa.array([None if i % 7 == 0 else f"u{i}" for i in range(rows)], type=pa.string()),
+        pa.array(['"a, b"' if i % 5 == 0 else "pro" for i in range(rows)], type=pa.string()),
+    ]
+    return csv_lines([column.to_pylist() for column in cells])
+
+
+def test_csv_gz_made_in_chunks_has_the_bytes_of_gzip_compress_of_the_whole() -> None:
+    lines = many_lines(200_000)  # several chunks of the lines' buffer
+    header = ["amplitudeID", "userID", "plan"]
+    whole = encode(header, lines, "csv")
+    assert len(list(encoder(header, lines, "csv")())) > 3
+    assert encode(header, lines, "csv.gz") == gzip.compress(whole, compresslevel=6, mtime=0)
+
+
+def test_parquet_bigger_than_a_row_group_is_written_a_row_group_at_a_time() -> None:
+    rows = 2 * PARQUET_ROW_GROUP + 10
+    lines = many_lines(rows)
+    header = ["amplitudeID", "userID", "plan"]
+    data = encode(header, lines, "parquet")
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    assert [parquet.metadata.row_group(i).num_rows for i in range(3)] == [
+        PARQUET_ROW_GROUP,
+        PARQUET_ROW_GROUP,
+        10,
+    ]
+    got = plain([tuple(row.values()) for row in parquet.read().to_pylist()])
+    assert got == csv_rows(encode(header, lines, "csv"))
+    assert encode(header, lines, "parquet") == data

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,10 @@ from stream.config.destinations import Placement, Role
 from stream.errors import PermanentSinkError, TransientSinkError
 from stream.kafka.embedded import EmbeddedBroker
 from stream.sinks import Body, Put
-from stream.sinks.s3 import S3Sink
+from stream.sinks.s3 import MIB, S3Sink
 from tests.scenario import C1, C2, expected_csvs
 
+from .conftest import AWS_ENV
 from .faults import INTERNAL_ERROR, SLOW_DOWN, Fault, FaultyS3Proxy
 from .support import HOURLY_ALL, csvs_in, produce, s3_destination, wait_for_objects, write_config
 
@@ -244,6 +248,46 @@ def test_a_big_object_goes_up_in_parts_still_written_once(
     assert "Uploads" not in s3.list_multipart_uploads(Bucket=bucket)  # the refused ones too
     small = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
     assert small.put("small.csv", Body.of(b"x" * 1024)) is Put.WRITTEN  # under 64 MiB: one put
+
+
+#: Run in a process of its own: moto's server, in this one, keeps the parts it receives.
+MEASURED_PUT = """
+import sys, tracemalloc
+from stream.sinks import Body
+from stream.sinks.s3 import MIB, S3Sink
+endpoint, bucket, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+chunks = lambda: (bytes([index % 251]) * MIB for index in range(size // MIB))
+sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=endpoint,
+              multipart_threshold=5 * MIB, part_size=5 * MIB)
+body = Body(chunks)
+body.size
+tracemalloc.start()
+assert sink.put("big.csv", body).value == "written"
+print(tracemalloc.get_traced_memory()[1])
+"""
+
+
+def test_a_multipart_upload_holds_about_a_part_of_the_file_in_memory(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    """A 60 MiB body made in 1 MiB chunks goes up in twelve 5 MiB parts with a Python heap
+    peak of under four parts: the part being sent, http.client's copy of it behind the
+    headers, and the chunks of the next; never the file."""
+    size = 60 * MIB
+    measured = subprocess.run(
+        [sys.executable, "-c", MEASURED_PUT, s3_endpoint, bucket, str(size)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **AWS_ENV},
+    )
+    assert measured.returncode == 0, measured.stderr
+    peak = int(measured.stdout)
+    assert peak < 4 * 5 * MIB, f"{peak / MIB:.1f} MiB at the peak for a {size // MIB} MiB file"
+    body = Body(lambda: (bytes([index % 251]) * MIB for index in range(size // MIB)))
+    stored = s3.get_object(Bucket=bucket, Key="big.csv")["Body"]
+    assert body.matches(stored.iter_chunks(MIB))
+    assert s3.head_object(Bucket=bucket, Key="big.csv")["ETag"].endswith('-12"')
 
 
 def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
