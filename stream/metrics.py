@@ -8,9 +8,32 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Metrics", "RecentSync", "UPLOAD_BUCKETS"]
+__all__ = ["Histogram", "LOOP_LAG_BUCKETS", "Metrics", "RecentSync", "UPLOAD_BUCKETS"]
 
 UPLOAD_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LOOP_LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass
+class Histogram:
+    """Observations in cumulative buckets (Prometheus's form), their sum, count and largest."""
+
+    bounds: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    count: int = 0
+    largest: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.bounds)
+
+    def observe(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        self.largest = max(self.largest, value)
+        for index, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.counts[index] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +71,10 @@ class Metrics:
     """Syncs written, by destination name."""
     last_sync_time_ms: dict[str, int] = field(default_factory=dict)
     """Newest sync time written, by destination name."""
-    upload_bucket_counts: list[int] = field(default_factory=lambda: [0] * len(UPLOAD_BUCKETS))
-    upload_seconds_sum: float = 0.0
-    upload_count: int = 0
+    uploads: Histogram = field(default_factory=lambda: Histogram(UPLOAD_BUCKETS))
+    """Seconds to write each sync's four files."""
+    loop_lag: Histogram = field(default_factory=lambda: Histogram(LOOP_LAG_BUCKETS))
+    """Seconds the event loop woke late (`ops/looplag.py`): how long it was blocked."""
     recent_syncs: deque[RecentSync] = field(default_factory=lambda: deque(maxlen=20))
     recent_errors: deque[str] = field(default_factory=lambda: deque(maxlen=20))
 
@@ -67,11 +91,7 @@ class Metrics:
 
     def observe_upload(self, seconds: float) -> None:
         """One sync's upload (three CSVs and the manifest) took `seconds`."""
-        self.upload_count += 1
-        self.upload_seconds_sum += seconds
-        for index, bound in enumerate(UPLOAD_BUCKETS):
-            if seconds <= bound:
-                self.upload_bucket_counts[index] += 1
+        self.uploads.observe(seconds)
 
     def synced(self, sync: RecentSync) -> None:
         self.syncs[sync.destination] += 1

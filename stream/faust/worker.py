@@ -45,6 +45,7 @@ from stream.faust.reload import ConfigReload
 from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app
 from stream.faust.web import add_web_views
 from stream.metrics import Metrics
+from stream.ops.looplag import watch_loop_lag
 from stream.output.lanes import DestinationLanes
 from stream.output.writer import SyncWriter
 from stream.sinks import open_sink
@@ -344,6 +345,10 @@ class Worker:
         interval = 1.0 if self.idle_after is None else min(1.0, max(self.idle_after / 4, 0.1))
         self.app.timer(interval=interval)(self._tick_partitions)
         self.app.timer(interval=FLUSH_SECONDS)(self._flush_quiet_partitions)
+        self.app.task(self._watch_loop)
+
+    async def _watch_loop(self) -> None:
+        await watch_loop_lag(self.metrics.loop_lag)
 
     async def _tick_partitions(self) -> None:
         """Load each newly assigned partition (writing any sync it had due when the last

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.utils import floatToGoString
 
-from stream.metrics import UPLOAD_BUCKETS, Metrics
+from stream.metrics import Histogram, Metrics
 
 __all__ = ["CONTENT_TYPE", "render_prometheus"]
 
@@ -86,7 +86,19 @@ class _WorkerCollector:
             "Syncs written, by destination.",
             metrics.syncs,
         )
-        yield _upload_histogram(metrics)
+        yield _histogram(
+            "cohort_sync_upload_seconds", "Time to write one sync's four files.", metrics.uploads
+        )
+        yield _histogram(
+            "cohort_sync_event_loop_lag_seconds",
+            "How late the event loop woke from a 0.1 s sleep: how long it was blocked.",
+            metrics.loop_lag,
+        )
+        yield GaugeMetricFamily(
+            "cohort_sync_event_loop_lag_max_seconds",
+            "The longest the event loop was blocked since the worker started.",
+            value=metrics.loop_lag.largest,
+        )
         yield from self._gauges()
 
     def _gauges(self) -> Iterator[Metric]:
@@ -156,15 +168,10 @@ def _labelled(family: Any, values: Mapping[tuple[str, ...], float]) -> Metric:
     return result
 
 
-def _upload_histogram(metrics: Metrics) -> Metric:
+def _histogram(name: str, documentation: str, histogram: Histogram) -> Metric:
     buckets = [
         (floatToGoString(bound), count)
-        for bound, count in zip(UPLOAD_BUCKETS, metrics.upload_bucket_counts, strict=True)
+        for bound, count in zip(histogram.bounds, histogram.counts, strict=True)
     ]
-    buckets.append(("+Inf", metrics.upload_count))
-    return HistogramMetricFamily(
-        "cohort_sync_upload_seconds",
-        "Time to write one sync's four files.",
-        buckets=buckets,
-        sum_value=metrics.upload_seconds_sum,
-    )
+    buckets.append(("+Inf", histogram.count))
+    return HistogramMetricFamily(name, documentation, buckets=buckets, sum_value=histogram.total)

@@ -137,6 +137,10 @@ def test_metrics_health_and_status_page(
     for partition in range(4):
         assert f'cohort_sync_consumer_lag{{partition="{partition}"}} 0.0' in lines
     assert sum(1 for line in lines if line.startswith("cohort_sync_watermark_lag_seconds{")) == 2
+    probed = next(
+        line for line in lines if line.startswith("cohort_sync_event_loop_lag_seconds_count")
+    )
+    assert float(probed.split()[1]) > 0  # the loop-lag probe runs in the worker
     assert get(f"{base}/health") == (200, '{"status":"ok"}')
     status, page = get(f"{base}/")
     assert status == 200 and "<h2>Latest syncs</h2>" in page
