@@ -11,6 +11,7 @@ their group's committed offsets, the same way for the floor and for the worker.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -37,19 +38,21 @@ from benchmarks.benchwork import (
     single_events,
     trigger,
 )
+from benchmarks.report import write_table
+from benchmarks.runs import MotoServer, bench_toml, rate_from_commits, raw_consume
+from benchmarks.scale import RestartFigures, cli_command, replay_records_per_s, restart_figures
 from stream.config import Settings, settings_from_mapping
 from stream.domain.membership import diff_cohort
 from stream.domain.partitioner import partition_for
-from stream.errors import CohortSyncError
 from stream.faust.worker import WORKER_FAUST_DEFAULTS
 from stream.formats.csvfile import bare_arrow_csv, format_cell
 from stream.kafka.client import (
-    GroupOffsets,
     earliest_timestamp_ms,
     ensure_topics,
     produce_lines,
 )
-from stream.kafka.embedded import EmbeddedBroker, free_port
+from stream.kafka.embedded import EmbeddedBroker
+from stream.metrics import LOOP_LAG_BUCKETS, Histogram
 from stream.sinks import Body
 from stream.sinks.s3 import S3Sink
 
@@ -76,7 +79,8 @@ _MEMORY_CHILD = (
 #: off by one commit interval, so every measured phase lasts many seconds). The producer
 #: settings are the worker's own defaults, as against Apache Kafka: the one-record batches
 #: it uses on a Tansu broker only matter for restarts (see embedded.TANSU_FAUST_SETTINGS),
-#: and a bench run never restarts a worker. COHORT_SYNC_BENCH_FAUST (JSON) overrides them.
+#: so only the restart measurement (`scale.restart_figures`) uses them.
+#: COHORT_SYNC_BENCH_FAUST (JSON) overrides them.
 BENCH_FAUST = {"broker_commit_interval": 0.2, **WORKER_FAUST_DEFAULTS}
 
 
@@ -89,6 +93,8 @@ class Sizes:
     repeats: int
     churn_members: int = 100_000
     """New members a round of the churn run (`benchwork.churn_child`)."""
+    restart_members: int = 1_000_000
+    """Members in the table of the restarted worker (`scale.restart_figures`)."""
 
 
 FULL = Sizes(
@@ -115,7 +121,7 @@ def run_bench(
     results: dict[str, list[float]] = {}
     with (
         EmbeddedBroker() as broker,
-        _MotoServer() as s3_endpoint,
+        MotoServer() as s3_endpoint,
         tempfile.TemporaryDirectory() as tmp,
     ):
         bench = _Bench(broker, s3_endpoint, Path(tmp), out)
@@ -131,10 +137,17 @@ def run_bench(
             results.setdefault("floor", []).append(bench.floor(single, sizes.single_events))
             results.setdefault("ingest", []).append(bench.ingest(single, sizes.single_events))
             results.setdefault("batch", []).append(bench.ingest(batch, sizes.batch_messages) * 1000)
+            results.setdefault("raw_batch", []).append(
+                bench.raw(batch, sizes.batch_messages) * 1000
+            )
+            results.setdefault("replay", []).append(bench.replay(single))
+            results.setdefault("replay_batch", []).append(bench.replay(batch) * 1000)
         bench.say(f"memory: loading {sizes.memory_members:,} members")
         bytes_per_member = bench.memory(sizes.memory_members)
         bench.say(f"flush: loading a cohort of {sizes.flush_members:,} members")
         flush_seconds, bare_seconds = bench.flush(sizes.flush_members, max(sizes.repeats, 3))
+        bench.say(f"restart: a worker with {sizes.restart_members:,} members, stopped, started")
+        restart = bench.restart(sizes.restart_members)
         bench.say(f"churn: {CHURN_ROUNDS} days of {sizes.churn_members:,} members in and out")
         churn = bench.churn(sizes.churn_members, "1d")
         churn_forever = bench.churn(sizes.churn_members, "forever")
@@ -151,8 +164,17 @@ def run_bench(
         "bytes_per_member": round(bytes_per_member),
         "churn_growth_ratio": round(churn, 3),
         "churn_growth_ratio_forever": round(churn_forever, 3),
+        "replay_events_per_s": round(figures["replay"]),
+        "replay_events_ratio": round(figures["replay"] / figures["raw"], 3),
+        "replay_changes_per_s": round(figures["replay_batch"]),
+        "replay_changes_ratio": round(figures["replay_batch"] / figures["raw_batch"], 3),
+        "recovery_seconds": round(restart.recovery_seconds, 1),
+        "recovery_ratio": round(restart.recovery_seconds / restart.ingest_seconds, 3),
+        "first_sync_seconds": round(bench.first_sync_seconds, 2),
+        "first_sync_ratio": round(bench.first_sync_seconds / bare_seconds, 2),
+        "max_loop_stall_s": round(max(restart.max_loop_stall_s, bench.first_sync_stall), 2),
     }
-    _table(summary, bare_seconds, bench.first_sync_seconds, sizes, out)
+    write_table(summary, bare_seconds, bench, sizes, out)
     out.write(json.dumps(summary) + "\n")
     out.flush()
     return summary
@@ -172,6 +194,10 @@ class _Bench:
         self.runs = 0
         self.first_sync_seconds = 0.0
         """The flush cohort's first sync: built from every member, all of them entering."""
+        self.first_sync_stall = 0.0
+        """The longest its event loop was blocked during that first sync."""
+        self.restart_stall = 0.0
+        """The longest the restarted worker's event loop was blocked (`restart`)."""
 
     def say(self, text: str) -> None:
         self.out.write(f"  {text}\n")
@@ -210,7 +236,7 @@ class _Bench:
 
     def raw(self, topic: Settings, count: int) -> float:
         """aiokafka `getmany` and `json.loads` per record: the stack's limit."""
-        return asyncio.run(_raw_consume(self.broker.bootstrap, topic.kafka.topic, count))
+        return asyncio.run(raw_consume(self.broker.bootstrap, topic.kafka.topic, count))
 
     def floor(self, topic: Settings, count: int) -> float:
         """Plain Faust, with Faust's own poll size: the worker's 500 records a poll
@@ -226,25 +252,9 @@ class _Bench:
         self.runs += 1
         app_id = f"bench-{command}-{self.runs}"
         settings = replace(topic, kafka=replace(topic.kafka, app_id=app_id))
-        config = self.tmp / f"{app_id}.toml"
-        config.write_text(_toml(settings, self.s3_endpoint))
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.floor" if command == "bench-floor" else "stream.commands.cli",
-                *([] if command == "bench-floor" else [command]),
-                "--config",
-                str(config),
-                *(["--log-level", "warn"] if command == "worker" else []),
-            ],
-            cwd=self.tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**_CHILD_ENV, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"},
-        )
+        process = self._spawn(settings, command)
         try:
-            rate, finished_ms = _rate_from_commits(settings, count, process)
+            rate, finished_ms = rate_from_commits(settings, count, process)
             if command == "bench-floor":
                 return rate
             # The worker's commits wait for its changelog to be flushed, so its first commit
@@ -258,6 +268,83 @@ class _Bench:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+    def _spawn(self, settings: Settings, command: str) -> subprocess.Popen[bytes]:
+        config = self.config_file(settings)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.floor" if command == "bench-floor" else "stream.commands.cli",
+                *([] if command == "bench-floor" else [command]),
+                "--config",
+                str(config),
+                *(["--log-level", "warn"] if command == "worker" else []),
+            ],
+            cwd=self.tmp,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=self.child_env,
+        )
+
+    @property
+    def child_env(self) -> dict[str, str]:
+        return {**_CHILD_ENV, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+
+    def config_file(self, settings: Settings) -> Path:
+        config = self.tmp / f"{settings.kafka.app_id}.toml"
+        config.write_text(bench_toml(settings, self.s3_endpoint))
+        return config
+
+    # -- what benchmarks/scale.py asks of a bench (`scale.WorkerRun`)
+
+    def spawn_worker(self, settings: Settings) -> subprocess.Popen[bytes]:
+        return self._spawn(settings, "worker")
+
+    def wait_committed(
+        self, settings: Settings, count: int, process: subprocess.Popen[bytes]
+    ) -> None:
+        rate_from_commits(settings, count, process)
+
+    def manifests_ending(self, suffix: str) -> int:
+        return sum(1 for key in self._keys() if key.endswith(suffix))
+
+    def produce(self, settings: Settings, records: list[bytes]) -> None:
+        produce_lines(settings.kafka, records)
+
+    def _keys(self) -> Iterator[str]:
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket="bench"):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    @functools.cached_property
+    def _s3(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",
+        )
+
+    def replay(self, topic: Settings) -> float:
+        """Records/s of `cohort-sync replay` of the topic, to this run's own folder."""
+        self.runs += 1
+        settings = replace(topic, kafka=replace(topic.kafka, app_id=f"bench-replay-{self.runs}"))
+        return replay_records_per_s(
+            self.config_file(settings), self.tmp, self.child_env, cli_command()
+        )
+
+    def restart(self, members: int) -> RestartFigures:
+        self.say(f"  producing {members // 1000:,} batch messages of 1,000 users")
+        topic = self.topic("bench-restart", batch_messages(members // 1000))
+        self.runs += 1
+        settings = replace(topic, kafka=replace(topic.kafka, app_id=f"bench-restart-{self.runs}"))
+        figures = restart_figures(settings, members, self)
+        self.restart_stall = figures.max_loop_stall_s
+        return figures
 
     def memory(self, members: int) -> float:
         """RSS growth per member of a fresh process that loads `members` members."""
@@ -300,9 +387,9 @@ class _Bench:
         processor, writer_close = flush_processor(settings)
         feed = feeder(processor, settings)
         feed(one_cohort(members, T0 + 1000))
-        started = time.perf_counter()
-        feed([trigger(T0 + HOUR_MS + 1000, 1)])  # the first sync (every member enters)
-        self.first_sync_seconds = time.perf_counter() - started
+        lag = Histogram(LOOP_LAG_BUCKETS)  # the first sync, every member entering:
+        self.first_sync_seconds = feed([trigger(T0 + HOUR_MS + 1000, 1)], lag)
+        self.first_sync_stall = lag.largest
         timings = []
         for hour in range(2, 2 + repeats):  # each measured sync: 1M existing, a few changes
             feed([trigger(T0 + (hour - 1) * HOUR_MS + 2000, 10 * hour)])
@@ -327,141 +414,3 @@ class _Bench:
             sink.put("bare/existing.csv", Body.of(bare_arrow_csv(header, cells)))
             bare.append(time.perf_counter() - started)
         return statistics.median(timings), statistics.median(bare)
-
-
-async def _raw_consume(bootstrap: str, topic: str, count: int) -> float:
-    from aiokafka import AIOKafkaConsumer
-
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        seen = 0
-        started: float | None = None
-        while seen < count:
-            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
-            if started is None and batches:
-                started = time.perf_counter()
-            for records in batches.values():
-                for record in records:
-                    json.loads(record.value)
-                seen += len(records)
-        elapsed = time.perf_counter() - (started or time.perf_counter())
-        return count / max(elapsed, 1e-9)
-    finally:
-        await consumer.stop()
-
-
-def _rate_from_commits(
-    settings: Settings, count: int, process: subprocess.Popen[bytes]
-) -> tuple[float, int]:
-    """Records/s from the first commit seen to the last (from the process start when all
-    was done before any commit was seen, as at tiny sizes), and the wall-clock epoch ms at
-    which the last commit was seen."""
-    spawned = time.perf_counter()
-    first: tuple[float, int] | None = None
-    deadline = time.monotonic() + 900
-    with GroupOffsets(settings.kafka, settings.kafka.app_id) as group:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise CohortSyncError(f"benchmark worker exited with {process.returncode}")
-            done = sum(v or 0 for v in group.read().values())
-            now = time.perf_counter()
-            if done >= count:
-                start, already = first if first is not None else (spawned, 0)
-                return (count - already) / max(now - start, 1e-9), int(time.time() * 1000)
-            if done and first is None:
-                first = (now, done)
-            time.sleep(0.05)
-    raise CohortSyncError("benchmark worker did not finish within 15 minutes")
-
-
-def _toml(settings: Settings, endpoint: str) -> str:
-    faust = "\n".join(f"{k} = {json.dumps(v)}" for k, v in settings.faust.items())
-    return f"""project_id = 1
-[kafka]
-broker = "{settings.kafka.broker}"
-topic = "{settings.kafka.topic}"
-app_id = "{settings.kafka.app_id}"
-partitions = {settings.kafka.partitions}
-idle_timeout = "off"
-[faust]
-{faust}
-[[destinations]]
-name = "s3"
-url = "s3://bench/out"
-region = "us-east-1"
-endpoint_url = "{endpoint}"
-user_property = "plan"
-[[syncs]]
-cohort = "*"
-destination = "s3"
-cadence = "hourly"
-"""
-
-
-class _MotoServer:
-    def __enter__(self) -> str:
-        import logging
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        try:
-            from moto.server import ThreadedMotoServer
-        except ImportError:
-            raise CohortSyncError(
-                "bench needs moto[server]: pip install 'cohort-sync[test]'"
-            ) from None
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
-        port = free_port()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._server.start()
-        endpoint = f"http://127.0.0.1:{port}"
-        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/bench", method="PUT")).close()
-        return endpoint
-
-    def __exit__(self, *_: object) -> None:
-        self._server.stop()
-
-
-def _table(
-    summary: dict[str, float], bare_seconds: float, first_sync: float, sizes: Sizes, out: TextIO
-) -> None:
-    rows = [
-        ("raw aiokafka getmany + json.loads", f"{summary['raw_events_per_s']:,} records/s", ""),
-        ("Faust agent, no state", f"{summary['faust_floor_events_per_s']:,} events/s", ""),
-        (
-            "worker, single events",
-            f"{summary['ingest_events_per_s']:,} events/s",
-            f"{summary['ingest_ratio']:.2f} of raw, {summary['state_overhead_ratio']:.2f} of floor",
-        ),
-        ("worker, batch form (1,000 users)", f"{summary['batch_changes_per_s']:,} changes/s", ""),
-        (
-            f"flush, {sizes.flush_members:,} members",
-            f"{summary['flush_1m_seconds']:.2f} s",
-            f"{summary['flush_ratio']:.2f}x bare pyarrow write_csv + put ({bare_seconds:.2f} s)",
-        ),
-        (
-            "  its first sync (every member enters)",
-            f"{first_sync:.2f} s",
-            "built from every member: two files of every row",
-        ),
-        (
-            "memory",
-            f"{summary['bytes_per_member']:,} bytes/member",
-            f"over {sizes.memory_members:,} members",
-        ),
-        (
-            f"churn, {CHURN_ROUNDS} days, retain 1d",
-            f"{summary['churn_growth_ratio']:.2f}x RSS",
-            f"last day over the 2nd; {summary['churn_growth_ratio_forever']:.2f}x kept forever",
-        ),
-    ]
-    out.write(f"\n{'measure':<36} {'result':>22}  compared\n")
-    for name, value, note in rows:
-        out.write(f"{name:<36} {value:>22}  {note}\n")

@@ -7,12 +7,15 @@ import asyncio
 import gc
 import json
 import os
+import time
 from collections.abc import Callable
+from typing import Protocol
 
 from stream.config import Settings, settings_from_mapping
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
-from stream.metrics import Metrics
+from stream.metrics import Histogram, Metrics
+from stream.ops.looplag import PROBE_INTERVAL, watch_loop_lag
 from stream.output.sync import SyncOutput
 from stream.output.writer import SyncWriter
 from stream.sinks import open_sink
@@ -128,20 +131,33 @@ def flush_processor(settings: Settings) -> tuple[Processor, Callable[[], None]]:
     return Processor(settings, {}, _Outbox(writer), partition_for, metrics), writer.close
 
 
-def feeder(processor: Processor, settings: Settings) -> Callable[[list[bytes]], None]:
+class Feed(Protocol):
+    def __call__(self, records: list[bytes], lag: Histogram | None = None) -> float: ...
+
+
+def feeder(processor: Processor, settings: Settings) -> Feed:
+    """`feed(records, lag)`: the records to the processor, on one event loop, and the seconds
+    they took (their syncs written); with `lag`, a loop-lag probe runs beside them."""
     offsets = [0] * PARTITIONS
     loop = asyncio.new_event_loop()
 
-    def feed(records: list[bytes]) -> None:
-        async def run() -> None:
+    def feed(records: list[bytes], lag: Histogram | None = None) -> float:
+        async def run() -> float:
+            probe = None if lag is None else asyncio.ensure_future(watch_loop_lag(lag))
+            started = time.perf_counter()
             for record in records:
                 partition = partition_for(b"big", PARTITIONS)
                 await processor.on_record(
                     settings.kafka.topic, partition, offsets[partition], b"big", record
                 )
                 offsets[partition] += 1
+            elapsed = time.perf_counter() - started
+            if probe is not None:
+                await asyncio.sleep(PROBE_INTERVAL * 2)  # its wake after the last block
+                probe.cancel()
+            return elapsed
 
-        loop.run_until_complete(run())
+        return loop.run_until_complete(run())
 
     return feed
 

@@ -18,6 +18,15 @@ EXPECTED_KEYS = {
     "bytes_per_member",
     "churn_growth_ratio",
     "churn_growth_ratio_forever",
+    "replay_events_per_s",
+    "replay_events_ratio",
+    "replay_changes_per_s",
+    "replay_changes_ratio",
+    "recovery_seconds",
+    "recovery_ratio",
+    "first_sync_seconds",
+    "first_sync_ratio",
+    "max_loop_stall_s",
 }
 
 
@@ -30,9 +39,12 @@ def test_bench_runs_at_tiny_sizes_and_ends_with_its_json_line() -> None:
         memory_members=5_000,
         repeats=1,
         churn_members=2_000,
+        restart_members=100_000,  # a message of 1,000 in each cohort
     )
     summary = run_bench(quick=True, out=out, sizes=tiny)
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last == summary and set(last) == EXPECTED_KEYS
-    assert all(value > 0 for value in last.values())
+    assert all(value > 0 for key, value in last.items() if key != "max_loop_stall_s")
+    assert last["max_loop_stall_s"] >= 0
     assert "worker, batch form (1,000 users)" in out.getvalue()
+    assert "restart with 100,000 members" in out.getvalue()
