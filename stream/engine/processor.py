@@ -20,11 +20,13 @@ hands the pending syncs over again, built from the same state: the same bytes.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from array import array
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from stream.config import Settings, SyncRule
 from stream.domain.events import MembershipEvent, parse_message
@@ -39,7 +41,7 @@ from stream.output.sync import InputPosition
 from stream.state import codec
 from stream.state.journal import FLUSH_MEMBERS, Journal
 from stream.state.partition import PartitionState, PendingSync, SyncJob
-from stream.state.stored import load_partition, partition_meta
+from stream.state.stored import LoadedPartition, load_partition, partition_items, partition_meta
 
 __all__ = ["Processor"]
 
@@ -64,6 +66,23 @@ class _Position:
     next_offset: int
 
 
+T = TypeVar("T")
+
+
+class Offload(Protocol):
+    """Runs `work` off the event loop and gives its result."""
+
+    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
+
+
+async def _in_thread(work: Callable[[], T]) -> T:
+    return await asyncio.get_running_loop().run_in_executor(None, work)
+
+
+class _Revoked(Exception):
+    """The partition was taken away while this worker was rebuilding it."""
+
+
 class Processor:
     def __init__(
         self,
@@ -76,13 +95,15 @@ class Processor:
         wanted: Callable[[SyncJob], bool] | None = None,
         incremental: bool = True,
         journal: bool = True,
+        offload: Offload | None = None,
     ) -> None:
         """`wanted` (a replay's --since/--until) picks which due syncs are written; state
         and the decided watermark advance the same either way. `incremental` builds each
         sync after a cohort's first from the rows of the one before and the members that
         changed since (False: from every member; the same bytes, which tests check).
         `journal=False` keeps members in memory only, for a run that never restarts from
-        the store (a replay): nothing is encoded for it."""
+        the store (a replay): nothing is encoded for it. `offload(fn)` runs `fn` off the
+        event loop (default: the loop's thread pool): a partition is rebuilt there."""
         self.settings = settings
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
@@ -93,7 +114,10 @@ class Processor:
         self.wanted = wanted
         self.incremental = incremental
         self.journal = journal
+        self.offload = offload or _in_thread
         self.partitions: dict[int, PartitionState] = {}
+        self._revocations: dict[int, int] = {}
+        """Per partition: how often `forget` dropped it (a rebuild in flight checks it)."""
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
         """Per input partition: the offset after the last record handled (for lag)."""
@@ -133,12 +157,20 @@ class Processor:
     async def on_record(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
-        """Handle one input (or repartitioned) record; never raises for bad input."""
+        """Handle one input (or repartitioned) record; never raises for bad input. A record
+        of a partition taken away while it was being rebuilt is left to its new owner."""
         try:
             await self._handle(topic, partition, offset, key, value)
-        finally:
-            if topic == self.settings.kafka.topic:
-                self.input_next_offset[partition] = offset + 1
+        except _Revoked:
+            return
+        except BaseException:
+            self._seen(topic, partition, offset)
+            raise
+        self._seen(topic, partition, offset)
+
+    def _seen(self, topic: str, partition: int, offset: int) -> None:
+        if topic == self.settings.kafka.topic:
+            self.input_next_offset[partition] = offset + 1
 
     async def _handle(
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
@@ -163,7 +195,7 @@ class Processor:
                 return
             self.metrics.forwarded += 1
             return
-        state = self.partition(partition)
+        state = await self._rebuilt(partition)
         if partition in self._written or partition in self._unsubmitted:
             await self._catch_up(partition, state)
         too_late = self._too_late(state, events)
@@ -260,7 +292,10 @@ class Processor:
         """The wall clock reached `now_ms` on an idle partition: decide what became due.
         `None` only loads the partition (handing over its pending syncs), forgets the
         syncs reported written and flushes the journal."""
-        state = self.partition(partition)
+        try:
+            state = await self._rebuilt(partition)
+        except _Revoked:
+            return
         await self._catch_up(partition, state)
         self._journals[partition].flush()
         watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
@@ -302,6 +337,7 @@ class Processor:
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the state of partitions this worker no longer owns."""
         for partition in partitions:
+            self._revocations[partition] = self._revocations.get(partition, 0) + 1
             self.partitions.pop(partition, None)
             self._positions.pop(partition, None)
             self.input_next_offset.pop(partition, None)
@@ -311,16 +347,29 @@ class Processor:
             self._journals.pop(partition, None)
             self._meta_changed.discard(partition)
 
+    async def _rebuilt(self, partition: int) -> PartitionState:
+        """`partition`'s state; one this worker has not yet is rebuilt from the table off
+        the event loop (from a copy of its keys: the store may change meanwhile), and
+        `_Revoked` raised when the partition was taken away before it was done."""
+        if partition not in self.partitions:
+            items = partition_items(self.store, partition)
+            revocations = self._revocations.get(partition, 0)
+            loaded = await self.offload(functools.partial(self._read, partition, items))
+            if self._revocations.get(partition, 0) != revocations:
+                raise _Revoked(partition)
+            if partition not in self.partitions:
+                self._install(partition, loaded)
+        return self.partition(partition)
+
     def partition(self, partition: int) -> PartitionState:
-        state = self.partitions.get(partition)
-        if state is not None and partition in self._meta_changed:
+        """`partition`'s state, rebuilt here (on the caller's thread) if need be."""
+        if partition not in self.partitions:
+            items = partition_items(self.store, partition)
+            self._install(partition, self._read(partition, items))
+        state = self.partitions[partition]
+        if partition in self._meta_changed:
             self._meta_changed.discard(partition)
             self._persist_partition(partition, state)
-        if state is None:
-            state = self.partitions[partition] = self._load(partition)
-            if state.register_rules(self.rules):
-                self._persist_partition(partition, state)
-            self._forget_absent(partition, state)  # what the last owner forgot, from the store
         return state
 
     @property
@@ -447,13 +496,18 @@ class Processor:
             due=None if due is None else (due.topic, due.end_offset),
         )
 
-    def _load(self, partition: int) -> PartitionState:
-        loaded = load_partition(
+    def _read(self, partition: int, items: dict[str, Any]) -> LoadedPartition:
+        """The partition rebuilt from `items`; reads nothing else and writes nothing."""
+        return load_partition(
             self.store,
             partition,
+            items=items,
             journal=self.journal,
             track_exits=self.settings.kafka.retain_exited_ms is not None,
         )
+
+    def _install(self, partition: int, loaded: LoadedPartition) -> None:
+        """Make a rebuilt partition this worker's, then write what its rebuild decided."""
         self._journals[partition] = loaded.journal
         if loaded.state.pending:
             self._unsubmitted.add(partition)
@@ -467,4 +521,8 @@ class Processor:
         for cohort_id, cohort in loaded.state.cohorts.items():
             if not self._synced(cohort_id):
                 cohort.changes = array("q")  # no sync will ask, nor prune them
-        return loaded.state
+        state = self.partitions[partition] = loaded.state
+        if state.register_rules(self.rules):
+            self._persist_partition(partition, state)
+        self._forget_absent(partition, state)  # what the last owner forgot, from the store
+        loaded.journal.flush()  # the superseded bundles the rebuild found

@@ -116,6 +116,9 @@ class Journal:
         self._next_seq = 0
         self._legacy: list[str] = []
         """Per-member keys of an older version, deleted once their members are bundled."""
+        self._deferred: list[str] = []
+        """Keys of bundles `load` found superseded: deleted at the next flush, so that a
+        load only reads the store (it may run in a thread, off the event loop)."""
 
     @property
     def dirty(self) -> int:
@@ -154,6 +157,10 @@ class Journal:
 
     def flush(self) -> None:
         """Write every waiting member, then delete or compact the bundles it superseded."""
+        for key in self._deferred:
+            if key in self.store:
+                del self.store[key]
+        self._deferred = []
         if not self._dirty and not self._released:
             return
         entries, self._dirty = list(self._dirty.items()), {}
@@ -177,7 +184,8 @@ class Journal:
 
     def load(self, bundles: Iterable[tuple[int, bytes]]) -> Iterable[tuple[str, int, Member]]:
         """Decode the partition's bundles, oldest first: (cohort, amplitude id, member) in
-        write order, so a later one replaces an earlier one of the same member."""
+        write order, so a later one replaces an earlier one of the same member. Writes
+        nothing: the bundles it finds superseded are deleted at the next `flush`."""
         latest: dict[MemberKey, Member] = {}
         for seq, value in sorted(bundles, key=lambda item: item[0]):
             entries = codec.decode_bundle(value)
@@ -196,7 +204,7 @@ class Journal:
             assert member.bundle is not None
             self._live[member.bundle] += 1
         for seq in [seq for seq, live in self._live.items() if live == 0]:
-            self._delete(seq)
+            self._delete(seq, deferred=True)
         return ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in latest.items())
 
     def adopt_legacy(self, key: str, cohort_id: str, amplitude_id: int, member: Member) -> None:
@@ -302,12 +310,14 @@ class Journal:
         self._stale_count = sum(len(members) for members in self._stale.values())
         self._stale_sweep_at = max(self._stale_sweep_min, 2 * self._stale_count)
 
-    def _delete(self, seq: int) -> None:
+    def _delete(self, seq: int, *, deferred: bool = False) -> None:
         del self._live[seq]
         del self._size[seq]
         self._forgotten.pop(seq, None)
         self._shadows.pop(seq, None)
         self._pinned.discard(seq)
         key = codec.bundle_key(self.partition, seq)
-        if key in self.store:
+        if deferred:
+            self._deferred.append(key)
+        elif key in self.store:
             del self.store[key]

@@ -9,7 +9,7 @@ time) and the journal's bundles of members (see `journal.py` and `codec.py`).
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from stream.state import codec
 from stream.state.journal import Journal
 from stream.state.partition import CohortState, PartitionState, PendingSync
 
-__all__ = ["LoadedPartition", "load_partition", "partition_meta"]
+__all__ = ["LoadedPartition", "load_partition", "partition_items", "partition_meta"]
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,17 @@ def load_partition(
     store: MutableMapping[str, Any],
     partition: int,
     *,
+    items: Mapping[str, Any] | None = None,
     journal: bool = True,
     track_exits: bool = False,
 ) -> LoadedPartition:
     """Rebuild a partition from the table (empty when it holds nothing of it);
-    `track_exits` as for `PartitionState`."""
-    stored_meta = store.get(codec.partition_key(partition))
+    `track_exits` as for `PartitionState`. With `items` (`partition_items`, taken before)
+    it reads only those and writes nothing, so it may run in a thread while the store
+    changes: `store` is then only where its journal writes from its first flush on."""
+    if items is None:
+        items = partition_items(store, partition)
+    stored_meta = items.get(codec.partition_key(partition))
     meta = codec.decode_json(stored_meta) if stored_meta else {}
     pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
     state = PartitionState(meta.get("emitted"), meta.get("rules"), pending, track_exits=track_exits)
@@ -57,10 +62,8 @@ def load_partition(
     )
     legacy: list[tuple[str, str, int, Any]] = []
     bundles: list[tuple[int, bytes]] = []
-    for key, value in list(store.items()):
-        kind, key_partition, rest = codec.parse_key(key)
-        if key_partition != partition or value is None:
-            continue
+    for key, value in items.items():
+        kind, _, rest = codec.parse_key(key)
         if kind == "c":
             state.add_cohort(rest[0], codec.decode_json(value)["first"])
         elif kind == "b":
@@ -82,6 +85,15 @@ def load_partition(
     if state.cohorts:
         log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
     return LoadedPartition(state, members, due, meta.get("offset"))
+
+
+def partition_items(store: Mapping[str, Any], partition: int) -> dict[str, Any]:
+    """The table's keys and values of `partition` (a copy: its values are immutable bytes)."""
+    found = {}
+    for key, value in list(store.items()):
+        if value is not None and codec.parse_key(key)[1] == partition:
+            found[key] = value
+    return found
 
 
 def partition_meta(

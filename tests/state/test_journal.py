@@ -317,3 +317,37 @@ def test_a_new_owner_numbers_its_bundles_after_any_the_last_owner_may_still_writ
     new_owner.journal.flush()
     assert sorted(bundles(old_owner.store))[-1][0] == OWNER_BLOCK  # no key written twice
     assert codec.bundle_key(0, 1) in old_owner.store
+
+
+class _WriteRecordingStore(dict[str, Any]):
+    """A dict that records every write and delete."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.writes: list[str] = []
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.writes.append(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.writes.append(key)
+        super().__delitem__(key)
+
+
+def test_a_load_writes_nothing_and_the_next_flush_deletes_the_bundles_it_found_superseded() -> None:
+    """A load may run in a thread while the store changes on the event loop."""
+    partition = Partition()
+    partition.change("c1", 0, 1)
+    partition.journal.flush()
+    superseded = dict(partition.store)
+    partition.change("c1", 0, 2)
+    partition.journal.flush()
+    store = _WriteRecordingStore({**partition.store, **superseded})  # its delete was lost
+    assert len(bundles(store)) == 2
+    journal = Journal(0, store, _Index({}), forgetting=True)
+    loaded = list(journal.load(bundles(store)))
+    assert [member.history[-1].stamp for _, _, member in loaded] == [(2, 2, 0)]
+    assert store.writes == []
+    journal.flush()
+    assert store.writes == list(superseded) and len(bundles(store)) == 1
