@@ -54,3 +54,12 @@ def test_keys_carry_their_kind_and_partition() -> None:
 def test_json_values_are_compact_and_keep_their_order() -> None:
     assert codec.encode_json({"b": 1, "a": [1, 2]}) == b'{"b":1,"a":[1,2]}'
     assert codec.decode_json(b'{"b":1,"a":[1,2]}') == {"b": 1, "a": [1, 2]}
+
+
+def test_json_decodes_exactly_what_either_encoder_wrote() -> None:
+    """orjson reads integers beyond 64 bits as floats and refuses NaN: those documents are
+    read by the standard library."""
+    for value in [2**64 + 1, -(2**70), 2**63 - 1, "1234567890123456789012", 0.1, [None, True]]:
+        assert codec.decode_json(codec.encode_json([value])) == [value]
+        assert type(codec.decode_json(codec.encode_json([value]))[0]) is type(value)
+    assert str(codec.decode_json(b"[NaN]")) == "[nan]"
