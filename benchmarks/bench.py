@@ -15,7 +15,6 @@ import functools
 import gc
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from benchmarks.benchwork import (
     trigger,
 )
 from benchmarks.report import write_table
-from benchmarks.runs import MotoServer, bench_toml, rate_from_commits, raw_consume
+from benchmarks.runs import MotoServer, bench_toml, rate_from_commits, raw_consume, running
 from benchmarks.scale import RestartFigures, cli_command, replay_records_per_s, restart_figures
 from stream.config import Settings, settings_from_mapping
 from stream.domain.membership import diff_cohort
@@ -252,8 +251,7 @@ class _Bench:
         self.runs += 1
         app_id = f"bench-{command}-{self.runs}"
         settings = replace(topic, kafka=replace(topic.kafka, app_id=app_id))
-        process = self._spawn(settings, command)
-        try:
+        with running(self._spawn(settings, command)) as process:
             rate, finished_ms = rate_from_commits(settings, count, process)
             if command == "bench-floor":
                 return rate
@@ -262,12 +260,6 @@ class _Bench:
             changelog = f"{app_id}-membership-changelog"
             started_ms = earliest_timestamp_ms(settings.kafka, changelog)
             return count / max((finished_ms - started_ms) / 1000, 1e-9)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
 
     def _spawn(self, settings: Settings, command: str) -> subprocess.Popen[bytes]:
         config = self.config_file(settings)

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from stream.config import Settings
 from stream.errors import CohortSyncError
 from stream.kafka.client import GroupOffsets
 from stream.kafka.embedded import free_port
 
-__all__ = ["MotoServer", "bench_toml", "rate_from_commits", "raw_consume"]
+__all__ = ["MotoServer", "bench_toml", "rate_from_commits", "raw_consume", "running"]
 
 
 async def raw_consume(bootstrap: str, topic: str, count: int) -> float:
@@ -115,3 +119,17 @@ class MotoServer:
 
     def __exit__(self, *_: object) -> None:
         self._server.stop()
+
+
+@contextmanager
+def running(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """The process, stopped with SIGTERM (killed after 60 s) when the block ends."""
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -9,18 +9,16 @@ and S3 server; the figures are read from outside (its summary line, S3, `/metric
 from __future__ import annotations
 
 import re
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from benchmarks.benchwork import COHORTS, HOUR_MS, PARTITIONS, T0
+from benchmarks.runs import running
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
 from stream.errors import CohortSyncError
@@ -106,12 +104,12 @@ def restart_figures(settings: Settings, members: int, run: WorkerRun) -> Restart
     faust = {**settings.faust, **TANSU_FAUST_SETTINGS, "web_port": port}  # restarts need them
     settings = replace(settings, faust=faust)
     spawned = time.perf_counter()
-    with _running(run.spawn_worker(settings)) as first:
+    with running(run.spawn_worker(settings)) as first:
         run.wait_committed(settings, members // 1000, first)
         ingest_seconds = time.perf_counter() - spawned
     before = run.manifests_ending(SYNC_AFTER_RESTART)
     spawned = time.perf_counter()
-    with _running(run.spawn_worker(settings)) as restarted:
+    with running(run.spawn_worker(settings)) as restarted:
         run.produce(settings, restart_triggers())
         deadline = time.monotonic() + 1800
         while run.manifests_ending(SYNC_AFTER_RESTART) < before + COHORTS:
@@ -131,19 +129,6 @@ def _loop_lag_max(port: int) -> float:
     if found is None:
         raise CohortSyncError("the worker's /metrics has no cohort_sync_event_loop_lag_max")
     return float(found.group(1))
-
-
-@contextmanager
-def _running(process: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
-    try:
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def cli_command() -> list[str]:
