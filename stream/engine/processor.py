@@ -3,9 +3,10 @@
 `faust/worker.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
 `PartitionState`, rebuilt from the store the first time the partition is touched after an
-assignment: from a copy of its keys, in a thread (`offload`), so the event loop goes on. For each record: parse (or dead-letter), forward to the repartition topic if
-the record is not on its cohort's partition, apply the events, then decide every sync the
-new watermark makes due.
+assignment: from a copy of its keys, in a thread (`offload`), so the event loop goes on.
+For each record: parse (or dead-letter), forward to the repartition topic if the record is
+not on its cohort's partition, apply the events, then decide every sync the new watermark
+makes due.
 
 Changed members go to the partition's `Journal`, written to the store in bundles: when
 enough wait, on a tick, and always before the partition's metadata, so the store never
