@@ -19,7 +19,8 @@ class Histogram:
     """Observations in cumulative buckets (Prometheus's form), their sum, count and largest."""
 
     bounds: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
+    counts: list[int] = field(init=False)
+    """Per bound, how many observations were at most it."""
     total: float = 0.0
     count: int = 0
     largest: float = 0.0

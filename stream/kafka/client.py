@@ -68,7 +68,7 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
         for topic in (kafka.topic, kafka.dlq_topic):
             _create_if_missing(admin, topic, kafka.partitions)
         partitions = _partition_counts(admin, [kafka.topic]).get(kafka.topic) or kafka.partitions
-        for topic in co_partitioned_topics(kafka):
+        for topic in co_partitioned_topics(kafka):  # internal: not worth a start-up line
             _create_if_missing(admin, topic, partitions, quiet=True)
         _own_topics_agree(admin, kafka, partitions)
         cluster_id = admin.describe_cluster().get("cluster_id")

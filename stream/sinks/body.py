@@ -103,5 +103,7 @@ class Body:
     def __hash__(self) -> int:
         return hash((self.size, self.sha256))
 
-    def __repr__(self) -> str:
-        return f"Body(size={self.size}, sha256={self.sha256[:12]}…)"
+    def __repr__(self) -> str:  # never measures: a repr must not encode a big file
+        if self._size is None:
+            return "Body(not read yet)"
+        return f"Body(size={self._size}, sha256={self._sha256[:12]}…)"

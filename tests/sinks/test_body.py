@@ -60,3 +60,11 @@ def test_bodies_are_equal_by_their_bytes_and_match_stored_chunks() -> None:
     assert Body.of(data).matches([data[:7], data[7:]])
     assert not Body.of(data).matches([data, b"x"])
     assert list(Body.of(b"").chunks()) == []
+
+
+def test_a_repr_does_not_read_the_body() -> None:
+    made = Counted(10)
+    body = Body(made)
+    assert repr(body) == "Body(not read yet)" and made.made == 0
+    assert body.size == 10
+    assert repr(body).startswith("Body(size=10, sha256=")
