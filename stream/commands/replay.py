@@ -136,7 +136,7 @@ async def _replay(
         settings, {}, outbox, partition_for, metrics, wanted=options.wants, journal=False
     )
     progress = Progress(reader.total, out, tty=tty)
-    repartitioned = f"{settings.kafka.app_id}-by-cohort"
+    repartitioned = settings.kafka.repartition_topic
     next_forwarded = dict.fromkeys(reader.end, 0)
     done = 0
     try:

@@ -2,8 +2,8 @@
 
 `load_settings(path)` reads the file; `settings_from_mapping(data)` validates an already
 parsed document (the demo and tests build one in code). `COHORT_SYNC_BROKER` overrides
-`[kafka].broker`. `[[destinations]]` are read in `destinations.py`, single values with the
-readers of `values.py`.
+`[kafka].broker`. `[kafka]` is read in `kafka.py`, `[[destinations]]` in `destinations.py`,
+single values with the readers of `values.py`.
 """
 
 from __future__ import annotations
@@ -16,15 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from stream.config.destinations import Destination, parse_destinations
+from stream.config.kafka import BROKER_ENV, KafkaSettings, parse_brokers, read_kafka
 from stream.config.values import (
     no_unknown_keys,
-    read_duration,
     read_integer,
-    read_name,
-    read_positive_duration,
     read_string,
     read_table,
 )
@@ -42,44 +39,11 @@ __all__ = [
     "settings_from_mapping",
     "CONFIG_ENV",
     "BROKER_ENV",
+    "parse_brokers",
 ]
 
 CONFIG_ENV = "COHORT_SYNC_CONFIG"
-BROKER_ENV = "COHORT_SYNC_BROKER"
 _SAFE_NAME_PART = re.compile(r"^[^\x00-\x1f\x7f/\\]+$")
-
-
-RETAIN_EXITED_DEFAULT_MS = 30 * 86_400_000
-IDLE_CATCH_UP_DEFAULT_MS = 86_400_000
-
-
-@dataclass(frozen=True, kw_only=True)
-class KafkaSettings:
-    broker: str | None = None
-    topic: str = "cohort-membership"
-    app_id: str = "cohort-sync"
-    partitions: int = 8
-    allowed_lateness_ms: int = 0
-    idle_timeout_ms: int | None = 30_000
-    idle_catch_up_ms: int | None = IDLE_CATCH_UP_DEFAULT_MS
-    """How far behind the wall clock an idle partition may be and still follow it (None:
-    any distance)."""
-    retain_exited_ms: int | None = RETAIN_EXITED_DEFAULT_MS
-    """How long before the decided watermark an absent member is kept (None: for ever)."""
-
-    @property
-    def dlq_topic(self) -> str:
-        return f"{self.topic}-dlq"
-
-    def bootstrap_servers(self) -> list[str]:
-        """`kafka://h1:9092;h2:9092` -> `["h1:9092", "h2:9092"]` for kafka-python."""
-        if self.broker is None:
-            raise ConfigError("kafka.broker", "no broker configured")
-        return [
-            urlsplit(part if "://" in part else f"kafka://{part}").netloc
-            for part in re.split(r"[;,]", self.broker)
-            if part.strip()
-        ]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -149,7 +113,7 @@ def settings_from_mapping(
 ) -> Settings:
     no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
     project_id = read_integer(data, "project_id", "project_id", default=0, minimum=0)
-    kafka = _kafka(read_table(data, "kafka"), environ or {})
+    kafka = read_kafka(read_table(data, "kafka"), environ or {})
     faust_settings = _faust(read_table(data, "faust"))
     destinations = parse_destinations(data.get("destinations", []))
     syncs = _syncs(data.get("syncs", []), destinations)
@@ -159,39 +123,6 @@ def settings_from_mapping(
         faust=faust_settings,
         destinations=destinations,
         syncs=syncs,
-    )
-
-
-def _kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSettings:
-    keys = {
-        "broker",
-        "topic",
-        "app_id",
-        "partitions",
-        "allowed_lateness",
-        "idle_timeout",
-        "idle_catch_up",
-        "retain_exited",
-    }
-    no_unknown_keys(section, keys, "kafka.")
-    broker = environ.get(BROKER_ENV) or read_string(section, "broker", "kafka.broker", default=None)
-    if broker is not None and not broker.strip():
-        raise ConfigError("kafka.broker", "must not be empty (omit it for the embedded broker)")
-    idle_timeout = read_positive_duration(section, "idle_timeout", "30s", unlimited="off")
-    catch_up = read_positive_duration(section, "idle_catch_up", "1d", unlimited="off")
-    retain = read_positive_duration(section, "retain_exited", "30d", unlimited="forever")
-    return KafkaSettings(
-        broker=broker,
-        topic=read_name(section, "topic", "kafka.topic", "cohort-membership"),
-        app_id=read_name(section, "app_id", "kafka.app_id", "cohort-sync"),
-        partitions=read_integer(section, "partitions", "kafka.partitions", default=8, minimum=1),
-        allowed_lateness_ms=read_duration(
-            read_string(section, "allowed_lateness", "kafka.allowed_lateness", default="0s"),
-            "kafka.allowed_lateness",
-        ),
-        idle_timeout_ms=idle_timeout,
-        idle_catch_up_ms=catch_up,
-        retain_exited_ms=retain,
     )
 
 

@@ -36,10 +36,7 @@ def exit_after(seconds: float) -> None:
 
 def faust_url(settings: Settings) -> str:
     """`kafka.broker` as Faust wants it: each host with its scheme, `;` between them."""
-    broker = settings.kafka.broker or ""
-    return ";".join(
-        part if "://" in part else f"kafka://{part}" for part in broker.replace(",", ";").split(";")
-    )
+    return settings.kafka.kafka_url()
 
 
 def run_app(app: faust.App, *, loglevel: str = "warn") -> None:

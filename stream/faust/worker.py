@@ -136,8 +136,8 @@ class Worker:
 
     def _make_topics(self) -> None:
         kafka, app = self.kafka, self.app
-        self.ticks_topic = f"{kafka.app_id}-ticks"
-        self.repartition_topic = f"{kafka.app_id}-by-cohort"
+        self.ticks_topic = kafka.ticks_topic
+        self.repartition_topic = kafka.repartition_topic
         self.own_topics = {kafka.topic, self.repartition_topic, self.ticks_topic}
         raw: dict[str, Any] = {
             "key_type": bytes,

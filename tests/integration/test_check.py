@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stream.kafka.embedded import EmbeddedBroker, free_port
+from stream.kafka.embedded import free_port
+from tests.brokers import Broker
 from tests.scenario import C1
 
 from .conftest import AWS_ENV, WAIT, read_bucket
@@ -60,7 +61,7 @@ def test_everything_reachable_is_exit_0_with_the_plan_and_nothing_written(
 
 
 def test_a_missing_bucket_is_one_problem_and_exit_1(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], s3_endpoint: str
+    tmp_path: Path, broker: Broker, names: dict[str, str], s3_endpoint: str
 ) -> None:
     config = write_config(
         tmp_path,
@@ -77,7 +78,7 @@ def test_a_missing_bucket_is_one_problem_and_exit_1(
 
 
 def test_a_wrong_endpoint_is_one_problem_and_exit_1(
-    tmp_path: Path, broker: EmbeddedBroker, names: dict[str, str], bucket: str
+    tmp_path: Path, broker: Broker, names: dict[str, str], bucket: str
 ) -> None:
     wrong = f"http://127.0.0.1:{free_port()}"
     config = write_config(tmp_path, broker, names, s3_destination("s3", bucket, wrong), HOURLY_ALL)

@@ -21,7 +21,7 @@ import pytest
 from stream.commands.demo import demo_events
 from stream.config import settings_from_mapping
 from stream.engine.offline import expected_outputs
-from stream.kafka.embedded import EmbeddedBroker
+from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
 from .conftest import AWS_ENV, WAIT, read_bucket, wait_until
@@ -112,7 +112,7 @@ class _Gate:
 
 def test_kill_9_between_the_csvs_and_the_manifest_and_during_an_upload(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -181,7 +181,7 @@ def _expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
 def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     workers: Any,
 ) -> None:

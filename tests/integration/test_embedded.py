@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from stream.config import load_settings
-from stream.kafka.client import ensure_topics, produce_lines
+from stream.kafka.client import produce_lines
+from stream.kafka.topics import ensure_topics
 from tests.scenario import C1, expected_csvs
 
 from .conftest import WAIT, wait_until

@@ -7,17 +7,17 @@ import uuid
 from typing import Any
 
 from stream.faust.fixes import SafeApp
-from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+from tests.brokers import Broker
 
 
 def test_the_producer_keeps_the_partitions_of_a_topic_it_sent_to_once_it_sends_to_a_newer_one(
-    broker: EmbeddedBroker,
+    broker: Broker,
 ) -> None:
     """aiokafka alone forgets the older topic here (see `TopicTrackingProducer`): a record
     still waiting for one of its partitions would then wait for the next send to it."""
     suffix = uuid.uuid4().hex[:8]
     older, newer = f"older-{suffix}", f"newer-{suffix}"
-    settings: dict[str, Any] = dict(TANSU_FAUST_SETTINGS)
+    settings: dict[str, Any] = dict(broker.faust)
 
     async def main() -> None:
         maker = SafeApp(f"maker-{suffix}", broker=broker.url, **settings)

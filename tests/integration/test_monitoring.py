@@ -17,7 +17,8 @@ import pytest
 
 from stream.config import load_settings
 from stream.domain.partitioner import partition_for
-from stream.kafka.embedded import EmbeddedBroker, free_port
+from stream.kafka.embedded import free_port
+from tests.brokers import Broker
 from tests.scenario import C1, C2, MIN, event
 
 from .conftest import WAIT, read_bucket, wait_until
@@ -192,7 +193,7 @@ def test_an_idle_partition_far_behind_the_wall_clock_warns_instead_of_flooding(
 
 def test_health_is_503_with_the_reason_when_a_bucket_is_missing(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3_endpoint: str,
     workers: Any,

@@ -16,8 +16,8 @@ from kafka.admin import NewTopic
 
 from stream.config import settings_from_mapping
 from stream.domain.partitioner import partition_for
-from stream.kafka.client import ensure_topics
-from stream.kafka.embedded import EmbeddedBroker
+from stream.kafka.topics import ensure_topics
+from tests.brokers import Broker
 from tests.scenario import C1, C2, MIN, H, event, expected_csvs
 
 from .conftest import wait_until
@@ -76,7 +76,7 @@ def test_multi_cohort_scenario_writes_exactly_the_expected_files(
 
 def test_two_rules_with_different_cadences_and_destinations(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -138,7 +138,7 @@ user_properties = ["plan"]
 
 def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -167,7 +167,7 @@ def test_replay_with_a_fresh_app_id_rewrites_byte_identical_files(
 
 
 def test_bad_messages_reach_the_dead_letter_topic_while_good_ones_sync(
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -214,7 +214,7 @@ def test_a_restarted_worker_loses_no_membership(
 
 
 def test_records_keyed_otherwise_are_repartitioned_by_cohort(
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -236,7 +236,7 @@ def test_records_keyed_otherwise_are_repartitioned_by_cohort(
 
 def test_an_idle_partition_follows_the_wall_clock(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -279,7 +279,7 @@ def test_the_demo_runs_and_exits_zero(tmp_path: Path) -> None:
     assert len(list((tmp_path / "demo" / "files").glob("*_manifest*.json"))) == 24
 
 
-def _consume_all(broker: EmbeddedBroker, topic: str, count: int) -> list[tuple[bytes, dict]]:
+def _consume_all(broker: Broker, topic: str, count: int) -> list[tuple[bytes, dict]]:
     consumer = KafkaConsumer(
         bootstrap_servers=broker.bootstrap,
         auto_offset_reset="earliest",
@@ -299,7 +299,7 @@ def _consume_all(broker: EmbeddedBroker, topic: str, count: int) -> list[tuple[b
 
 
 def test_an_existing_topic_with_another_partition_count_is_followed(
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -319,7 +319,7 @@ def test_an_existing_topic_with_another_partition_count_is_followed(
 
 def test_syncs_wait_for_a_missing_bucket_and_land_once_it_exists(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     s3_endpoint: str,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from stream.kafka.embedded import EmbeddedBroker
+from tests.brokers import Broker
 from tests.scenario import C1, C2
 
 from .conftest import WAIT, wait_until
@@ -60,7 +60,7 @@ def allows(policy: dict[str, Any], action: str, resource: str) -> bool:
 
 def test_the_policy_allows_every_request_of_worker_health_and_replay_and_nothing_more(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,

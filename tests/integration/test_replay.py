@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stream.kafka.embedded import EmbeddedBroker
+from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
 from .conftest import WAIT, read_bucket
@@ -33,7 +33,7 @@ def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
 
 def test_replay_writes_the_live_workers_bytes_and_shows_progress(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -89,7 +89,7 @@ def test_replay_writes_only_the_syncs_between_since_and_until(
 
 def test_replay_of_one_destination_with_a_prefix_on_disk(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -179,7 +179,7 @@ def test_a_one_time_sync_live_and_by_replay_within_since_and_until(
 
 def test_every_format_is_written_live_and_a_replay_finds_the_same_bytes(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,

@@ -15,9 +15,9 @@ import pytest
 
 from stream.config.destinations import Placement, Role
 from stream.errors import PermanentSinkError, TransientSinkError
-from stream.kafka.embedded import EmbeddedBroker
 from stream.sinks import Body, Put
 from stream.sinks.s3 import MIB, S3Sink
+from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
 from .conftest import AWS_ENV
@@ -65,7 +65,7 @@ def test_injected_slowdowns_and_internal_errors_are_retried(
 
 def test_worker_lands_every_sync_through_bursts_of_5xx(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -95,7 +95,7 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
 
 def test_a_missing_bucket_holds_up_only_its_destination_until_it_exists(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,
@@ -314,7 +314,7 @@ def test_an_interrupted_multipart_upload_leaves_no_object_and_is_aborted(
 
 def test_a_worker_writing_as_an_assumed_role_keeps_writing_across_refreshes(
     tmp_path: Path,
-    broker: EmbeddedBroker,
+    broker: Broker,
     names: dict[str, str],
     s3: Any,
     bucket: str,

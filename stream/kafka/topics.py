@@ -1,0 +1,229 @@
+"""The worker's topics on the cluster: created before anything writes to them, and described
+for `cohort-sync check`.
+
+A production cluster often has topic auto-creation off and wants replication factor 3, so
+the worker never leaves a topic to the broker: it creates the input topic (when missing),
+the dead-letter topic and its own topics (ticks, repartition, Faust's changelog and leader
+topic) with `kafka.replication_factor` and `kafka.topic_config`, before Faust starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from stream.config import KafkaSettings
+from stream.errors import BrokerError
+from stream.kafka.client import admin_client, group_offsets
+
+__all__ = ["BrokerInfo", "ClusterReport", "TopicInfo", "ensure_topics", "inspect_cluster"]
+
+log = logging.getLogger(__name__)
+
+#: Tansu's cluster id: it takes replication factor 1 only, and needs Faust settings of its own.
+TANSU_CLUSTER_ID = "tansu_cluster"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What the worker needs to know of the cluster before it starts."""
+
+    partitions: int
+    """How many partitions the input topic really has."""
+    cluster_id: str | None
+    replication_factor: int
+    """The replication factor the worker's own topics have (Faust is told it too)."""
+
+    @property
+    def is_tansu(self) -> bool:
+        return self.cluster_id == TANSU_CLUSTER_ID
+
+
+def leader_topic(kafka: KafkaSettings) -> str:
+    """The one-partition topic Faust's partition assignor keeps for its leader."""
+    return f"{kafka.app_id}-__assignor-__leader"
+
+
+def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
+    """Create every topic the worker writes to that is missing: the input and dead-letter
+    topics with `kafka.partitions` partitions, its own co-partitioned topics with the
+    input's count, the leader topic with one; then check that the own topics agree."""
+    admin = admin_client(kafka, timeout_s)
+    try:
+        cluster_id = admin.describe_cluster().get("cluster_id")
+        replication = _replication(kafka, cluster_id)
+        for topic in (kafka.topic, kafka.dlq_topic):
+            _create_if_missing(admin, kafka, topic, kafka.partitions, replication)
+        partitions = _described(admin, [kafka.topic], timeout_s)[kafka.topic].partitions
+        for topic in kafka.own_topics():  # internal: not worth a start-up line
+            _create_if_missing(admin, kafka, topic, partitions, replication, quiet=True)
+        _create_if_missing(admin, kafka, leader_topic(kafka), 1, replication, quiet=True)
+        own = _described(admin, kafka.own_topics(), timeout_s)
+        _own_topics_agree(kafka, own, partitions)
+        resolved = own[kafka.changelog_topic].replication_factor
+        return BrokerInfo(partitions, cluster_id, resolved)
+    except KafkaError as exc:
+        raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    name: str
+    partitions: int
+    replication_factor: int
+    min_insync_replicas: int | None
+    """None: the broker would not say (no DescribeConfigs permission, say)."""
+
+
+@dataclass(frozen=True)
+class ClusterReport:
+    """What `cohort-sync check` learns of the cluster, without changing anything."""
+
+    cluster_id: str | None
+    brokers: int
+    topics: dict[str, TopicInfo]
+    """Each of the worker's topics that exists (input, dead letters, own)."""
+    committed: dict[int, int | None]
+    """The group's committed offsets on the input topic."""
+    problems: list[str]
+    warnings: list[str]
+
+    @property
+    def partitions(self) -> dict[str, int]:
+        return {name: topic.partitions for name, topic in self.topics.items()}
+
+
+def inspect_cluster(kafka: KafkaSettings, timeout_s: float = 5.0) -> ClusterReport:
+    """Reach the broker and describe the worker's topics and its group's offsets; creates
+    nothing. Raises `BrokerError` when the broker cannot be reached."""
+    admin = admin_client(kafka, timeout_s)
+    try:
+        cluster = admin.describe_cluster()
+        brokers = len(cluster.get("brokers") or [])
+        topics = _describe(admin, [kafka.topic, kafka.dlq_topic, *kafka.own_topics()])
+        topics = {name: _with_min_insync(admin, info) for name, info in topics.items()}
+        problems = []
+        try:
+            own = {name: info for name, info in topics.items() if name in kafka.own_topics()}
+            input_topic = topics.get(kafka.topic)
+            _own_topics_agree(
+                kafka, own, input_topic.partitions if input_topic else kafka.partitions
+            )
+        except BrokerError as exc:
+            problems.append(str(exc))
+        warnings = [
+            f"topic {name} has replication factor 1 on a cluster of {brokers} brokers: it is "
+            "lost with the broker that holds it (set kafka.replication_factor for the worker's "
+            "own topics; recreate or reassign this one)"
+            for name, info in sorted(topics.items())
+            if info.replication_factor == 1 and brokers > 1
+        ]
+        committed = group_offsets(admin, kafka.app_id, kafka.topic)
+        return ClusterReport(
+            cluster.get("cluster_id"), brokers, topics, committed, problems, warnings
+        )
+    except KafkaError as exc:
+        raise BrokerError(f"cannot describe the topics on {kafka.broker}: {exc}") from None
+    finally:
+        admin.close()
+
+
+def _replication(kafka: KafkaSettings, cluster_id: str | None) -> int:
+    """The replication factor to ask for: -1 is "the cluster's default" in CreateTopics;
+    Tansu has no replication and takes 1 only."""
+    if kafka.replication_factor is not None:
+        return kafka.replication_factor
+    return 1 if cluster_id == TANSU_CLUSTER_ID else -1
+
+
+def _create_if_missing(
+    admin: KafkaAdminClient,
+    kafka: KafkaSettings,
+    topic: str,
+    partitions: int,
+    replication: int,
+    *,
+    quiet: bool = False,
+) -> None:
+    configs = kafka.topic_config_for(topic)
+    try:
+        admin.create_topics(
+            [NewTopic(topic, partitions, replication, topic_configs=configs or None)]
+        )
+    except TopicAlreadyExistsError:
+        return
+    factor = "the cluster's default" if replication == -1 else str(replication)
+    (log.debug if quiet else log.info)(
+        "created topic %s with %d partitions, replication factor %s", topic, partitions, factor
+    )
+
+
+def _described(
+    admin: KafkaAdminClient, topics: list[str], timeout_s: float
+) -> dict[str, TopicInfo]:
+    """`topics`, which exist: a topic just created may take a moment to show in metadata."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = _describe(admin, topics)
+        if len(found) == len(topics):
+            return found
+        if time.monotonic() > deadline:
+            missing = ", ".join(sorted(set(topics) - set(found)))
+            raise BrokerError(f"topics {missing} do not show in the cluster's metadata")
+        time.sleep(0.1)
+
+
+def _describe(admin: KafkaAdminClient, topics: list[str]) -> dict[str, TopicInfo]:
+    existing = set(admin.list_topics())
+    wanted = [topic for topic in topics if topic in existing]
+    if not wanted:
+        return {}
+    described: dict[str, TopicInfo] = {}
+    for topic in admin.describe_topics(wanted):
+        name = topic.get("name") or topic["topic"]  # kafka-python 3 says "name", 2.x "topic"
+        partitions = topic.get("partitions") or []
+        replicas = max((len(p.get("replicas") or []) for p in partitions), default=0)
+        described[name] = TopicInfo(name, len(partitions), replicas, None)
+    return described
+
+
+def _with_min_insync(admin: KafkaAdminClient, topic: TopicInfo) -> TopicInfo:
+    try:
+        responses = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, topic.name, ["min.insync.replicas"])]
+        )
+    except KafkaError:
+        return topic
+    value = _config_value(responses, "min.insync.replicas")
+    return TopicInfo(topic.name, topic.partitions, topic.replication_factor, value)
+
+
+def _config_value(responses: Any, name: str) -> int | None:
+    """One config's value out of kafka-python's DescribeConfigs responses."""
+    for response in responses if isinstance(responses, list) else [responses]:
+        for resource in getattr(response, "resources", []):
+            entries = resource[4] if len(resource) > 4 else []
+            for entry in entries:
+                if entry[0] == name and entry[1] is not None:
+                    return int(entry[1])
+    return None
+
+
+def _own_topics_agree(kafka: KafkaSettings, own: dict[str, TopicInfo], partitions: int) -> None:
+    """The worker's own topics must have the input topic's partition count (Faust reads
+    partition N of each together); ones left by a run on another input topic do not."""
+    for name, topic in sorted(own.items()):
+        if topic.partitions != partitions:
+            raise BrokerError(
+                f"topic {name} has {topic.partitions} partitions but the input topic "
+                f"{kafka.topic} has {partitions}: it is the state of another deployment; use "
+                "another kafka.app_id, or delete the worker's topics of this one to start afresh"
+            )
