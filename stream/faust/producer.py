@@ -5,7 +5,9 @@ covers: a flush that waits for every changelog record, and metadata kept for eve
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections.abc import Awaitable
 from typing import Any
 
@@ -78,6 +80,17 @@ class TopicTrackingProducer(AIOKafkaProducer):
         super().__post_init__()
         self._client: Any = None  # the aiokafka client that `_tracked` is about
         self._tracked: set[str] = set()
+        self._unconfirmed: dict[int, float] = {}
+        """When each record sent and not yet confirmed by the broker was sent (monotonic),
+        in the order sent."""
+        self._numbers = itertools.count()
+
+    def unconfirmed_for(self, now: float) -> float:
+        """How long the oldest record the broker has not confirmed yet has waited (0: none
+        waits). It grows while the cluster cannot take writes: no leader, too few in-sync
+        replicas, a broker that does not answer."""
+        oldest = next(iter(self._unconfirmed.values()), None)
+        return 0.0 if oldest is None else max(now - oldest, 0.0)
 
     async def send(
         self,
@@ -96,12 +109,22 @@ class TopicTrackingProducer(AIOKafkaProducer):
         if topic not in self._tracked:
             self._tracked.add(topic)
             await client.add_topic(topic)
-        return await super().send(
-            topic,
-            key,
-            value,
-            partition,
-            timestamp,
-            headers,
-            transactional_id=transactional_id,
+        number = next(self._numbers)
+        self._unconfirmed[number] = time.monotonic()
+        try:
+            delivery = await super().send(
+                topic,
+                key,
+                value,
+                partition,
+                timestamp,
+                headers,
+                transactional_id=transactional_id,
+            )
+        except BaseException:
+            self._unconfirmed.pop(number, None)
+            raise
+        asyncio.ensure_future(delivery).add_done_callback(
+            lambda _: self._unconfirmed.pop(number, None)
         )
+        return delivery

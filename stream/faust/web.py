@@ -1,10 +1,12 @@
 """The worker's web views on Faust's web server: the status page at `/`, `/status.json`,
 `/metrics` (Prometheus text) and `/health`. `faust/worker.py` hands in the Faust app; this
-module only uses its `page` decorator and its consumer's offsets."""
+module only uses its `page` decorator, its consumer's offsets and how long its producer has
+waited for the broker."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -17,7 +19,11 @@ from stream.ops.prometheus import CONTENT_TYPE, render_prometheus
 from stream.ops.status import PartitionStatus, Snapshot, render_status_page
 from stream.sinks import Sink
 
-__all__ = ["add_web_views"]
+__all__ = ["add_web_views", "UNCONFIRMED_WRITE_SECONDS"]
+
+#: How long a record may wait for the broker's confirmation before `/health` says the
+#: worker cannot write (a leader election takes a few seconds; the worker retries itself).
+UNCONFIRMED_WRITE_SECONDS = 10.0
 
 
 def add_web_views(
@@ -118,6 +124,14 @@ class _Views:
         consumer = self.app.consumer
         if consumer.should_stop or not consumer.assignment():
             problems = ["not consuming: no partition assigned", *problems]
+        producer: Any = self.app.producer
+        if hasattr(producer, "unconfirmed_for"):  # `producer.TopicTrackingProducer`
+            waited = producer.unconfirmed_for(time.monotonic())
+            if waited >= UNCONFIRMED_WRITE_SECONDS:
+                problems.append(
+                    f"cannot write to Kafka: a record has waited {waited:.0f}s for the "
+                    "broker's confirmation (no leader or too few in-sync replicas?)"
+                )
         return problems
 
 

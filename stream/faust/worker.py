@@ -52,16 +52,30 @@ from stream.sinks import open_sink
 
 __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "run_worker"]
 
-#: The worker's Faust defaults (a broker's own defaults and `[faust]` override them). A
-#: commit waits until every changelog record is sent: bigger producer batches (well under
-#: Kafka's 1 MB message limit) and a short linger send them in far fewer requests. At most
-#: 500 records a poll (aiokafka's default: all it has fetched, thousands) keeps a poll within
-#: the room the stream queue has left once Faust stops fetching for it (4,096 records, from
-#: 80% full), so handing a record on does not wait (`fixes.QuickHandoff`).
+#: The worker's Faust defaults: its production settings (a broker's own defaults, such as
+#: Tansu's, and `[faust]` override them).
+#: - A commit waits until every changelog record is sent: bigger producer batches (well
+#:   under Kafka's 1 MB message limit) and a short linger send them in far fewer requests.
+#: - At most 500 records a poll (aiokafka's default: all it has fetched, thousands) keeps a
+#:   poll within the room the stream queue has left once Faust stops fetching for it (4,096
+#:   records, from 80% full), so handing a record on does not wait (`fixes.QuickHandoff`).
+#: - A 10 s session (Faust's is 60 s): a worker killed without leaving its group gives its
+#:   partitions up within 10 s. Heartbeats run on the event loop, whose longest stall is well
+#:   under a second (`cohort_sync_event_loop_lag_max_seconds`).
+#: - Requests to a broker time out after 30 s (Faust's 90 s), so a broker that stops
+#:   answering is left for the partitions' new leaders in 30 s. The producer keeps Faust's
+#:   20 minutes: aiokafka does not retry a batch whose request timed out (the batch's time
+#:   to live is that same timeout), so a short one would fail changelog writes that a new
+#:   leader or the broker's return would have taken.
+#: - Every write waits for all in-sync replicas (`producer_acks = -1`, Faust's default and
+#:   refused otherwise in `[faust]`).
 WORKER_FAUST_DEFAULTS: dict[str, Any] = {
     "producer_max_batch_size": 512 * 1024,
     "producer_linger": 0.01,
     "broker_max_poll_records": 500,
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 3.0,
+    "broker_request_timeout": 30.0,
 }
 
 log = logging.getLogger(__name__)

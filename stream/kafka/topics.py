@@ -12,11 +12,17 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    NodeNotReadyError,
+    NotControllerError,
+    TopicAlreadyExistsError,
+)
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
@@ -53,25 +59,42 @@ def leader_topic(kafka: KafkaSettings) -> str:
 def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
     """Create every topic the worker writes to that is missing: the input and dead-letter
     topics with `kafka.partitions` partitions, its own co-partitioned topics with the
-    input's count, the leader topic with one; then check that the own topics agree."""
-    admin = admin_client(kafka, timeout_s)
-    try:
-        cluster_id = admin.describe_cluster().get("cluster_id")
-        replication = _replication(kafka, cluster_id)
-        for topic in (kafka.topic, kafka.dlq_topic):
-            _create_if_missing(admin, kafka, topic, kafka.partitions, replication)
-        partitions = _described(admin, [kafka.topic], timeout_s)[kafka.topic].partitions
-        for topic in kafka.own_topics():  # internal: not worth a start-up line
-            _create_if_missing(admin, kafka, topic, partitions, replication, quiet=True)
-        _create_if_missing(admin, kafka, leader_topic(kafka), 1, replication, quiet=True)
-        own = _described(admin, kafka.own_topics(), timeout_s)
-        _own_topics_agree(kafka, own, partitions)
-        resolved = own[kafka.changelog_topic].replication_factor
-        return BrokerInfo(partitions, cluster_id, resolved)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
-    finally:
-        admin.close()
+    input's count, the leader topic with one; then check that the own topics agree.
+
+    A broker that is down (the one the admin client took for the controller, say) is
+    waited out until `timeout_s`, each try with a new client: creating is idempotent."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        admin = admin_client(kafka, timeout_s)
+        try:
+            return _ensure(admin, kafka, timeout_s)
+        except UNREACHABLE as exc:
+            if time.monotonic() > deadline:
+                raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
+            log.debug("setting up topics: %s; trying again", exc)
+        except KafkaError as exc:
+            raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
+        finally:
+            admin.close()
+        time.sleep(0.5)
+
+
+#: Errors of a broker that is down or moving: worth another try with a new client.
+UNREACHABLE = (KafkaConnectionError, NodeNotReadyError, KafkaTimeoutError, NotControllerError)
+
+
+def _ensure(admin: KafkaAdminClient, kafka: KafkaSettings, timeout_s: float) -> BrokerInfo:
+    cluster_id = admin.describe_cluster().get("cluster_id")
+    replication = _replication(kafka, cluster_id)
+    for topic in (kafka.topic, kafka.dlq_topic):
+        _create_if_missing(admin, kafka, topic, kafka.partitions, replication)
+    partitions = _described(admin, [kafka.topic], timeout_s)[kafka.topic].partitions
+    for topic in kafka.own_topics():  # internal: not worth a start-up line
+        _create_if_missing(admin, kafka, topic, partitions, replication, quiet=True)
+    _create_if_missing(admin, kafka, leader_topic(kafka), 1, replication, quiet=True)
+    own = _described(admin, kafka.own_topics(), timeout_s)
+    _own_topics_agree(kafka, own, partitions)
+    return BrokerInfo(partitions, cluster_id, own[kafka.changelog_topic].replication_factor)
 
 
 @dataclass(frozen=True)
@@ -188,33 +211,24 @@ def _describe(admin: KafkaAdminClient, topics: list[str]) -> dict[str, TopicInfo
         return {}
     described: dict[str, TopicInfo] = {}
     for topic in admin.describe_topics(wanted):
-        name = topic.get("name") or topic["topic"]  # kafka-python 3 says "name", 2.x "topic"
+        name = topic["name"]
         partitions = topic.get("partitions") or []
-        replicas = max((len(p.get("replicas") or []) for p in partitions), default=0)
+        replicas = max((len(p["replica_nodes"]) for p in partitions), default=0)
         described[name] = TopicInfo(name, len(partitions), replicas, None)
     return described
 
 
 def _with_min_insync(admin: KafkaAdminClient, topic: TopicInfo) -> TopicInfo:
+    resource = ConfigResource(ConfigResourceType.TOPIC, topic.name, {"min.insync.replicas": None})
     try:
-        responses = admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, topic.name, ["min.insync.replicas"])]
-        )
-    except KafkaError:
+        described = admin.describe_configs([resource], config_filter="all")
+    except KafkaError:  # no DescribeConfigs permission, say: the value stays unknown
         return topic
-    value = _config_value(responses, "min.insync.replicas")
-    return TopicInfo(topic.name, topic.partitions, topic.replication_factor, value)
-
-
-def _config_value(responses: Any, name: str) -> int | None:
-    """One config's value out of kafka-python's DescribeConfigs responses."""
-    for response in responses if isinstance(responses, list) else [responses]:
-        for resource in getattr(response, "resources", []):
-            entries = resource[4] if len(resource) > 4 else []
-            for entry in entries:
-                if entry[0] == name and entry[1] is not None:
-                    return int(entry[1])
-    return None
+    entry = described.get("topic", {}).get(topic.name, {}).get("min.insync.replicas") or {}
+    value = entry.get("value")
+    if value is None:
+        return topic
+    return TopicInfo(topic.name, topic.partitions, topic.replication_factor, int(value))
 
 
 def _own_topics_agree(kafka: KafkaSettings, own: dict[str, TopicInfo], partitions: int) -> None:

@@ -334,8 +334,8 @@ class ApacheKafka:
         try:
             (described,) = admin.describe_topics([topic])
             for info in described["partitions"]:
-                if info["partition"] == partition:
-                    return int(info["leader"])
+                if info["partition_index"] == partition:
+                    return int(info["leader_id"])
         finally:
             admin.close()
         raise LookupError(f"{topic} has no partition {partition}")

@@ -11,7 +11,7 @@ from faust.types import TP
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.errors import PermanentSinkError
-from stream.faust.web import _HealthProbe, _Views
+from stream.faust.web import UNCONFIRMED_WRITE_SECONDS, _HealthProbe, _Views
 from tests.engine.test_processor import Outbox, config
 from tests.scenario import C1
 
@@ -41,9 +41,21 @@ class Sink:
             raise PermanentSinkError(self.problem)
 
 
-def views(assigned: set[TP], problem: str | None = None) -> tuple[_Views, Processor]:
+class Producer:
+    def __init__(self, waited: float) -> None:
+        self.waited = waited
+
+    def unconfirmed_for(self, now: float) -> float:
+        return self.waited
+
+
+def views(
+    assigned: set[TP], problem: str | None = None, waited: float = 0.0
+) -> tuple[_Views, Processor]:
     processor = Processor(config(), {}, Outbox(), partition_for)
-    app: Any = SimpleNamespace(consumer=Consumer(assigned), conf=SimpleNamespace(id="app"))
+    app: Any = SimpleNamespace(
+        consumer=Consumer(assigned), producer=Producer(waited), conf=SimpleNamespace(id="app")
+    )
     health = _HealthProbe({"d": Sink(problem)}, clock=lambda: 0.0)  # type: ignore[dict-item]
     return _Views(app, processor, health, lambda: 1_767_578_400.0, list), processor
 
@@ -67,3 +79,13 @@ def test_health_names_an_unassigned_worker_and_a_failing_destination() -> None:
         "not consuming: no partition assigned",
         "destination d: s3://b: NoSuchBucket",
     ]
+
+
+def test_health_says_when_the_broker_has_not_confirmed_a_write_for_a_while() -> None:
+    assigned = {TP(config().kafka.topic, 0)}
+    assert (
+        asyncio.run(views(assigned, waited=UNCONFIRMED_WRITE_SECONDS - 1)[0].health_problems())
+        == []
+    )
+    (problem,) = asyncio.run(views(assigned, waited=42.4)[0].health_problems())
+    assert problem.startswith("cannot write to Kafka: a record has waited 42s")

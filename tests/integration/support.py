@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stream.config import settings_from_mapping
+from stream.engine.offline import expected_outputs
 from stream.kafka.client import produce_lines
 from stream.kafka.topics import ensure_topics
 from tests.brokers import Broker
@@ -92,3 +93,13 @@ def wait_for_objects(
 
 def toml_of(path: Path) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
+
+
+def expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
+    """What a clean run of `config` over `lines` writes, from the offline reference run."""
+    settings = settings_from_mapping(toml_of(config))
+    return {
+        file.key: file.data
+        for output in expected_outputs(settings, lines)
+        for file in (*output.csv_files, output.manifest)
+    }

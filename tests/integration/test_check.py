@@ -1,9 +1,10 @@
-"""`cohort-sync check` against Tansu and moto's S3 server: all reachable, and one line for
+"""`cohort-sync check` against the broker and moto's S3 server: all reachable, and one line for
 each thing that is not (a missing bucket, a wrong endpoint, an unreachable broker)."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -33,7 +34,7 @@ def labelled(output: str, label: str) -> list[str]:
 
 
 def test_everything_reachable_is_exit_0_with_the_plan_and_nothing_written(
-    s3: Any, bucket: str, names: dict[str, str], s3_config: Callable[..., Path]
+    s3: Any, bucket: str, broker: Broker, names: dict[str, str], s3_config: Callable[..., Path]
 ) -> None:
     config = s3_config()
     produce(config, C1)
@@ -41,10 +42,16 @@ def test_everything_reachable_is_exit_0_with_the_plan_and_nothing_written(
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert labelled(out, "problem") == []
-    [broker] = labelled(out, "broker")
-    assert broker.endswith("reachable (cluster tansu_cluster)")
-    [topics] = labelled(out, "topics")
-    assert topics.startswith(f"{names['topic']} 4 partitions, {names['topic']}-dlq 4 partitions")
+    [reached] = labelled(out, "broker")
+    cluster = "tansu_cluster" if broker.cluster is None else ""
+    assert re.search(rf"reachable \(cluster {cluster}[^ ]*\)$", reached), reached
+    topic, app = names["topic"], names["app_id"]
+    own = [topic, f"{topic}-dlq", f"{app}-ticks", f"{app}-by-cohort", f"{app}-membership-changelog"]
+    described = [line.split(", min.insync.replicas ")[0] for line in labelled(out, "topic")]
+    assert described == [f"{name}: 4 partitions, replication factor 1" for name in own]
+    if broker.cluster is not None:  # Apache Kafka answers DescribeConfigs
+        assert all(line.endswith(", min.insync.replicas 1") for line in labelled(out, "topic"))
+    assert labelled(out, "warning") == []
     assert labelled(out, "group") == [
         f"{names['app_id']}: committed on 0 of 4 partitions, lag {len(C1)} records"
     ]

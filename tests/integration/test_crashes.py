@@ -10,7 +10,6 @@ import random
 import signal
 import threading
 import time
-import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ import boto3
 import pytest
 
 from stream.commands.demo import demo_events
-from stream.config import settings_from_mapping
-from stream.engine.offline import expected_outputs
 from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
@@ -29,6 +26,7 @@ from .faults import INTERNAL_ERROR, Fault, FaultyS3Proxy
 from .support import (
     HOURLY_ALL,
     csvs_in,
+    expected_files,
     produce,
     s3_destination,
     wait_for_objects,
@@ -58,7 +56,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(
 ) -> None:
     config = s3_config(SYNCS)
     lines = demo_events()
-    expected = _expected_files(config, lines)
+    expected = expected_files(config, lines)
     half = len(lines) // 2
     produce(config, lines[:half])
     rng = random.Random(20261129)
@@ -124,7 +122,7 @@ def test_kill_9_between_the_csvs_and_the_manifest_and_during_an_upload(
         destination = s3_destination("s3", bucket, proxy.url)
         config = write_config(tmp_path, broker, names, destination, SYNCS)
         lines = demo_events()
-        expected = _expected_files(config, lines)
+        expected = expected_files(config, lines)
         produce(config, lines)
         for target in ("_manifest", "_exiting"):  # the CSVs are written; a CSV is in flight
             gate.arm(target)
@@ -149,7 +147,7 @@ def test_a_second_worker_takes_over_from_a_killed_one_and_writes_a_clean_runs_fi
 ) -> None:
     config = s3_config(SYNCS)
     lines = demo_events()
-    expected = _expected_files(config, lines)
+    expected = expected_files(config, lines)
     half = len(lines) // 2
     produce(config, lines[:half])
     first, second = workers(config), workers(config)
@@ -166,16 +164,6 @@ def test_a_second_worker_takes_over_from_a_killed_one_and_writes_a_clean_runs_fi
     mismatched = [key for key in expected if objects[key] != expected[key]]
     assert mismatched == [], _differences(objects, expected, mismatched)
     second.stop()
-
-
-def _expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
-    """What a clean run writes, from the offline reference run."""
-    settings = settings_from_mapping(tomllib.loads(config.read_text()))
-    return {
-        file.key: file.data
-        for output in expected_outputs(settings, lines)
-        for file in (*output.csv_files, output.manifest)
-    }
 
 
 def test_s3_going_away_a_stop_meanwhile_and_its_return_lose_no_sync(
