@@ -1,11 +1,12 @@
 """`make bench`: throughput, flush time and memory, each beside its baseline.
 
-One run starts its own Tansu broker and moto S3 server, pre-produces the input topics, then
-measures: raw aiokafka consumption (the stack's limit), a stateless Faust agent (the
-framework's floor), the real worker on single events and on Amplitude's batch form, the
-flush of a 1,000,000-member cohort against pyarrow's bare `write_csv` plus one put, and the
-memory a member costs. Throughput is measured from outside the worker processes, by polling
-their group's committed offsets, the same way for the floor and for the worker.
+One run starts its own broker (Apache Kafka by default, Tansu with `--broker tansu`) and
+moto S3 server, pre-produces the input topics, then measures: raw aiokafka consumption (the
+stack's limit), a stateless Faust agent (the framework's floor), the real worker on single
+events and on Amplitude's batch form, the flush of a 1,000,000-member cohort against
+pyarrow's bare `write_csv` plus one put, and the memory a member costs. Throughput is
+measured from outside the worker processes, by polling their group's committed offsets, the
+same way for the floor and for the worker.
 """
 
 from __future__ import annotations
@@ -46,11 +47,11 @@ from stream.domain.partitioner import partition_for
 from stream.faust.worker import WORKER_FAUST_DEFAULTS
 from stream.formats.csvfile import bare_arrow_csv, format_cell
 from stream.kafka.client import earliest_timestamp_ms, produce_lines
-from stream.kafka.embedded import EmbeddedBroker
 from stream.kafka.topics import ensure_topics
 from stream.metrics import LOOP_LAG_BUCKETS, Histogram
 from stream.sinks import Body
 from stream.sinks.s3 import S3Sink
+from tests.brokers import Broker, running_broker
 
 __all__ = ["Sizes", "run_bench"]
 
@@ -73,9 +74,9 @@ _MEMORY_CHILD = (
 
 #: Commit often so that throughput can be read from committed offsets (a run's figure can be
 #: off by one commit interval, so every measured phase lasts many seconds). The producer
-#: settings are the worker's own defaults, as against Apache Kafka: the one-record batches
-#: it uses on a Tansu broker only matter for restarts (see embedded.TANSU_FAUST_SETTINGS),
-#: so only the restart measurement (`scale.restart_figures`) uses them.
+#: settings are the worker's own defaults: the one-record batches it uses on a Tansu broker
+#: only matter for restarts (see embedded.TANSU_FAUST_SETTINGS), so on Tansu only the
+#: restart measurement (`scale.restart_figures`) uses them.
 #: COHORT_SYNC_BENCH_FAUST (JSON) overrides them.
 BENCH_FAUST = {"broker_commit_interval": 0.2, **WORKER_FAUST_DEFAULTS}
 
@@ -111,16 +112,22 @@ QUICK = Sizes(  # long enough for commits every 0.2 s and journal flushes to eve
 
 
 def run_bench(
-    *, quick: bool, out: TextIO = sys.stdout, sizes: Sizes | None = None
+    *,
+    quick: bool,
+    out: TextIO = sys.stdout,
+    sizes: Sizes | None = None,
+    broker_kind: str = "apache",
 ) -> dict[str, float]:
+    """`broker_kind`: "apache" (Apache Kafka, as `make test` runs it) or "tansu"."""
     sizes = sizes or (QUICK if quick else FULL)
     results: dict[str, list[float]] = {}
     with (
-        EmbeddedBroker() as broker,
+        running_broker(broker_kind) as broker,
         MotoServer() as s3_endpoint,
         tempfile.TemporaryDirectory() as tmp,
     ):
         bench = _Bench(broker, s3_endpoint, Path(tmp), out)
+        bench.say(f"broker: {broker.description}")
         bench.say(
             f"producing {sizes.single_events:,} single events and "
             f"{sizes.batch_messages:,} batch messages of 1,000 users"
@@ -182,7 +189,7 @@ def _faust_overrides() -> dict[str, Any]:
 
 
 class _Bench:
-    def __init__(self, broker: EmbeddedBroker, s3_endpoint: str, tmp: Path, out: TextIO) -> None:
+    def __init__(self, broker: Broker, s3_endpoint: str, tmp: Path, out: TextIO) -> None:
         self.broker = broker
         self.s3_endpoint = s3_endpoint
         self.tmp = tmp
@@ -330,7 +337,11 @@ class _Bench:
         self.say(f"  producing {members // 1000:,} batch messages of 1,000 users")
         topic = self.topic("bench-restart", batch_messages(members // 1000))
         self.runs += 1
-        settings = replace(topic, kafka=replace(topic.kafka, app_id=f"bench-restart-{self.runs}"))
+        settings = replace(
+            topic,
+            kafka=replace(topic.kafka, app_id=f"bench-restart-{self.runs}"),
+            faust={**topic.faust, **self.broker.faust},  # Tansu's restarts need its own
+        )
         figures = restart_figures(settings, members, self)
         self.restart_stall = figures.max_loop_stall_s
         return figures

@@ -15,6 +15,7 @@ from stream.commands.cli import tune_gc
 from stream.config import Settings, load_settings
 from stream.faust.run import faust_url, run_app
 from stream.kafka.embedded import TANSU_FAUST_SETTINGS
+from stream.kafka.topics import ensure_topics
 
 __all__ = ["create_floor_app", "main"]
 
@@ -53,8 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", required=True, metavar="PATH")
     args = parser.parse_args(argv)
     settings = load_settings(args.config)
+    tansu = ensure_topics(settings.kafka).is_tansu  # as the worker: Tansu's settings on Tansu
     app = create_floor_app(
-        settings, broker_url=faust_url(settings), faust_defaults=TANSU_FAUST_SETTINGS
+        settings,
+        broker_url=faust_url(settings),
+        faust_defaults=TANSU_FAUST_SETTINGS if tansu else {},
     )
     tune_gc()  # as the worker: the floor is the same framework with the same settings
     run_app(app)

@@ -22,7 +22,7 @@ from benchmarks.runs import running
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
 from stream.errors import CohortSyncError
-from stream.kafka.embedded import TANSU_FAUST_SETTINGS, free_port
+from stream.kafka.embedded import free_port
 
 __all__ = ["RestartFigures", "replay_records_per_s", "restart_figures", "restart_triggers"]
 
@@ -101,7 +101,7 @@ def restart_figures(settings: Settings, members: int, run: WorkerRun) -> Restart
     if members < 1000 * COHORTS:
         raise CohortSyncError(f"the restart needs at least {1000 * COHORTS:,} members")
     port = free_port()
-    faust = {**settings.faust, **TANSU_FAUST_SETTINGS, "web_port": port}  # restarts need them
+    faust = {**settings.faust, "web_port": port}
     settings = replace(settings, faust=faust)
     spawned = time.perf_counter()
     with running(run.spawn_worker(settings)) as first:

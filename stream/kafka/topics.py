@@ -21,6 +21,7 @@ from kafka.errors import (
     KafkaTimeoutError,
     NodeNotReadyError,
     NotControllerError,
+    RequestTimedOutError,
     TopicAlreadyExistsError,
 )
 
@@ -65,7 +66,7 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
     waited out until `timeout_s`, each try with a new client: creating is idempotent."""
     deadline = time.monotonic() + timeout_s
     while True:
-        admin = admin_client(kafka, timeout_s)
+        admin = admin_client(kafka, min(timeout_s, 10.0))  # a try is short: others follow
         try:
             return _ensure(admin, kafka, timeout_s)
         except UNREACHABLE as exc:
@@ -80,7 +81,13 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
 
 
 #: Errors of a broker that is down or moving: worth another try with a new client.
-UNREACHABLE = (KafkaConnectionError, NodeNotReadyError, KafkaTimeoutError, NotControllerError)
+UNREACHABLE = (
+    KafkaConnectionError,
+    NodeNotReadyError,
+    KafkaTimeoutError,
+    NotControllerError,
+    RequestTimedOutError,
+)
 
 
 def _ensure(admin: KafkaAdminClient, kafka: KafkaSettings, timeout_s: float) -> BrokerInfo:

@@ -5,7 +5,7 @@ into a cache folder; `ApacheKafka(nodes=1)` formats storage in a temporary folde
 each node (broker and controller in one JVM) on free loopback ports with a small heap,
 waits until every broker answers, and stops each by its own process group. A cluster of
 three is for the broker-fault tests: `kill`, `stop`, `start`, `pause` and `resume` one
-node, and `leader` tells which node leads a partition.
+node.
 """
 
 from __future__ import annotations
@@ -324,21 +324,6 @@ class ApacheKafka:
                     f"{node.port} within {timeout:.0f}s:\n{node.log()}"
                 )
             time.sleep(0.2)
-
-    def leader(self, topic: str, partition: int) -> int:
-        """The id of the node that leads `topic`'s `partition` now."""
-        from kafka import KafkaAdminClient
-
-        live = next(node for node in self.nodes if node.running())
-        admin = KafkaAdminClient(bootstrap_servers=live.bootstrap)
-        try:
-            (described,) = admin.describe_topics([topic])
-            for info in described["partitions"]:
-                if info["partition_index"] == partition:
-                    return int(info["leader_id"])
-        finally:
-            admin.close()
-        raise LookupError(f"{topic} has no partition {partition}")
 
     # -- configuration
 

@@ -5,6 +5,7 @@ import io
 import json
 
 from benchmarks.bench import Sizes, run_bench
+from tests.brokers import broker_kind
 
 EXPECTED_KEYS = {
     "raw_events_per_s",
@@ -41,7 +42,7 @@ def test_bench_runs_at_tiny_sizes_and_ends_with_its_json_line() -> None:
         churn_members=2_000,
         restart_members=100_000,  # a message of 1,000 in each cohort
     )
-    summary = run_bench(quick=True, out=out, sizes=tiny)
+    summary = run_bench(quick=True, out=out, sizes=tiny, broker_kind=broker_kind())
     last = json.loads(out.getvalue().splitlines()[-1])
     assert last == summary and set(last) == EXPECTED_KEYS
     assert all(value > 0 for key, value in last.items() if key != "max_loop_stall_s")

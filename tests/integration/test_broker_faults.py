@@ -22,6 +22,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from stream.commands.demo import demo_events
 from stream.config import settings_from_mapping
+from stream.kafka.client import produce_lines
 from stream.kafka.embedded import free_port
 from tests.brokers import Broker, broker_kind, kafka_version
 from tests.brokers.apache import ApacheKafka
@@ -155,7 +156,9 @@ class Run:
         produce(self.config, self.lines[: self.half])
 
     def second_half(self) -> None:
-        produce(self.config, self.lines[self.half :])
+        """The rest, to the topics the first half set up (nothing asks the controller)."""
+        kafka = settings_from_mapping(toml_of(self.config)).kafka
+        produce_lines(kafka, self.lines[self.half :])
 
     def some_files(self, worker: WorkerProcess) -> None:
         """Wait until the worker has written part of the run (the fault comes mid-run)."""
