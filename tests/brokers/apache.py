@@ -4,8 +4,8 @@
 into a cache folder; `ApacheKafka(nodes=1)` formats storage in a temporary folder, starts
 each node (broker and controller in one JVM) on free loopback ports with a small heap,
 waits until every broker answers, and stops each by its own process group. A cluster of
-three is for the broker-fault tests: `kill`, `stop`, `start`, `pause` and `resume` one
-node.
+three is for the broker-fault tests: `kill_node`, `stop_node`, `start_node`, `pause_node`
+and `resume_node`.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ __all__ = [
     "ApacheKafka",
     "BrokerStartError",
     "kafka_jars",
+    "die_with_parent",
     "prerequisites",
 ]
 
@@ -255,7 +256,7 @@ class ApacheKafka:
             stdout=node.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         if wait:
             self.wait_ready(node_id)
@@ -365,7 +366,7 @@ class ApacheKafka:
         )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: a test run that dies (killed, say) takes its brokers along
     rather than leaving JVMs behind (Linux's parent-death signal)."""
     import ctypes

@@ -20,6 +20,7 @@ from moto.server import ThreadedMotoServer
 
 from stream.kafka.embedded import free_port
 from tests.brokers import Broker, running_broker
+from tests.brokers.apache import die_with_parent
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -130,6 +131,7 @@ class WorkerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,  # a test run that dies takes its workers along
             )
         return self
 
