@@ -9,8 +9,9 @@ RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test test-compat test-tansu kafka-prerequisites lint bench bench-quick clean
 
-# The Apache Kafka versions `make test-compat` runs the Kafka-facing tests on as well
-# (tests/brokers/apache.py has the default, the newest).
+# The Apache Kafka versions `make test-compat` runs the Kafka-facing tests on as well: the
+# oldest 4.0 and the 3.9 line that many MSK clusters run (tests/brokers/apache.py has the
+# default, the newest).
 COMPAT_VERSIONS := 4.0.0 3.9.1
 
 $(RUN_STAMP): pyproject.toml

@@ -182,9 +182,23 @@ class GroupOffsets:
         self.close()
 
 
-def group_offsets(admin: KafkaAdminClient, group: str, topic: str) -> dict[int, int | None]:
-    """The group's committed offset per partition of `topic` (None: nothing yet)."""
-    offsets = admin.list_group_offsets(group).get(group, {})
+def group_offsets(
+    admin: KafkaAdminClient, group: str, topic: str, timeout_s: float = 15.0
+) -> dict[int, int | None]:
+    """The group's committed offset per partition of `topic` (None: nothing yet).
+
+    A retriable error is asked again until `timeout_s`: Apache Kafka answers "coordinator
+    not available" while it creates `__consumer_offsets` for a cluster's first group, and
+    "loading" while a new coordinator reads it after a broker failed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            offsets = admin.list_group_offsets(group).get(group, {})
+            break
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
     return {
         tp.partition: (meta.offset if meta.offset >= 0 else None)
         for tp, meta in offsets.items()

@@ -29,7 +29,6 @@ from stream.kafka.embedded import free_port
 
 __all__ = [
     "DEFAULT_VERSION",
-    "COMPAT_VERSIONS",
     "ApacheKafka",
     "BrokerStartError",
     "kafka_jars",
@@ -39,9 +38,7 @@ __all__ = [
 
 #: The newest Apache Kafka that Maven Central serves (pinned); what `make test` runs on.
 DEFAULT_VERSION = "4.4.0"
-#: What `make test-compat` runs the Kafka-facing tests on as well: the oldest 4.0 and the
-#: 3.9 line that many MSK clusters run.
-COMPAT_VERSIONS = ("4.0.0", "3.9.1")
+# The older versions `make test-compat` runs on are listed once, in the Makefile.
 
 POM = Path(__file__).with_name("pom.xml")
 REPOSITORY = Path(__file__).resolve().parents[2]
