@@ -53,6 +53,9 @@ class Metrics:
     late_events: int = 0
     too_late: int = 0
     """Records dead-lettered for being older than the watermark minus `retain_exited`."""
+    too_far_ahead: int = 0
+    """Records dead-lettered for an event time more than `max_future` after their Kafka
+    timestamp."""
     forgotten_members: int = 0
     forwarded: int = 0
     files: int = 0

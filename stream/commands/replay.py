@@ -143,7 +143,12 @@ async def _replay(
         while not reader.done():
             for record in await loop.run_in_executor(None, reader.poll):
                 await processor.on_record(
-                    settings.kafka.topic, record.partition, record.offset, record.key, record.value
+                    settings.kafka.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    record.value,
+                    timestamp_ms=record.timestamp_ms,
                 )
                 while outbox.forwarded:
                     key, value, home = outbox.forwarded.pop(0)

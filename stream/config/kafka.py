@@ -26,6 +26,7 @@ __all__ = ["KafkaSettings", "BROKER_ENV", "parse_brokers", "read_kafka"]
 BROKER_ENV = "COHORT_SYNC_BROKER"
 RETAIN_EXITED_DEFAULT_MS = 30 * 86_400_000
 IDLE_CATCH_UP_DEFAULT_MS = 86_400_000
+MAX_FUTURE_DEFAULT_MS = 3_600_000
 #: Topic configs the worker's changelog always has, whatever `kafka.topic_config` says: the
 #: table is rebuilt from its latest record per key.
 CHANGELOG_CONFIG = {"cleanup.policy": "compact"}
@@ -46,6 +47,9 @@ class KafkaSettings:
     any distance)."""
     retain_exited_ms: int | None = RETAIN_EXITED_DEFAULT_MS
     """How long before the decided watermark an absent member is kept (None: for ever)."""
+    max_future_ms: int | None = MAX_FUTURE_DEFAULT_MS
+    """How far an input record's event time may be ahead of its Kafka timestamp (None: any
+    distance); a record further ahead is dead-lettered, so no watermark passes it."""
     replication_factor: int | None = None
     """Of every topic the worker creates (None: the cluster's default.replication.factor)."""
     topic_config: Mapping[str, str] = field(default_factory=dict)
@@ -123,6 +127,7 @@ _KEYS = {
     "idle_timeout",
     "idle_catch_up",
     "retain_exited",
+    "max_future",
     "replication_factor",
     "topic_config",
 }
@@ -153,6 +158,7 @@ def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaS
         retain_exited_ms=read_positive_duration(
             section, "retain_exited", "30d", unlimited="forever"
         ),
+        max_future_ms=read_positive_duration(section, "max_future", "1h", unlimited="off"),
         replication_factor=_replication_factor(section),
         topic_config=_topic_config(section),
     )

@@ -156,12 +156,21 @@ class Processor:
                     self._built_whole.add(cohort_id)
 
     async def on_record(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        *,
+        timestamp_ms: int | None = None,
     ) -> None:
         """Handle one input (or repartitioned) record; never raises for bad input. A record
-        of a partition taken away while it was being rebuilt is left to its new owner."""
+        of a partition taken away while it was being rebuilt is left to its new owner.
+        `timestamp_ms` is the record's Kafka timestamp (None: a file's line, unchecked): an
+        input record dated more than `kafka.max_future` after it is dead-lettered."""
         try:
-            await self._handle(topic, partition, offset, key, value)
+            await self._handle(topic, partition, offset, key, value, timestamp_ms)
         except _Revoked:
             return
         except BaseException:
@@ -174,7 +183,13 @@ class Processor:
             self.input_next_offset[partition] = offset + 1
 
     async def _handle(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
     ) -> None:
         try:
             events = parse_message(value)
@@ -187,8 +202,16 @@ class Processor:
             return
         if not events:
             return
+        is_input = topic == self.settings.kafka.topic
+        if is_input and timestamp_ms is not None:
+            # Checked before forwarding: the repartitioned copy has the forwarder's timestamp.
+            too_far_ahead = self._too_far_ahead(timestamp_ms, key, events)
+            if too_far_ahead is not None:
+                self.metrics.too_far_ahead += 1
+                await self._dead_letter(topic, partition, offset, key, value, too_far_ahead)
+                return
         cohort_key, home = self._home(events[0].cohort_id)
-        if topic == self.settings.kafka.topic and (key != cohort_key or home != partition):
+        if is_input and (key != cohort_key or home != partition):
             try:
                 await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
             except RecordTooLarge as exc:
@@ -264,6 +287,24 @@ class Processor:
             f"too late: event time {format_time(oldest)} is more than kafka.retain_exited "
             f"({format_duration(retain)}) before the partition's watermark "
             f"{format_time(decided)}; members absent that long are forgotten"
+        )
+
+    def _too_far_ahead(
+        self, timestamp_ms: int, key: bytes | None, events: list[MembershipEvent]
+    ) -> str | None:
+        """Why the record's event time cannot be believed (`kafka.max_future`), or None. The
+        record's Kafka timestamp is in the log, so a replay decides the same."""
+        limit = self.settings.kafka.max_future_ms
+        if limit is None or timestamp_ms < 0:  # -1: a record of the oldest format has none
+            return None
+        newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+        if newest <= timestamp_ms + limit:
+            return None
+        shown = "none" if key is None else repr(key.decode("utf-8", "replace")[:64])
+        return (
+            f"too far ahead: event time {format_time(newest)} is more than kafka.max_future "
+            f"({format_duration(limit)}) after the record's Kafka timestamp "
+            f"{format_time(timestamp_ms)} (key {shown})"
         )
 
     def _forget_absent(self, partition: int, state: PartitionState) -> None:

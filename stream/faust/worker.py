@@ -310,7 +310,12 @@ class Worker:
         self.busy.add(partition)
         try:
             await self.processor.on_record(
-                message.topic, partition, message.offset, message.key, event.value
+                message.topic,
+                partition,
+                message.offset,
+                message.key,
+                event.value,
+                timestamp_ms=round(message.timestamp * 1000),  # Faust's are in seconds
             )
         finally:
             self.busy.discard(partition)

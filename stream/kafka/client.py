@@ -54,9 +54,7 @@ def connection(kafka: KafkaSettings) -> dict[str, Any]:
 def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:
     """Send each non-blank line as one record keyed by its cohort id; returns the count."""
     try:
-        producer = KafkaProducer(
-            **connection(kafka), linger_ms=5, acks="all"
-        )
+        producer = KafkaProducer(**connection(kafka), linger_ms=5, acks="all")
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     sent = 0
@@ -85,6 +83,8 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp_ms: int
+    """The record's Kafka timestamp (-1: none, a record of the oldest message format)."""
 
 
 class TopicReader:
@@ -277,7 +277,7 @@ def _highwaters(
 
 def _records_of(polled: Any) -> list[Record]:
     return [
-        Record(tp.partition, r.offset, r.key, r.value)
+        Record(tp.partition, r.offset, r.key, r.value, r.timestamp)
         for tp, records in polled.items()
         for r in records
     ]

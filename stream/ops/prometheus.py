@@ -141,6 +141,11 @@ def _counters(metrics: Metrics) -> list[tuple[str, int, str]]:
             "Records dead-lettered as older than the watermark minus kafka.retain_exited.",
         ),
         (
+            "cohort_sync_too_far_ahead_records_total",
+            metrics.too_far_ahead,
+            "Records dead-lettered as dated more than kafka.max_future after their Kafka time.",
+        ),
+        (
             "cohort_sync_forgotten_members_total",
             metrics.forgotten_members,
             "Members forgotten after being absent for longer than kafka.retain_exited.",

@@ -5,9 +5,11 @@ flight or failing, and what it did not finish is delivered again at the next sta
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from stream.domain.partitioner import partition_for
 from stream.faust.run import STOP_DEADLINE_SECONDS
 from stream.kafka.client import committed_offsets
 from stream.kafka.topics import ensure_topics
-from tests.scenario import C1, expected_csvs
+from tests.scenario import C1, JAN5, MIN, H, event, expected_csvs
 
 from .conftest import WAIT, wait_until
 from .support import csvs_in, toml_of, wait_for_objects
@@ -117,6 +119,46 @@ def test_a_record_whose_handling_raises_is_dead_lettered_and_the_rest_applied(
     doing = {"parse": "parsing", "apply": "applying"}[stage]
     assert reason.endswith(f"Injected: injected into {doing}"), reason
     worker.stop_cleanly()
+
+
+def test_an_event_a_year_ahead_of_its_kafka_timestamp_is_dead_lettered_and_moves_no_sync(
+    s3: Any, bucket: str, workers: Any, s3_config: Callable[..., Path]
+) -> None:
+    """The first-hour issue's case: without `kafka.max_future` the worker wrote every
+    hourly sync up to the future date and refused the on-time events after it."""
+    config = s3_config()
+    settings = settings_from_mapping(toml_of(config))
+    future = event("c1", 99, "enter", 400 * 24 * H)
+    # Each record stamped with its own event time; the future one a minute after the first.
+    stamped = [(C1[0], JAN5 + 10 * MIN), (future, JAN5 + 11 * MIN)]
+    stamped += [(line, _event_time(line)) for line in C1[1:]]
+    # Kept whatever their timestamps: a topic's default retention would delete January's.
+    ensure_topics(replace(settings.kafka, topic_config={"retention.ms": "-1"}))
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers())
+    home = c1_home(config)
+    sent = [
+        producer.send(settings.kafka.topic, key=b"c1", value=value, partition=home, timestamp_ms=at)
+        for value, at in stamped
+    ]
+    producer.flush()
+    for each in sent:
+        each.get(timeout=WAIT)
+    producer.close()
+    worker = workers(config)
+    objects = wait_for_objects(s3, bucket, C1_OBJECTS, worker)
+    assert csvs_in(objects) == expected_csvs("exports/hourly", cohorts=("c1",))
+    (letter,) = dead_letters(config, 1)
+    assert letter.value == future
+    reason = dict(letter.headers)["cohort-sync-reason"].decode()
+    assert reason == (
+        "too far ahead: event time 2027-02-09T00:00:00Z is more than kafka.max_future (1h) "
+        "after the record's Kafka timestamp 2026-01-05T00:11:00Z (key 'c1')"
+    )
+    worker.stop_cleanly()
+
+
+def _event_time(line: bytes) -> int:
+    return int(datetime.fromisoformat(json.loads(line)["time"]).timestamp() * 1000)
 
 
 @pytest.mark.parametrize("stage", ["store", "forward", "sync"])

@@ -8,7 +8,7 @@ from stream.ops.prometheus import render_prometheus
 
 
 def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
-    metrics = Metrics(events=3, dead_letters=1, too_late=4, forgotten_members=5)
+    metrics = Metrics(events=3, dead_letters=1, too_late=4, too_far_ahead=6, forgotten_members=5)
     metrics.observe_upload(0.03)
     metrics.observe_upload(4.0)
     metrics.loop_lag.observe(0.002)
@@ -30,10 +30,11 @@ def test_prometheus_text_has_every_family_and_escapes_labels() -> None:
     assert 'cohort_sync_upload_errors_total{destination="s3",kind="permanent"} 2.0' in lines
     assert "cohort_sync_too_late_records_total 4.0" in lines
     assert "cohort_sync_forgotten_members_total 5.0" in lines
+    assert "cohort_sync_too_far_ahead_records_total 6.0" in lines
     assert 'cohort_sync_event_loop_lag_seconds_bucket{le="0.005"} 1.0' in lines
     assert 'cohort_sync_event_loop_lag_seconds_bucket{le="2.5"} 2.0' in lines
     assert "cohort_sync_event_loop_lag_max_seconds 1.7" in lines
-    assert len(types) == 17 and text.endswith("\n")  # the 9 the issue names, and 8 more
+    assert len(types) == 18 and text.endswith("\n")  # the 9 the issue names, and 9 more
 
 
 def test_the_standard_process_and_python_families_are_served_too() -> None:
