@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -103,3 +105,13 @@ def expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
         for output in expected_outputs(settings, lines)
         for file in (*output.csv_files, output.manifest)
     }
+
+
+def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`cohort-sync replay --config <config> <options>`, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "stream.commands.cli", "replay", "--config", str(config), *options],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )

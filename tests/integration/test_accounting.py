@@ -24,8 +24,8 @@ from stream.kafka.client import committed_offsets
 from stream.kafka.topics import ensure_topics
 from tests.scenario import C1, JAN5, MIN, H, event, expected_csvs
 
-from .conftest import WAIT, wait_until
-from .support import csvs_in, toml_of, wait_for_objects
+from .conftest import WAIT, read_bucket, wait_until
+from .support import csvs_in, replay, toml_of, wait_for_objects
 
 FAULTY_WORKER = [str(Path(__file__).with_name("faulty_worker.py"))]
 MARKER = "u1004"  # the user id of C1[6], the only record that carries it
@@ -155,6 +155,11 @@ def test_an_event_a_year_ahead_of_its_kafka_timestamp_is_dead_lettered_and_moves
         "after the record's Kafka timestamp 2026-01-05T00:11:00Z (key 'c1')"
     )
     worker.stop_cleanly()
+    for key in objects:  # a replay reads the same timestamps and decides the same
+        s3.delete_object(Bucket=bucket, Key=key)
+    result = replay(config)
+    assert result.returncode == 0, result.stderr
+    assert read_bucket(s3, bucket) == objects
 
 
 def _event_time(line: bytes) -> int:

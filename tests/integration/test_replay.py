@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,24 +9,16 @@ from typing import Any
 from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
-from .conftest import WAIT, read_bucket
+from .conftest import read_bucket
 from .support import (
     HOURLY_ALL,
     csvs_in,
     produce,
+    replay,
     s3_destination,
     wait_for_objects,
     write_config,
 )
-
-
-def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.commands.cli", "replay", "--config", str(config), *options],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
 
 
 def test_replay_writes_the_live_workers_bytes_and_shows_progress(
