@@ -1,6 +1,7 @@
 """A hand-checked scenario shared by unit and integration tests: two cohorts over four
 hours, with the exact files the contract says they give (project 7, property `plan`,
-hourly syncs). Expected rows were worked out by hand from DESIGN.md, not by the code."""
+hourly syncs). Expected rows were worked out by hand from the contract (the README's "Semantics" and
+"Output"), not by the code."""
 
 from __future__ import annotations
 

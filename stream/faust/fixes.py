@@ -1,7 +1,7 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
 `SafeApp` puts them together; `worker.py` wires the worker on it and calls the consumer's
-helpers (rewinds, absent offsets, stall healing). Seven changes, split by concern:
+helpers (rewinds, absent offsets, stall healing). The changes, split by concern:
 
 - `WholeFlushBuffer` (`producer.py`): a commit waits for every changelog record written
   before it.

@@ -2,7 +2,7 @@
 
 UTF-8, `\n` after every row (the header included), a field is quoted only when it holds a
 comma, a double quote, CR or LF, with inner quotes doubled. Null cells are empty fields.
-This is the only module that imports pyarrow.
+pyarrow is imported here and in `encoding.py`, nowhere else.
 """
 
 from __future__ import annotations
