@@ -32,9 +32,9 @@ class Broker:
     description: str
     faust: dict[str, Any]
     """Faust settings that this broker needs in a worker's config. On Tansu (its quirks:
-    stream/kafka/embedded.py) short session timeouts for its slow joins, which the worker sets itself, and
-    one-record changelog batches for its ListOffsets, which a restart needs; none on Apache
-    Kafka, where the worker runs with its production settings."""
+    stream/kafka/embedded.py) short session timeouts for its slow joins, which the worker
+    sets itself, and one-record changelog batches for its ListOffsets, which a restart
+    needs; none on Apache Kafka, where the worker runs with its production settings."""
     cluster: ApacheKafka | None = None
     """The Apache Kafka cluster itself, for tests that stop or restart its nodes."""
 
