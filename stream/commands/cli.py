@@ -242,7 +242,7 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
 
 def _run_worker(args: argparse.Namespace) -> int:
     from stream.faust.run import faust_url
-    from stream.faust.worker import create_worker, run_worker
+    from stream.faust.worker import Worker, run_worker
     from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
     from stream.kafka.topics import ensure_topics
 
@@ -260,7 +260,7 @@ def _run_worker(args: argparse.Namespace) -> int:
         defaults: dict[str, Any] = {"topic_replication_factor": info.replication_factor}
         if info.is_tansu:
             defaults.update(TANSU_FAUST_SETTINGS)
-        worker = create_worker(
+        worker = Worker(
             settings,
             broker_url=faust_url(settings),
             faust_defaults=defaults,

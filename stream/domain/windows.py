@@ -25,7 +25,6 @@ __all__ = [
     "format_sync_time",
     "format_time",
     "format_duration",
-    "advance_watermark",
     "catch_up_gap",
     "format_span",
 ]
@@ -152,12 +151,6 @@ def format_duration(duration_ms: int) -> str:
         if duration_ms and duration_ms % _UNIT_MS[unit] == 0:
             return f"{duration_ms // _UNIT_MS[unit]}{unit}"
     return f"{duration_ms}ms"
-
-
-def advance_watermark(current: int | None, event_time_ms: int, lateness_ms: int) -> int:
-    """The watermark after seeing an event: it never moves backwards."""
-    candidate = event_time_ms - lateness_ms
-    return candidate if current is None else max(current, candidate)
 
 
 def catch_up_gap(watermark: int | None, now_ms: int, limit_ms: int | None) -> int | None:

@@ -122,8 +122,6 @@ class Processor:
         self._positions: dict[int, _Position] = {}
         self.input_next_offset: dict[int, int] = {}
         """Per input partition: the offset after the last record handled (for lag)."""
-        self._due_positions: dict[int, InputPosition] = {}
-        """Syncs found due by a version that persisted a due position, not pending syncs."""
         self._written: dict[int, set[tuple[str, str, int]]] = {}
         """Per partition: pending syncs the outbox reported written, not yet forgotten."""
         self._unsubmitted: set[int] = set()
@@ -383,7 +381,6 @@ class Processor:
             self.partitions.pop(partition, None)
             self._positions.pop(partition, None)
             self.input_next_offset.pop(partition, None)
-            self._due_positions.pop(partition, None)
             self._written.pop(partition, None)
             self._unsubmitted.discard(partition)
             self._journals.pop(partition, None)
@@ -427,8 +424,6 @@ class Processor:
         jobs = state.due_jobs(self.rules, watermark)
         if not jobs:
             return
-        # Syncs found due by an older version keep the input position they were found at.
-        position = self._due_positions.pop(partition, position)
         decided = [
             PendingSync(
                 job.rule.rule_id,
@@ -531,11 +526,8 @@ class Processor:
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
         self._journals[partition].flush()  # the state before the decisions made on it
         position = self._positions.get(partition)
-        due = self._due_positions.get(partition)
         self.store[codec.partition_key(partition)] = partition_meta(
-            state,
-            next_offset=position.next_offset if position else None,
-            due=None if due is None else (due.topic, due.end_offset),
+            state, next_offset=position.next_offset if position else None
         )
 
     def _read(self, partition: int, items: dict[str, Any]) -> LoadedPartition:
@@ -553,9 +545,6 @@ class Processor:
         self._journals[partition] = loaded.journal
         if loaded.state.pending:
             self._unsubmitted.add(partition)
-        if loaded.due is not None:
-            topic, end_offset = loaded.due
-            self._due_positions[partition] = InputPosition(topic, partition, end_offset)
         if loaded.next_offset is not None:
             self._positions.setdefault(
                 partition, _Position(self.settings.kafka.topic, loaded.next_offset)

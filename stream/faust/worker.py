@@ -50,7 +50,7 @@ from stream.output.lanes import DestinationLanes
 from stream.output.writer import SyncWriter
 from stream.sinks import open_sink
 
-__all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "create_worker", "run_worker"]
+__all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "run_worker"]
 
 #: The worker's Faust defaults: its production settings (a broker's own defaults, such as
 #: Tansu's, and `[faust]` override them).
@@ -420,24 +420,6 @@ class Worker:
         loads it."""
         self.tick_sent[partition] = now_ms
         await self.ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
-
-
-def create_worker(
-    settings: Settings,
-    *,
-    broker_url: str,
-    faust_defaults: Mapping[str, Any] | None = None,
-    clock: Callable[[], float] = time.time,
-    config_path: str | None = None,
-) -> Worker:
-    """The worker for `settings` (see `Worker`), not yet running (`run_worker`)."""
-    return Worker(
-        settings,
-        broker_url=broker_url,
-        faust_defaults=faust_defaults,
-        clock=clock,
-        config_path=config_path,
-    )
 
 
 def _ranges(numbers: list[int]) -> str:

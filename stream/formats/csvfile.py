@@ -26,7 +26,6 @@ __all__ = [
     "header_line",
     "line_chunks",
     "Rows",
-    "bare_arrow_csv",
 ]
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -204,17 +203,3 @@ def _quote_one(text: str) -> str:
     if any(char in text for char in ',"\r\n'):
         return '"' + text.replace('"', '""') + '"'
     return text
-
-
-def bare_arrow_csv(header: Sequence[str], columns: Sequence[Sequence[str | None]]) -> bytes:
-    """pyarrow's own `write_csv` of the same cells: the benchmark's baseline for a flush."""
-    import io
-
-    import pyarrow.csv as pa_csv
-
-    table = pa.table(
-        {name: pa.array(col, type=pa.string()) for name, col in zip(header, columns, strict=True)}
-    )
-    buffer = io.BytesIO()
-    pa_csv.write_csv(table, buffer)
-    return buffer.getvalue()

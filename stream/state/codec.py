@@ -21,23 +21,16 @@ import orjson
 from stream.domain.membership import EventProperties, Member, PropertyKey, Snapshot, Stamp, shared
 
 __all__ = [
-    "member_key",
     "bundle_key",
     "cohort_key",
     "partition_key",
     "parse_key",
-    "encode_member",
-    "decode_member",
     "encode_bundle",
     "decode_bundle",
     "bundle_members",
 ]
 
 _SEP = "\x1f"
-
-
-def member_key(partition: int, cohort_id: str, amplitude_id: int) -> str:
-    return f"m{_SEP}{partition}{_SEP}{cohort_id}{_SEP}{amplitude_id}"
 
 
 def bundle_key(partition: int, seq: int) -> str:
@@ -69,14 +62,6 @@ def encode_json(value: Any) -> bytes:
 
 def decode_json(value: bytes) -> Any:
     return json.loads(value)
-
-
-def encode_member(member: Member) -> bytes:
-    return encode_json([_encode_snapshot(item) for item in member.history])
-
-
-def decode_member(value: bytes) -> Member:
-    return Member([_decode_snapshot(item) for item in decode_json(value)])
 
 
 def encode_bundle(members: Iterable[tuple[str, int, Member]]) -> bytes:

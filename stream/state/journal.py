@@ -114,8 +114,6 @@ class Journal:
         harm (`_shadow` keeps only bundles that exist), so they go in bulk, not one by one
         with a per-bundle index that cost more memory than the entries."""
         self._next_seq = 0
-        self._legacy: list[str] = []
-        """Per-member keys of an older version, deleted once their members are bundled."""
         self._deferred: list[str] = []
         """Keys of bundles `load` found superseded: deleted at the next flush, so that a
         load only reads the store (it may run in a thread, off the event loop)."""
@@ -176,9 +174,6 @@ class Journal:
             self._write(entries, released)
         self._compact(released)
         self._unpin()
-        for key in self._legacy:
-            del self.store[key]
-        self._legacy = []
         if self._stale_count >= self._stale_sweep_at:
             self._sweep_stale()
 
@@ -206,11 +201,6 @@ class Journal:
         for seq in [seq for seq, live in self._live.items() if live == 0]:
             self._delete(seq, deferred=True)
         return ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in latest.items())
-
-    def adopt_legacy(self, key: str, cohort_id: str, amplitude_id: int, member: Member) -> None:
-        """A member read from an older version's own key: bundle it, then delete the key."""
-        self._legacy.append(key)
-        self.touch(cohort_id, amplitude_id, member)
 
     def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
         value = codec.encode_bundle(

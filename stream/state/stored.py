@@ -25,12 +25,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class LoadedPartition:
-    """`due`: (topic, end offset) where an older version found syncs due, not yet decided
-    as pending ones; `next_offset`: the input offset after the last record applied."""
+    """`next_offset`: the input offset after the last record applied."""
 
     state: PartitionState
     journal: Journal
-    due: tuple[str, int] | None
     next_offset: int | None
 
 
@@ -52,15 +50,9 @@ def load_partition(
     meta = codec.decode_json(stored_meta) if stored_meta else {}
     pending = [PendingSync.from_json(item) for item in meta.get("pending", [])]
     state = PartitionState(meta.get("emitted"), meta.get("rules"), pending, track_exits=track_exits)
-    due = None
-    if meta.get("due") is not None:  # syncs that were due when the last worker stopped
-        state.observe(meta["watermark"], 0)
-        topic, end_offset = meta["due"]
-        due = (str(topic), int(end_offset))
     members = Journal(
         partition, store, _PartitionMembers(state), enabled=journal, forgetting=track_exits
     )
-    legacy: list[tuple[str, str, int, Any]] = []
     bundles: list[tuple[int, bytes]] = []
     for key, value in items.items():
         kind, _, rest = codec.parse_key(key)
@@ -68,23 +60,14 @@ def load_partition(
             state.add_cohort(rest[0], codec.decode_json(value)["first"])
         elif kind == "b":
             bundles.append((int(rest[0]), value))
-        elif kind == "m":
-            legacy.append((key, rest[0], int(rest[1]), value))
     for cohort_id, amplitude_id, member in members.load(bundles):
         _cohort(state, cohort_id).restore(amplitude_id, member)
-    for key, cohort_id, amplitude_id, value in legacy:  # older than any bundle
-        cohort = _cohort(state, cohort_id)
-        if amplitude_id not in cohort.members:
-            cohort.restore(amplitude_id, codec.decode_member(value))
-        legacy_member = cohort.members.hot(amplitude_id)
-        assert legacy_member is not None
-        members.adopt_legacy(key, cohort_id, amplitude_id, legacy_member)
     for cohort in state.cohorts.values():
         if cohort.exits is not None:
             cohort.exits.sort()
     if state.cohorts:
         log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
-    return LoadedPartition(state, members, due, meta.get("offset"))
+    return LoadedPartition(state, members, meta.get("offset"))
 
 
 def partition_items(store: Mapping[str, Any], partition: int) -> dict[str, Any]:
@@ -96,13 +79,10 @@ def partition_items(store: Mapping[str, Any], partition: int) -> dict[str, Any]:
     return found
 
 
-def partition_meta(
-    state: PartitionState, *, next_offset: int | None, due: tuple[str, int] | None
-) -> bytes:
+def partition_meta(state: PartitionState, *, next_offset: int | None) -> bytes:
     """The partition's metadata record (write it only after flushing its journal)."""
     return codec.encode_json(
         {
-            "due": None if due is None else list(due),
             "pending": [sync.to_json() for sync in state.pending],
             "emitted": state.emitted_through,
             "watermark": state.watermark,

@@ -1,11 +1,11 @@
-"""Cadences, sync times, file-name times and the watermark."""
+"""Cadences, sync times, file-name times and the idle catch-up limit (the watermark:
+`tests/state/test_partition.py`)."""
 
 import pytest
 
 from stream.domain.windows import (
     NEVER,
     Schedule,
-    advance_watermark,
     catch_up_gap,
     format_span,
     format_sync_time,
@@ -59,12 +59,6 @@ def test_sync_times_are_aligned_to_the_epoch_in_utc() -> None:
 def test_sync_time_in_file_names() -> None:
     assert format_sync_time(JAN5 + HOUR, "amplitude") == "2026-01-05T01:00"
     assert format_sync_time(JAN5 + 15 * 60_000, "no-colon") == "2026-01-05T00-15"
-
-
-def test_watermark_is_newest_time_minus_lateness_and_never_goes_back() -> None:
-    assert advance_watermark(None, JAN5, 60_000) == JAN5 - 60_000
-    assert advance_watermark(JAN5, JAN5 - HOUR, 0) == JAN5
-    assert advance_watermark(JAN5, JAN5 + 5, 0) == JAN5 + 5
 
 
 def test_an_idle_partition_may_follow_the_clock_only_within_the_catch_up_limit() -> None:

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from stream.config import Settings, settings_from_mapping
-from stream.domain.membership import Member, Snapshot
+from stream.domain.membership import Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine import processor as processor_module
 from stream.engine.processor import Processor
 from stream.errors import RecordTooLarge
 from stream.output.sync import SyncOutput
-from stream.state import codec
 from tests.scenario import C1, C2, JAN5, MIN, H, event, expected_csvs
 
 
@@ -393,27 +392,6 @@ def test_a_destination_that_never_confirms_holds_up_only_its_own_syncs() -> None
     assert [(o.manifest, o.csv_files) for o in restarted.outbox.outputs] == [
         (o.manifest, o.csv_files) for o in stuck
     ]
-
-
-def test_a_table_of_the_per_member_format_is_read_then_rewritten_in_bundles() -> None:
-    first = Harness(config())
-    first.feed(*SCENARIO[:6])
-    first.processor.flush(0)
-    state = first.processor.partitions[0]
-    older: dict[str, Any] = {  # the same state as a version before the journal wrote it
-        key: value for key, value in first.store.items() if not key.startswith("b")
-    }
-    for cohort_id, cohort in state.cohorts.items():
-        for amplitude_id, member in cohort.members.items():
-            older[codec.member_key(0, cohort_id, amplitude_id)] = codec.encode_member(
-                Member(member.history)
-            )
-    second = Harness(config(), store=older)
-    second.offset = first.offset
-    second.feed(*SCENARIO[6:])
-    assert {**first.files(), **second.files()} == EXPECTED
-    assert not any(key.startswith("m") for key in older)  # bundled, then deleted
-    assert any(key.startswith("b") for key in older)
 
 
 def once_at(at: str, *, cohort: str = "*") -> Settings:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stream.config import settings_from_mapping
-from stream.faust.worker import WORKER_FAUST_DEFAULTS, create_worker
+from stream.faust.worker import WORKER_FAUST_DEFAULTS, Worker
 
 
 def test_faust_settings_are_passed_through_as_they_are() -> None:
@@ -13,7 +13,7 @@ def test_faust_settings_are_passed_through_as_they_are() -> None:
             "faust": {"broker_session_timeout": 7.5, "stream_buffer_maxsize": 123},
         }
     )
-    worker = create_worker(settings, broker_url="kafka://127.0.0.1:1")
+    worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
     assert worker.app.conf.broker_session_timeout == 7.5
     assert worker.app.conf.stream_buffer_maxsize == 123
     assert worker.app.conf.topic_partitions == 3
@@ -22,7 +22,7 @@ def test_faust_settings_are_passed_through_as_they_are() -> None:
 
 def test_the_worker_reads_its_input_repartition_and_tick_topics_and_keeps_its_defaults() -> None:
     settings = settings_from_mapping({"kafka": {"app_id": "a", "topic": "in"}})
-    worker = create_worker(settings, broker_url="kafka://127.0.0.1:1")
+    worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
     assert worker.own_topics == {"in", "a-by-cohort", "a-ticks"}
     assert set(worker.sources.topics) == worker.own_topics
     assert worker.dlq.topics == ("in-dlq",)

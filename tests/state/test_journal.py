@@ -150,18 +150,6 @@ def test_a_big_flush_is_split_under_the_message_limit() -> None:
     assert histories(partition.restarted().members) == histories(partition.members)
 
 
-def test_keys_of_the_per_member_format_are_bundled_then_deleted() -> None:
-    store: dict[str, Any] = {codec.member_key(0, "c1", 5): codec.encode_member(member(1))}
-    partition = Partition(store)
-    legacy = codec.decode_member(store[codec.member_key(0, "c1", 5)])
-    partition.members[("c1", 5)] = legacy
-    partition.journal.adopt_legacy(codec.member_key(0, "c1", 5), "c1", 5, legacy)
-    assert partition.journal.dirty == 1
-    partition.journal.flush()
-    assert list(store) == [codec.bundle_key(0, 0)]
-    assert histories(partition.restarted().members) == {("c1", 5): [(1, 1, 0)]}
-
-
 changes = st.lists(
     st.one_of(
         st.tuples(st.sampled_from(["c1", "c2"]), st.integers(0, 30)),
