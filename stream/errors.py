@@ -18,7 +18,13 @@ __all__ = [
     "WriteAbandoned",
     "WorkerFault",
     "RecordTooLarge",
+    "describe",
 ]
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for a log line or a dead letter's reason: `Type: message`."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 class CohortSyncError(Exception):

@@ -19,6 +19,7 @@ from stream.config.values import (
     read_positive_duration,
     read_string,
 )
+from stream.domain.windows import format_duration
 from stream.errors import ConfigError
 
 __all__ = ["KafkaSettings", "BROKER_ENV", "parse_brokers", "read_kafka"]
@@ -71,6 +72,11 @@ class KafkaSettings:
     def changelog_topic(self) -> str:
         """Faust's name for the changelog of the worker's one table, `membership`."""
         return f"{self.app_id}-membership-changelog"
+
+    @property
+    def leader_topic(self) -> str:
+        """The one-partition topic Faust's partition assignor keeps for its leader."""
+        return f"{self.app_id}-__assignor-__leader"
 
     def own_topics(self) -> list[str]:
         """The worker's topics co-partitioned with the input: ticks, repartition, changelog."""
@@ -150,15 +156,26 @@ def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaS
             section, "partitions", "kafka.partitions", default=defaults.partitions, minimum=1
         ),
         allowed_lateness_ms=read_duration(
-            read_string(section, "allowed_lateness", "kafka.allowed_lateness", default="0s"),
+            read_string(
+                section,
+                "allowed_lateness",
+                "kafka.allowed_lateness",
+                default=format_duration(defaults.allowed_lateness_ms),
+            ),
             "kafka.allowed_lateness",
         ),
-        idle_timeout_ms=read_positive_duration(section, "idle_timeout", "30s", unlimited="off"),
-        idle_catch_up_ms=read_positive_duration(section, "idle_catch_up", "1d", unlimited="off"),
-        retain_exited_ms=read_positive_duration(
-            section, "retain_exited", "30d", unlimited="forever"
+        idle_timeout_ms=read_positive_duration(
+            section, "idle_timeout", defaults.idle_timeout_ms, unlimited="off"
         ),
-        max_future_ms=read_positive_duration(section, "max_future", "1h", unlimited="off"),
+        idle_catch_up_ms=read_positive_duration(
+            section, "idle_catch_up", defaults.idle_catch_up_ms, unlimited="off"
+        ),
+        retain_exited_ms=read_positive_duration(
+            section, "retain_exited", defaults.retain_exited_ms, unlimited="forever"
+        ),
+        max_future_ms=read_positive_duration(
+            section, "max_future", defaults.max_future_ms, unlimited="off"
+        ),
         replication_factor=_replication_factor(section),
         topic_config=_topic_config(section),
     )

@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from stream.domain.windows import parse_duration
+from stream.domain.windows import format_duration, parse_duration
 from stream.errors import ConfigError
 
 __all__ = [
@@ -75,11 +75,13 @@ def read_boolean(section: Mapping[str, Any], key: str, where: str, default: bool
 
 
 def read_positive_duration(
-    section: Mapping[str, Any], key: str, default: str, *, unlimited: str
+    section: Mapping[str, Any], key: str, default: int | None, *, unlimited: str
 ) -> int | None:
-    """`kafka.<key>`: a positive duration, or the word `unlimited` names (None)."""
+    """`kafka.<key>`: a positive duration, or the word `unlimited` names (None); `default`
+    in milliseconds (None: unlimited)."""
     where = f"kafka.{key}"
-    text = read_string(section, key, where, default=default)
+    shown = unlimited if default is None else format_duration(default)
+    text = read_string(section, key, where, default=shown)
     duration = None if text == unlimited else read_duration(text, where)
     if duration == 0:
         raise ConfigError(where, f'must be positive, or "{unlimited}"')

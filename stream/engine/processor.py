@@ -36,7 +36,7 @@ from stream.domain.retention import too_late_before
 from stream.domain.windows import format_duration, format_time
 from stream.engine.building import sync_builder
 from stream.engine.outbox import Outbox
-from stream.errors import InvalidEvent, RecordTooLarge
+from stream.errors import InvalidEvent, RecordTooLarge, describe
 from stream.metrics import Metrics
 from stream.output.sync import InputPosition
 from stream.state import codec
@@ -55,10 +55,6 @@ class _ApplyFailed(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 @dataclass
@@ -195,7 +191,7 @@ class Processor:
             await self._dead_letter(topic, partition, offset, key, value, exc.reason)
             return
         except Exception as exc:  # a fault of the record, not of the worker: never fatal
-            reason = f"the record could not be parsed: {_describe(exc)}"
+            reason = f"the record could not be parsed: {describe(exc)}"
             await self._dead_letter(topic, partition, offset, key, value, reason)
             return
         if not events:
@@ -230,7 +226,7 @@ class Processor:
         try:
             self._apply(partition, state, offset, events)
         except _ApplyFailed as failed:
-            reason = f"the record could not be applied: {_describe(failed.cause)}"
+            reason = f"the record could not be applied: {describe(failed.cause)}"
             await self._dead_letter(topic, partition, offset, key, value, reason)
             return
         journal = self._journals[partition]

@@ -27,7 +27,7 @@ from aiokafka.errors import (
 )
 
 from stream.domain.deadletter import dead_letter_record
-from stream.errors import RecordTooLarge, WorkerFault
+from stream.errors import RecordTooLarge, WorkerFault, describe
 from stream.output.lanes import DestinationLanes
 from stream.output.sync import SyncOutput
 
@@ -137,5 +137,6 @@ def _too_large(exc: BaseException) -> bool:
 
 
 def _describe(exc: BaseException | None) -> str:
+    """What the broker or Faust said: the cause of an exception Faust wrapped."""
     cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
-    return f"{type(cause).__name__}: {cause}"
+    return describe(cause) if cause is not None else "no error"

@@ -30,7 +30,7 @@ from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
 from stream.engine.catch_up import CatchUpGuard
 from stream.engine.delivery import InOrderDelivery
 from stream.engine.processor import Processor
-from stream.errors import WorkerFault, WriteAbandoned
+from stream.errors import WorkerFault, WriteAbandoned, describe
 from stream.faust.consumer import (
     InOrderConsumer,
     heal_stalls,
@@ -257,7 +257,7 @@ class Worker:
         except Exception as exc:
             self.stop_for(
                 f"handling {message.topic}/{message.partition}@{message.offset} failed: "
-                f"{type(exc).__name__}: {exc}"
+                f"{describe(exc)}"
             )
             self._consumer.abandon(message)
 

@@ -52,11 +52,6 @@ class BrokerInfo:
         return self.cluster_id == TANSU_CLUSTER_ID
 
 
-def leader_topic(kafka: KafkaSettings) -> str:
-    """The one-partition topic Faust's partition assignor keeps for its leader."""
-    return f"{kafka.app_id}-__assignor-__leader"
-
-
 def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
     """Create every topic the worker writes to that is missing: the input and dead-letter
     topics with `kafka.partitions` partitions, its own co-partitioned topics with the
@@ -98,7 +93,7 @@ def _ensure(admin: KafkaAdminClient, kafka: KafkaSettings, timeout_s: float) -> 
     partitions = _described(admin, [kafka.topic], timeout_s)[kafka.topic].partitions
     for topic in kafka.own_topics():  # internal: not worth a start-up line
         _create_if_missing(admin, kafka, topic, partitions, replication, quiet=True)
-    _create_if_missing(admin, kafka, leader_topic(kafka), 1, replication, quiet=True)
+    _create_if_missing(admin, kafka, kafka.leader_topic, 1, replication, quiet=True)
     own = _described(admin, kafka.own_topics(), timeout_s)
     _own_topics_agree(kafka, own, partitions)
     return BrokerInfo(partitions, cluster_id, own[kafka.changelog_topic].replication_factor)

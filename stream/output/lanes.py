@@ -54,7 +54,7 @@ class DestinationLanes:
         once it has landed. Raises `WriteAbandoned` if the worker stops meanwhile."""
         output = await self.writer.build(build)
         lane = self._lane(output.destination)
-        size = _size(output)
+        size = output.size
         await self.writer.unless_abandoned(
             lane.wait_until(lambda: not lane.waiting or lane.bytes + size <= self.max_bytes)
         )
@@ -92,14 +92,10 @@ class DestinationLanes:
                 await asyncio.sleep(1.0)
                 continue
             lane.waiting.popleft()
-            lane.bytes -= _size(output)
+            lane.bytes -= output.size
             self._report(destination, lane)
             await lane.notify()
             written()
 
     def _report(self, destination: str, lane: _Lane) -> None:
         self.writer.metrics.queued_syncs[destination] = len(lane.waiting)
-
-
-def _size(output: SyncOutput) -> int:
-    return sum(file.body.size for file in (*output.csv_files, output.manifest))

@@ -62,6 +62,11 @@ class SyncOutput:
     csv_files: tuple[SyncFile, ...]
     manifest: SyncFile
 
+    @property
+    def size(self) -> int:
+        """The bytes of its files, manifest included."""
+        return sum(file.body.size for file in (*self.csv_files, self.manifest))
+
 
 def columns_for(
     properties: Sequence[str], rows: Sequence[tuple[int, Snapshot]]

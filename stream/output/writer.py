@@ -131,7 +131,7 @@ class SyncWriter:
             log.warning("%s", message)
             self.metrics.recent_errors.appendleft(message)
         self.metrics.files += len(output.csv_files) + 1
-        self.metrics.bytes += sum(f.body.size for f in (*output.csv_files, output.manifest))
+        self.metrics.bytes += output.size
         self.metrics.synced(
             RecentSync(
                 output.destination,

@@ -25,7 +25,7 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 from botocore.exceptions import BotoCoreError, ClientError
 
 from stream.config.destinations import Role
-from stream.errors import PermanentSinkError, SinkError, TransientSinkError
+from stream.errors import PermanentSinkError, SinkError, TransientSinkError, describe
 from stream.sinks import Body, Inspection, Put
 
 __all__ = ["MIB", "S3Sink"]
@@ -176,7 +176,7 @@ class S3Sink:
         try:
             return f"as {sts.get_caller_identity()['Arn']}"
         except (ClientError, BotoCoreError) as exc:
-            return f"identity unknown ({type(exc).__name__}: {exc})"
+            return f"identity unknown ({describe(exc)})"
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"

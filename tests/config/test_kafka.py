@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from stream.config import settings_from_mapping
-from stream.config.kafka import KafkaSettings, parse_brokers
+from stream.config.kafka import KafkaSettings, parse_brokers, read_kafka
 from stream.errors import ConfigError
 
 
@@ -123,3 +123,8 @@ def test_the_worker_s_own_topic_names_are_built_in_one_place() -> None:
     settings = kafka(app_id="a", topic="in")
     assert settings.own_topics() == ["a-ticks", "a-by-cohort", "a-membership-changelog"]
     assert settings.dlq_topic == "in-dlq"
+
+
+def test_an_empty_kafka_table_gives_the_settings_defaults() -> None:
+    """The defaults are written once, in `KafkaSettings`; the reader takes them from there."""
+    assert read_kafka({}, {}) == KafkaSettings()

@@ -12,7 +12,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
-from stream.kafka.topics import ensure_topics, leader_topic
+from stream.kafka.topics import ensure_topics
 from tests.brokers import Broker
 
 
@@ -59,11 +59,11 @@ def test_every_topic_the_worker_writes_to_is_created_with_the_configured_setting
     info = ensure_topics(kafka)
     assert (info.partitions, info.replication_factor, info.is_tansu) == (3, 1, False)
     mine = [kafka.topic, kafka.dlq_topic, *kafka.own_topics()]
-    assert described(broker, [*mine, leader_topic(kafka)]) == {
+    assert described(broker, [*mine, kafka.leader_topic]) == {
         **{topic: (3, 1) for topic in mine},
-        leader_topic(kafka): (1, 1),
+        kafka.leader_topic: (1, 1),
     }
-    for topic in [*mine, leader_topic(kafka)]:
+    for topic in [*mine, kafka.leader_topic]:
         assert configs(broker, topic)["retention.ms"] == "123456789", topic
     assert configs(broker, kafka.changelog_topic)["cleanup.policy"] == "compact"
     assert configs(broker, kafka.dlq_topic)["cleanup.policy"] == "delete"
