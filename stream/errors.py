@@ -1,7 +1,10 @@
-"""The one exception tree of cohort-sync.
+"""cohort-sync's exceptions, in two trees by cause.
 
 Every error a user can cause (bad config, bad event, unreachable destination) is a
-`CohortSyncError`, so the command line can print one line instead of a traceback.
+`CohortSyncError`, so the command line can print one line instead of a traceback. The
+signals the worker's parts send each other (a write abandoned at a stop, a record too large
+to forward, a fault that stops the worker) are `InternalSignal`s: never a user's mistake, so
+one that leaks is not printed as one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ __all__ = [
     "TransientSinkError",
     "PermanentSinkError",
     "BrokerError",
+    "InternalSignal",
     "WriteAbandoned",
     "WorkerFault",
     "RecordTooLarge",
@@ -73,15 +77,19 @@ class BrokerError(CohortSyncError):
     """The Kafka broker could not be started or reached."""
 
 
-class WriteAbandoned(CohortSyncError):
+class InternalSignal(Exception):
+    """Base of the signals between the worker's parts; caught where they are expected."""
+
+
+class WriteAbandoned(InternalSignal):
     """A sync was not written because the worker is stopping; a restart writes it."""
 
 
-class WorkerFault(CohortSyncError):
+class WorkerFault(InternalSignal):
     """The worker cannot go on (a bug, a broker that stays unreachable): it stops, and the
     record it was handling is delivered again at the next start."""
 
 
-class RecordTooLarge(CohortSyncError):
+class RecordTooLarge(InternalSignal):
     """A record is larger than the worker may produce (to forward it to its cohort's
     partition): it is dead-lettered instead."""
