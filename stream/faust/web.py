@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -17,7 +17,7 @@ from stream.engine.processor import Processor
 from stream.errors import SinkError
 from stream.ops.prometheus import CONTENT_TYPE, render_prometheus
 from stream.ops.status import PartitionStatus, Snapshot, render_status_page
-from stream.sinks import Sink
+from stream.sinks.registry import SinkRegistry
 
 __all__ = ["add_web_views", "UNCONFIRMED_WRITE_SECONDS"]
 
@@ -29,7 +29,7 @@ UNCONFIRMED_WRITE_SECONDS = 10.0
 def add_web_views(
     app: faust.App,
     processor: Processor,
-    sinks: Mapping[str, Sink],
+    sinks: SinkRegistry,
     clock: Callable[[], float],
     warnings: Callable[[], list[str]] = list,
 ) -> None:
@@ -136,9 +136,10 @@ class _Views:
 
 
 class _HealthProbe:
-    """Probes every destination in a thread, at most once per `ttl` seconds."""
+    """Probes every active destination in a thread, at most once per `ttl` seconds (one a
+    reload removed is not the config's any more, even while syncs drain to it)."""
 
-    def __init__(self, sinks: Mapping[str, Sink], clock: Callable[[], float], ttl: float = 10.0):
+    def __init__(self, sinks: SinkRegistry, clock: Callable[[], float], ttl: float = 10.0):
         self.sinks = sinks
         self.clock = clock
         self.ttl = ttl
@@ -155,7 +156,7 @@ class _HealthProbe:
 
     def _probe_all(self) -> list[str]:
         problems = []
-        for name, sink in sorted(self.sinks.items()):
+        for name, sink in sorted(self.sinks.active.items()):
             try:
                 sink.probe()
             except SinkError as exc:

@@ -48,7 +48,7 @@ from stream.metrics import Metrics
 from stream.ops.looplag import watch_loop_lag
 from stream.output.lanes import DestinationLanes
 from stream.output.writer import SyncWriter
-from stream.sinks import open_sink
+from stream.sinks.registry import SinkRegistry
 
 __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "run_worker"]
 
@@ -170,8 +170,7 @@ class Worker:
 
     def _make_output(self) -> None:
         self.metrics = Metrics()
-        destinations = self.settings.destinations.items()
-        self.sinks = {name: open_sink(destination) for name, destination in destinations}
+        self.sinks = SinkRegistry(self.settings.destinations)
         self.writer = SyncWriter(self.sinks, self.metrics)
         self.lanes = DestinationLanes(self.writer)
         self.outbox = FaustOutbox(
@@ -340,9 +339,7 @@ class Worker:
         settings, self.reloaded = self.reloaded, None
         assert settings is not None
         old = {rule.rule_id for rule in self.settings.syncs}
-        for name, destination in settings.destinations.items():
-            if destination != self.settings.destinations.get(name):
-                self.sinks[name] = open_sink(destination)  # removed ones stay for what is queued
+        self.sinks.reconfigure(settings.destinations)
         self.settings = settings
         self.processor.reconfigure(settings)
         new = {rule.rule_id for rule in settings.syncs}

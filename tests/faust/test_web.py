@@ -12,6 +12,7 @@ from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.errors import PermanentSinkError
 from stream.faust.web import UNCONFIRMED_WRITE_SECONDS, _HealthProbe, _Views
+from stream.sinks.registry import SinkRegistry
 from tests.engine.test_processor import Outbox, config
 from tests.scenario import C1
 
@@ -56,7 +57,8 @@ def views(
     app: Any = SimpleNamespace(
         consumer=Consumer(assigned), producer=Producer(waited), conf=SimpleNamespace(id="app")
     )
-    health = _HealthProbe({"d": Sink(problem)}, clock=lambda: 0.0)  # type: ignore[dict-item]
+    sinks = SinkRegistry(config().destinations, lambda _: Sink(problem))  # type: ignore[arg-type,return-value]
+    health = _HealthProbe(sinks, clock=lambda: 0.0)
     return _Views(app, processor, health, lambda: 1_767_578_400.0, list), processor
 
 
@@ -89,3 +91,15 @@ def test_health_says_when_the_broker_has_not_confirmed_a_write_for_a_while() -> 
     )
     (problem,) = asyncio.run(views(assigned, waited=42.4)[0].health_problems())
     assert problem.startswith("cannot write to Kafka: a record has waited 42s")
+
+
+def test_a_destination_a_reload_removed_no_longer_makes_the_worker_unhealthy() -> None:
+    clock = [0.0]
+    failing = config().destinations
+    sinks = SinkRegistry(failing, lambda _: Sink("s3://b: NoSuchBucket"))  # type: ignore[arg-type,return-value]
+    health = _HealthProbe(sinks, clock=lambda: clock[0], ttl=10.0)
+    (name,) = failing
+    assert asyncio.run(health.problems()) == [f"destination {name}: s3://b: NoSuchBucket"]
+    sinks.reconfigure({})
+    clock[0] = 10.0
+    assert asyncio.run(health.problems()) == []
