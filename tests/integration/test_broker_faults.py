@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,9 +156,13 @@ class Run:
     def first_half(self) -> None:
         produce(self.config, self.lines[: self.half])
 
-    def second_half(self) -> None:
-        """The rest, to the topics the first half set up (nothing asks the controller)."""
+    def second_half(self, *, through: list[str] | None = None) -> None:
+        """The rest, to the topics the first half set up (nothing asks the controller);
+        `through`: the brokers (`host:port`) to bootstrap from, when one does not answer
+        (the producer's bootstrap would spend its whole timeout on it)."""
         kafka = settings_from_mapping(toml_of(self.config)).kafka
+        if through is not None:
+            kafka = replace(kafka, broker=",".join(through))
         produce_lines(kafka, self.lines[self.half :])
 
     def some_files(self, worker: WorkerProcess) -> None:
@@ -227,7 +232,8 @@ def test_a_broker_that_stops_answering_for_longer_than_the_request_timeout(
     cluster.pause_node(paused)
     started = time.monotonic()
     try:
-        scenario.second_half()  # acks=all: two of three replicas take it
+        answering = [node.bootstrap for node in cluster.nodes if node.id != paused]
+        scenario.second_half(through=answering)  # acks=all: two of three replicas take it
         unhealthy = wait_until(
             lambda: (lambda found: found if found[0] == 503 else None)(health(config)),
             WAIT,
