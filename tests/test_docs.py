@@ -1,5 +1,6 @@
-"""The README keeps up with the code: every config key the loader knows and every metric
-`/metrics` serves has its row."""
+"""The docs keep up with the code: every config key the loader knows has its row in
+docs/configuration.md, every metric `/metrics` serves its row in docs/operations.md, and the
+README stays a product page."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from stream.errors import ConfigError
 from stream.metrics import Metrics
 from stream.ops.prometheus import render_prometheus
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONFIGURATION = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 MINIMAL: dict[str, Any] = {
     "destinations": [{"name": "d", "url": "file:///tmp/cohort-sync-docs"}],
     "syncs": [{"cohort": "*", "destination": "d", "cadence": "hourly"}],
@@ -31,8 +35,8 @@ def known_keys(config: dict[str, Any], where: str) -> set[str]:
     return set(listed.group(1).split(", "))
 
 
-def documented_rows() -> set[str]:
-    return set(re.findall(r"^\| `([^`]+)` \|", README, flags=re.M))
+def documented_rows(text: str) -> set[str]:
+    return set(re.findall(r"^\| `([^`]+)` \|", text, flags=re.M))
 
 
 def test_every_config_key_has_a_row_in_the_configuration_reference() -> None:
@@ -53,7 +57,7 @@ def test_every_config_key_has_a_row_in_the_configuration_reference() -> None:
             f"{prefix}{key}" for key in keys if key not in {"kafka", "destinations", "syncs"}
         }
     wanted = {"faust.*" if key == "faust" else key for key in wanted}
-    assert wanted - documented_rows() == set()
+    assert wanted - documented_rows(CONFIGURATION) == set()
     assert len(wanted) > 20  # the loader's lists were read, not an empty set
 
 
@@ -62,6 +66,10 @@ def test_every_metric_family_served_has_a_row_in_the_monitoring_table() -> None:
     metrics.syncs["d"] = 1
     text = render_prometheus(metrics, {0: 1}, {0: 1.0}).decode()
     served = set(re.findall(r"^# TYPE (cohort_sync_\S+) ", text, flags=re.M))
-    documented = {row.split("{")[0] for row in documented_rows()}
+    documented = {row.split("{")[0] for row in documented_rows(OPERATIONS)}
     assert served - documented == set()
     assert len(served) >= 15
+
+
+def test_the_readme_is_a_product_page_of_at_most_2000_words() -> None:
+    assert len(README.split()) <= 2000

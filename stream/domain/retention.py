@@ -6,7 +6,7 @@ from the state. An event older than that same bound is too late to apply (the pr
 dead-letters it), so every event that is applied is newer than the exit of any member
 forgotten: it decides the member's presence by itself, as it would have with the member
 kept. The one thing a forgotten member does not keep is its old user id and properties: a
-member who comes back starts from what its new events carry (README, "Forgetting").
+member who comes back starts from what its new events carry (docs/semantics.md, "Forgetting").
 
 The decided watermark (`PartitionState.emitted_through`) is the bound's clock, not the
 moving watermark, because it is the one that is persisted: a restart forgets, and refuses as

@@ -207,6 +207,9 @@ def _described(
 
 
 def _describe(admin: KafkaAdminClient, topics: list[str]) -> dict[str, TopicInfo]:
+    """The topics of `topics` that exist with their partitions. A topic just created may be
+    listed before its partitions show (Apache Kafka 4.0 on three brokers, say): it counts
+    as not there yet."""
     existing = set(admin.list_topics())
     wanted = [topic for topic in topics if topic in existing]
     if not wanted:
@@ -215,6 +218,8 @@ def _describe(admin: KafkaAdminClient, topics: list[str]) -> dict[str, TopicInfo
     for topic in admin.describe_topics(wanted):
         name = topic["name"]
         partitions = topic.get("partitions") or []
+        if not partitions:
+            continue
         replicas = max((len(p["replica_nodes"]) for p in partitions), default=0)
         described[name] = TopicInfo(name, len(partitions), replicas, None)
     return described

@@ -129,7 +129,7 @@ def test_a_member_still_in_a_bundle_is_forgotten_again_after_a_restart() -> None
     run.processor.flush(0)  # one bundle of four members
     run.feed([record(1, "enter", JAN5 + 3 * H)], first_offset=5)
     assert run.members() == {1, 2, 3}
-    assert 0 in stored_members(run.store)  # in a bundle still half full (README, "Forgetting")
+    assert 0 in stored_members(run.store)  # a bundle still half full (docs/semantics.md)
     run.restart()
     run.feed([record(1, "enter", JAN5 + 3 * H + MIN)], first_offset=6)
     assert run.members() == {1, 2, 3}
