@@ -1,6 +1,7 @@
-"""Tripwires for upgrades: every private part of faust, aiokafka and mode that the fixes in
-`stream/faust/` (fixes, producer, consumer, handoff) override or call still exists with the
-shape the fix relies on.
+"""Tripwires for upgrades: every private part of faust, mode, aiokafka, asyncio and botocore
+that the code overrides, calls, reads or sets (`stream/faust/`: fixes, producer, consumer,
+handoff, recovery, run; `stream/sinks/s3.py`) still exists with the shape relied on. This
+module is the list of them.
 
 A renamed private method would not fail loudly: the override would simply never be called,
 and the guarantee it gives (no commit ahead of the changelog, no skipped record) would be off
@@ -11,22 +12,26 @@ tests are what an upgrade has to pass.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 import aiokafka.producer.producer as aiokafka_producer
+import botocore.session
 import faust
 import mode
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.client import AIOKafkaClient
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import Consumer as BaseConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumerDriver
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducerDriver
 from faust.transport.producer import ProducerBuffer
 from mode.services import WaitResults
+from mode.utils.queues import FlowControlEvent
 
 #: (fix, owner, method, parameter names after self, whether it is a coroutine function)
 METHODS: list[tuple[str, type, str, tuple[str, ...], bool]] = [
@@ -65,6 +70,8 @@ METHODS: list[tuple[str, type, str, tuple[str, ...], bool]] = [
     ("SafeApp", faust.App, "on_init_dependencies", (), False),
     ("SafeApp", faust.App, "on_rebalance_start", (), False),
     ("SafeApp", faust.App, "on_rebalance_end", (), False),
+    ("RecoveryHealer", Recovery, "active_remaining", (), False),
+    ("RecoveryHealer", FlowControlEvent, "resume", (), False),
 ]
 
 #: (fix, the function whose body sets the attribute, the attribute it sets on self)
@@ -75,6 +82,11 @@ ATTRIBUTES: list[tuple[str, Callable[..., Any], str]] = [
     ("QuickHandoff", mode.Service.__init__, "_crashed"),
     ("_ShortFetchWaitThread", AIOKafkaConsumer.__init__, "_fetch_max_wait_ms"),
     ("TopicTrackingProducer", aiokafka_producer.AIOKafkaProducer.__init__, "client"),
+    ("RecoveryHealer", Recovery.__init__, "active_offsets"),
+    ("RecoveryHealer", Recovery._set_recovery_started, "in_recovery"),
+    ("consumer.rewind (app.rebalancing)", faust.App.on_rebalance_start, "rebalancing"),
+    ("run_worker (no start-up spinner)", faust.Worker.__init__, "spinner"),
+    ("sinks.s3 assumed-role credentials", botocore.session.Session.__init__, "_credentials"),
 ]
 
 
@@ -120,3 +132,23 @@ def test_the_app_still_keeps_its_sensors_and_monitor() -> None:
     source = inspect.getsource(faust.App)
     assert "self.sensors = " in source, "SafeApp.on_init_dependencies removes from app.sensors"
     assert "def monitor(" in source, "SafeApp.on_init_dependencies removes app.monitor"
+
+
+def test_the_app_still_has_its_flow_control() -> None:
+    assert isinstance(
+        inspect.getattr_static(faust.App, "flow_control"), mode.utils.objects.cached_property
+    ), "RecoveryHealer resumes app.flow_control"
+
+
+def test_a_future_still_marks_itself_blocking() -> None:
+    async def marked() -> bool:
+        return hasattr(asyncio.get_running_loop().create_future(), "_asyncio_future_blocking")
+
+    assert asyncio.run(marked()), "QuickHandoff clears a future's _asyncio_future_blocking"
+
+
+def test_a_botocore_session_still_hands_out_the_credentials_it_was_given() -> None:
+    source = inspect.getsource(botocore.session.Session.get_credentials)
+    assert "return self._credentials" in source, (
+        "sinks.s3 sets session._credentials to refreshable assumed-role credentials"
+    )
