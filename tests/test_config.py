@@ -255,6 +255,7 @@ RULE = {"cohort": "c1", "destination": "d", "cadence": "hourly"}
         ({"faust": {"producer_acks": 1}}, "faust.producer_acks"),
         ({"faust": {"producer_acks": 0}}, "faust.producer_acks"),
         ({"faust": {"stream_publish_on_commit": True}}, "faust.stream_publish_on_commit"),
+        ({"faust": {"stream_wait_empty": False}}, "faust.stream_wait_empty"),
         ({"faust": {"broker": "kafka://x:9092"}}, "faust.broker"),
         ({"faust": {"topic_partitions": 4}}, "faust.topic_partitions"),
         ({"destinations": [{"name": "d", "url": "http://x"}]}, "destinations[0].url"),
@@ -306,6 +307,7 @@ def test_faust_settings_that_keep_the_guarantees_pass_through() -> None:
         "processing_guarantee": "at_least_once",
         "producer_acks": -1,
         "stream_publish_on_commit": False,
+        "stream_wait_empty": True,
         "broker_session_timeout": 2.0,
     }
     assert settings_from_mapping({"faust": kept}).faust == kept

@@ -148,6 +148,11 @@ REFUSED_FAUST: dict[str, tuple[Callable[[Any], bool], str]] = {
         "must stay false: dead letters must be sent, and confirmed, before their record is "
         "acknowledged",
     ),
+    "stream_wait_empty": (
+        lambda value: value is not True,
+        "must stay true: a rebalance must wait for the record in hand, or it would be "
+        "acknowledged after its partition moved to another worker",
+    ),
     "broker": (lambda value: True, "set kafka.broker instead"),
     "topic_partitions": (lambda value: True, "set kafka.partitions instead"),
 }

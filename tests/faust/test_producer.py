@@ -1,0 +1,82 @@
+"""`WholeFlushBuffer`: a flush (what a commit waits on) returns only once every changelog
+record put into the buffer has reached the Kafka client, also the one its sender holds while
+the client has no room, where Faust's own flush returned at once (no broker: the client is a
+stand-in whose send waits on a gate)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.transport.producer import ProducerBuffer
+
+from stream.faust.producer import WholeFlushBuffer
+
+
+class _Client:
+    """Takes a record only once `room` is set, as a client whose batches are full."""
+
+    def __init__(self) -> None:
+        self.room = asyncio.Event()
+        self.sent: list[Any] = []
+
+    async def publish_message(self, fut: Any, wait: bool = False) -> None:
+        await self.room.wait()
+        self.sent.append(fut)
+
+
+def _record(client: _Client) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(channel=client))
+
+
+async def _buffer(kind: type[ProducerBuffer]) -> ProducerBuffer:
+    buffer = kind()
+    buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+    await buffer.start()
+    return buffer
+
+
+async def _held_by_the_sender(kind: type[ProducerBuffer]) -> tuple[ProducerBuffer, _Client]:
+    """A buffer whose one record the sender took from the queue and is still sending."""
+    buffer, client = await _buffer(kind), _Client()
+    buffer.put(_record(client))
+    while buffer.size:  # the sender takes it off the queue at its next turn
+        await asyncio.sleep(0)
+    return buffer, client
+
+
+def test_fausts_own_flush_returns_while_the_sender_still_holds_a_record() -> None:
+    async def run() -> list[Any]:
+        buffer, client = await _held_by_the_sender(ProducerBuffer)
+        await buffer.flush()  # the flaw WholeFlushBuffer exists for
+        sent = list(client.sent)
+        client.room.set()
+        await buffer.stop()
+        return sent
+
+    assert asyncio.run(run()) == []
+
+
+def test_the_whole_flush_waits_until_the_record_the_sender_holds_is_sent() -> None:
+    async def run() -> None:
+        buffer, client = await _held_by_the_sender(WholeFlushBuffer)
+        flush = asyncio.ensure_future(buffer.flush())
+        for _ in range(50):  # the flush has every chance to return, and must not
+            await asyncio.sleep(0)
+        assert not flush.done() and client.sent == []
+        client.room.set()
+        await asyncio.wait_for(flush, timeout=30)
+        assert len(client.sent) == 1
+        await buffer.stop()
+
+    asyncio.run(run())
+
+
+def test_a_whole_flush_of_an_empty_buffer_returns_at_once() -> None:
+    async def run() -> None:
+        buffer = await _buffer(WholeFlushBuffer)
+        await asyncio.wait_for(buffer.flush(), timeout=30)
+        await buffer.stop()
+
+    asyncio.run(run())
