@@ -26,16 +26,16 @@ import functools
 import logging
 from array import array
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from stream.config import Settings, SyncRule
 from stream.domain.events import MembershipEvent, parse_message
 from stream.domain.membership import Member
 from stream.domain.retention import too_late_before
-from stream.domain.windows import format_duration, format_time
+from stream.engine.admission import too_far_ahead, too_late
 from stream.engine.building import sync_builder
 from stream.engine.outbox import Outbox
+from stream.engine.slot import Position, Slot
 from stream.errors import InvalidEvent, RecordTooLarge, describe
 from stream.metrics import Metrics
 from stream.output.sync import InputPosition
@@ -55,12 +55,6 @@ class _ApplyFailed(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-@dataclass
-class _Position:
-    topic: str
-    next_offset: int
 
 
 T = TypeVar("T")
@@ -112,21 +106,9 @@ class Processor:
         self.incremental = incremental
         self.journal = journal
         self.offload = offload or _in_thread
-        self.partitions: dict[int, PartitionState] = {}
-        self._revocations: dict[int, int] = {}
-        """Per partition: how often `forget` dropped it (a rebuild in flight checks it)."""
-        self._positions: dict[int, _Position] = {}
-        self.input_next_offset: dict[int, int] = {}
-        """Per input partition: the offset after the last record handled (for lag)."""
-        self._written: dict[int, set[tuple[str, str, int]]] = {}
-        """Per partition: pending syncs the outbox reported written, not yet forgotten."""
-        self._unsubmitted: set[int] = set()
-        """Partitions whose pending syncs must be handed to the outbox (again)."""
-        self._journals: dict[int, Journal] = {}
+        self._slots: dict[int, Slot] = {}
         self._homes: dict[str, tuple[bytes, int]] = {}
         self._synced_cohorts: dict[str, bool] = {}
-        self._meta_changed: set[int] = set()
-        """Partitions whose metadata a reload changed, persisted at their next event."""
         self._built_whole: set[str] = set()
         """Cohorts no rule synced before a reload: their changes were not kept, so each of
         their syncs is built from every member (the same bytes) until the next start."""
@@ -141,9 +123,12 @@ class Processor:
         self.rules = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
         self._synced_cohorts.clear()
-        for partition, state in self.partitions.items():
+        for slot in self._slots.values():
+            state = slot.state
+            if state is None:
+                continue
             if state.register_rules(self.rules):
-                self._meta_changed.add(partition)
+                slot.meta_changed = True
             for cohort_id, cohort in state.cohorts.items():
                 cohort.synced.clear()  # rows kept for the next build follow the old config
                 if cohort_id not in was_synced and self._synced(cohort_id):
@@ -174,7 +159,43 @@ class Processor:
 
     def _seen(self, topic: str, partition: int, offset: int) -> None:
         if topic == self.settings.kafka.topic:
-            self.input_next_offset[partition] = offset + 1
+            self._slot(partition).input_next_offset = offset + 1
+
+    # -- what the worker, the web views and replay read
+
+    @property
+    def partitions(self) -> dict[int, PartitionState]:
+        """The state of each partition held (a new dict: reading it changes nothing)."""
+        return {p: slot.state for p, slot in self._slots.items() if slot.state is not None}
+
+    @property
+    def input_next_offset(self) -> dict[int, int]:
+        """Per input partition: the offset after the last record handled (for lag)."""
+        return {
+            p: slot.input_next_offset
+            for p, slot in self._slots.items()
+            if slot.input_next_offset is not None
+        }
+
+    def state_of(self, partition: int) -> PartitionState | None:
+        slot = self._slots.get(partition)
+        return None if slot is None else slot.state
+
+    def handled_up_to(self, partition: int) -> int | None:
+        """The input offset after the last record of `partition` handled (None: none yet)."""
+        slot = self._slots.get(partition)
+        return None if slot is None else slot.input_next_offset
+
+    def _slot(self, partition: int) -> Slot:
+        slot = self._slots.get(partition)
+        if slot is None:
+            slot = self._slots[partition] = Slot()
+        return slot
+
+    def _journal(self, partition: int) -> Journal:
+        journal = self._slots[partition].journal
+        assert journal is not None, "a partition's journal is read only once it is rebuilt"
+        return journal
 
     async def _handle(
         self,
@@ -199,10 +220,10 @@ class Processor:
         is_input = topic == self.settings.kafka.topic
         if is_input and timestamp_ms is not None:
             # Checked before forwarding: the repartitioned copy has the forwarder's timestamp.
-            too_far_ahead = self._too_far_ahead(timestamp_ms, key, events)
-            if too_far_ahead is not None:
+            ahead = too_far_ahead(self.settings.kafka, timestamp_ms, key, events)
+            if ahead is not None:
                 self.metrics.too_far_ahead += 1
-                await self._dead_letter(topic, partition, offset, key, value, too_far_ahead)
+                await self._dead_letter(topic, partition, offset, key, value, ahead)
                 return
         cohort_key, home = self._home(events[0].cohort_id)
         if is_input and (key != cohort_key or home != partition):
@@ -214,12 +235,13 @@ class Processor:
             self.metrics.forwarded += 1
             return
         state = await self._rebuilt(partition)
-        if partition in self._written or partition in self._unsubmitted:
+        slot = self._slots[partition]
+        if slot.written or slot.unsubmitted:
             await self._catch_up(partition, state)
-        too_late = self._too_late(state, events)
-        if too_late is not None:
+        late = too_late(self.settings.kafka, state, events)
+        if late is not None:
             self.metrics.too_late += 1
-            await self._dead_letter(topic, partition, offset, key, value, too_late)
+            await self._dead_letter(topic, partition, offset, key, value, late)
             return
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
@@ -229,7 +251,7 @@ class Processor:
             reason = f"the record could not be applied: {describe(failed.cause)}"
             await self._dead_letter(topic, partition, offset, key, value, reason)
             return
-        journal = self._journals[partition]
+        journal = self._journal(partition)
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
         self._handled(topic, partition, offset)
@@ -263,43 +285,11 @@ class Processor:
         """The record at `offset` is applied or dead-lettered: syncs decided from now on
         cover the input up to it (their manifests' `input`), also when the records after the
         last one applied are all dead letters, so a restart writes the same manifests."""
-        position = self._positions.get(partition)
-        if position is None:
-            self._positions[partition] = _Position(topic, offset + 1)
+        slot = self._slot(partition)
+        if slot.position is None:
+            slot.position = Position(topic, offset + 1)
         else:
-            position.topic, position.next_offset = topic, offset + 1
-
-    def _too_late(self, state: PartitionState, events: list[MembershipEvent]) -> str | None:
-        """Why the record is too late to apply (`retention.py`), or None when it is not."""
-        retain, decided = self.settings.kafka.retain_exited_ms, state.emitted_through
-        if retain is None or decided is None:
-            return None
-        oldest = min(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
-        if oldest >= decided - retain:
-            return None
-        return (
-            f"too late: event time {format_time(oldest)} is more than kafka.retain_exited "
-            f"({format_duration(retain)}) before the partition's watermark "
-            f"{format_time(decided)}; members absent that long are forgotten"
-        )
-
-    def _too_far_ahead(
-        self, timestamp_ms: int, key: bytes | None, events: list[MembershipEvent]
-    ) -> str | None:
-        """Why the record's event time cannot be believed (`kafka.max_future`), or None. The
-        record's Kafka timestamp is in the log, so a replay decides the same."""
-        limit = self.settings.kafka.max_future_ms
-        if limit is None or timestamp_ms < 0:  # -1: a record of the oldest format has none
-            return None
-        newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
-        if newest <= timestamp_ms + limit:
-            return None
-        shown = "none" if key is None else repr(key.decode("utf-8", "replace")[:64])
-        return (
-            f"too far ahead: event time {format_time(newest)} is more than kafka.max_future "
-            f"({format_duration(limit)}) after the record's Kafka timestamp "
-            f"{format_time(timestamp_ms)} (key {shown})"
-        )
+            slot.position.topic, slot.position.next_offset = topic, offset + 1
 
     def _forget_absent(self, partition: int, state: PartitionState) -> None:
         """Forget the members absent for longer than `kafka.retain_exited` (`retention.py`)."""
@@ -307,7 +297,7 @@ class Processor:
         horizon = state.horizon(self.rules)
         if before is None or horizon is None:
             return
-        journal = self._journals[partition]
+        journal = self._journal(partition)
         journal.flush()  # a forgotten member must not be written after it is forgotten
         forgotten = state.forget_absent(before, horizon)
         journal.forget(forgotten)
@@ -333,11 +323,11 @@ class Processor:
         except _Revoked:
             return
         await self._catch_up(partition, state)
-        self._journals[partition].flush()
+        self._journal(partition).flush()
         watermark = state.watermark if now_ms is None else state.observe(now_ms, self._lateness)
         if watermark is None:
             return
-        known = self._positions.get(partition)
+        known = self._slots[partition].position
         position = InputPosition(
             known.topic if known else self.settings.kafka.topic,
             partition,
@@ -348,62 +338,56 @@ class Processor:
     def unsettled(self, partition: int) -> bool:
         """Whether the partition has written syncs to forget or changes not yet in the store
         (a tick does both when it is idle)."""
-        return (
-            bool(self._written.get(partition))
-            or not self.durable(partition)
-            or partition in self._meta_changed
+        slot = self._slots.get(partition)
+        return slot is not None and (
+            bool(slot.written) or not self.durable(partition) or slot.meta_changed
         )
 
     def flush(self, partition: int) -> None:
         """Write the partition's waiting changes to the store now (inside stream iteration)."""
-        journal = self._journals.get(partition)
-        if journal is not None:
-            journal.flush()
+        slot = self._slots.get(partition)
+        if slot is not None and slot.journal is not None:
+            slot.journal.flush()
 
     def durable(self, partition: int) -> bool:
         """Whether every record handled on this partition has its changes in the store."""
-        journal = self._journals.get(partition)
-        return journal is None or journal.durable
+        slot = self._slots.get(partition)
+        return slot is None or slot.journal is None or slot.journal.durable
 
     def next_due(self, partition: int) -> int | None:
         """The earliest sync time this partition will emit next (None: nothing to sync)."""
-        state = self.partitions.get(partition)
+        state = self.state_of(partition)
         return None if state is None else state.next_due(self.rules)
 
     def forget(self, partitions: Iterable[int]) -> None:
-        """Drop the state of partitions this worker no longer owns."""
+        """Drop everything held for partitions this worker no longer owns."""
         for partition in partitions:
-            self._revocations[partition] = self._revocations.get(partition, 0) + 1
-            self.partitions.pop(partition, None)
-            self._positions.pop(partition, None)
-            self.input_next_offset.pop(partition, None)
-            self._written.pop(partition, None)
-            self._unsubmitted.discard(partition)
-            self._journals.pop(partition, None)
-            self._meta_changed.discard(partition)
+            self._slots.pop(partition, None)
 
     async def _rebuilt(self, partition: int) -> PartitionState:
         """`partition`'s state; one this worker has not yet is rebuilt from the table off
         the event loop (from a copy of its keys: the store may change meanwhile), and
         `_Revoked` raised when the partition was taken away before it was done."""
-        if partition not in self.partitions:
+        slot = self._slot(partition)
+        if slot.state is None:
             items = partition_items(self.store, partition)
-            revocations = self._revocations.get(partition, 0)
             loaded = await self.offload(functools.partial(self._read, partition, items))
-            if self._revocations.get(partition, 0) != revocations:
+            if self._slots.get(partition) is not slot:
                 raise _Revoked(partition)
-            if partition not in self.partitions:
-                self._install(partition, loaded)
+            if slot.state is None:
+                self._install(slot, partition, loaded)
         return self.partition(partition)
 
     def partition(self, partition: int) -> PartitionState:
         """`partition`'s state, rebuilt here (on the caller's thread) if need be."""
-        if partition not in self.partitions:
+        slot = self._slot(partition)
+        if slot.state is None:
             items = partition_items(self.store, partition)
-            self._install(partition, self._read(partition, items))
-        state = self.partitions[partition]
-        if partition in self._meta_changed:
-            self._meta_changed.discard(partition)
+            self._install(slot, partition, self._read(partition, items))
+        state = slot.state
+        assert state is not None
+        if slot.meta_changed:
+            slot.meta_changed = False
             self._persist_partition(partition, state)
         return state
 
@@ -446,18 +430,20 @@ class Processor:
     async def _catch_up(self, partition: int, state: PartitionState) -> None:
         """Forget the pending syncs reported written; hand over those a restart restored."""
         self._settle(partition, state)
-        if partition in self._unsubmitted:
+        if self._slots[partition].unsubmitted:
             await self._submit(partition, state, list(state.pending))
 
     def _settle(self, partition: int, state: PartitionState) -> None:
-        written = self._written.pop(partition, None)
+        slot = self._slots[partition]
+        written, slot.written = slot.written, set()
         if written and state.written(written):
             self._persist_partition(partition, state)
 
     async def _submit(
         self, partition: int, state: PartitionState, syncs: list[PendingSync]
     ) -> None:
-        self._unsubmitted.add(partition)  # until every one is handed over
+        slot = self._slots[partition]
+        slot.unsubmitted = True  # until every one is handed over
         for sync in syncs:
             rule = self._rules_by_id.get(sync.rule_id)
             cohort = state.cohorts.get(sync.cohort_id)
@@ -474,12 +460,14 @@ class Processor:
             incremental = self.incremental and sync.cohort_id not in self._built_whole
             build = sync_builder(self.settings, cohort, job, position, incremental)
             await self.outbox.write(build, self._reporter(partition, sync.key))
-        self._unsubmitted.discard(partition)
+        slot.unsubmitted = False
 
     def _reporter(self, partition: int, key: tuple[str, str, int]) -> Callable[[], None]:
+        slot = self._slots[partition]
+
         def written() -> None:
-            if partition in self.partitions:
-                self._written.setdefault(partition, set()).add(key)
+            if self._slots.get(partition) is slot:  # not for a partition taken away since
+                slot.written.add(key)
 
         return written
 
@@ -505,7 +493,7 @@ class Processor:
             self.store[codec.cohort_key(partition, cohort_id)] = codec.encode_json(
                 {"first": state.cohorts[cohort_id].first_ms}
             )
-        journal = self._journals[partition]
+        journal = self._journal(partition)
         for amplitude_id, member in changed:
             journal.touch(cohort_id, amplitude_id, member)
         if failure is not None:
@@ -520,8 +508,8 @@ class Processor:
         return synced
 
     def _persist_partition(self, partition: int, state: PartitionState) -> None:
-        self._journals[partition].flush()  # the state before the decisions made on it
-        position = self._positions.get(partition)
+        self._journal(partition).flush()  # the state before the decisions made on it
+        position = self._slots[partition].position
         self.store[codec.partition_key(partition)] = partition_meta(
             state, next_offset=position.next_offset if position else None
         )
@@ -536,19 +524,17 @@ class Processor:
             track_exits=self.settings.kafka.retain_exited_ms is not None,
         )
 
-    def _install(self, partition: int, loaded: LoadedPartition) -> None:
+    def _install(self, slot: Slot, partition: int, loaded: LoadedPartition) -> None:
         """Make a rebuilt partition this worker's, then write what its rebuild decided."""
-        self._journals[partition] = loaded.journal
+        slot.journal = loaded.journal
         if loaded.state.pending:
-            self._unsubmitted.add(partition)
-        if loaded.next_offset is not None:
-            self._positions.setdefault(
-                partition, _Position(self.settings.kafka.topic, loaded.next_offset)
-            )
+            slot.unsubmitted = True
+        if loaded.next_offset is not None and slot.position is None:
+            slot.position = Position(self.settings.kafka.topic, loaded.next_offset)
         for cohort_id, cohort in loaded.state.cohorts.items():
             if not self._synced(cohort_id):
                 cohort.changes = array("q")  # no sync will ask, nor prune them
-        state = self.partitions[partition] = loaded.state
+        state = slot.state = loaded.state
         if state.register_rules(self.rules):
             self._persist_partition(partition, state)
         self._forget_absent(partition, state)  # what the last owner forgot, from the store

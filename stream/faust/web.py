@@ -95,10 +95,10 @@ class _Views:
     async def _partition(self, tp: TP, now: float) -> PartitionStatus:
         consumer = self.app.consumer
         highwater = consumer.highwater(tp)
-        done = self.processor.input_next_offset.get(tp.partition)
+        done = self.processor.handled_up_to(tp.partition)
         if done is None:
             done = await consumer.position(tp)
-        state = self.processor.partitions.get(tp.partition)
+        state = self.processor.state_of(tp.partition)
         watermark = state.watermark if state else None
         return PartitionStatus(
             partition=tp.partition,

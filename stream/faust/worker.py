@@ -384,7 +384,8 @@ class Worker:
 
     async def _tick_partition(self, tp: TP, now: float) -> None:
         partition = tp.partition
-        if partition not in self.processor.partitions or self.processor.unsettled(partition):
+        state = self.processor.state_of(partition)
+        if state is None or self.processor.unsettled(partition):
             await self._send_tick(partition, None)  # load, forget, flush
             return
         quiet_since = self.last_record.get(partition, self.started)
@@ -394,8 +395,7 @@ class Worker:
             due = self.processor.next_due(partition)
             now_ms = int(now * 1000)
             reached = due is not None and now_ms - self.kafka.allowed_lateness_ms >= due
-            watermark = self.processor.partitions[partition].watermark
-            if reached and not self.catch_up.holds_back(partition, watermark, now_ms):
+            if reached and not self.catch_up.holds_back(partition, state.watermark, now_ms):
                 await self._send_tick(partition, now_ms)
 
     def warnings(self) -> list[str]:

@@ -1,0 +1,40 @@
+"""What the processor keeps for each partition it holds, in one place: `forget` drops it
+whole, and a rebuild in flight checks it is still the same slot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from stream.state.journal import Journal
+from stream.state.partition import PartitionState
+
+__all__ = ["Position", "Slot"]
+
+
+@dataclass
+class Position:
+    topic: str
+    next_offset: int
+
+
+@dataclass(eq=False)
+class Slot:
+    """Everything the processor keeps for one partition, dropped whole by `forget`. A
+    rebuild that finds another slot (or none) when it is done knows the partition was taken
+    away meanwhile."""
+
+    state: PartitionState | None = None
+    """None until the partition is rebuilt from the store (records only forwarded or
+    dead-lettered need none)."""
+    journal: Journal | None = None
+    """Set with `state`."""
+    position: Position | None = None
+    """After the last record applied or dead-lettered: what syncs decided now cover."""
+    input_next_offset: int | None = None
+    """The input offset after the last record handled (for lag)."""
+    written: set[tuple[str, str, int]] = field(default_factory=set)
+    """Pending syncs the outbox reported written, not yet forgotten."""
+    unsubmitted: bool = False
+    """Its pending syncs must be handed to the outbox (again)."""
+    meta_changed: bool = False
+    """A reload changed its metadata, persisted at its next event."""
