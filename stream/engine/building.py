@@ -21,8 +21,8 @@ def sync_builder(
     incremental: bool = True,
 ) -> Callable[[], SyncOutput]:
     """A function that builds the sync `job` of `cohort` when called (in a thread: it reads
-    the state as it is then) and keeps its rows for the rule's next sync. `incremental`
-    False: always from every member."""
+    the state as it is then, and any write of the cohort meanwhile raises) and keeps its rows
+    for the rule's next sync. `incremental` False: always from every member."""
     rule = job.rule
     assert isinstance(rule, SyncRule)
     spec = SyncSpec(
@@ -35,16 +35,20 @@ def sync_builder(
     )
 
     def build() -> SyncOutput:
-        built = None
-        last = cohort.synced.get(rule.rule_id) if incremental else None
-        if last is not None and last.sync_time == job.previous:
-            changed = cohort.changed_since(last.sync_time)
-            diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
-            built = build_next_sync(spec, last, changed, diff)
-        if built is None:
-            diff = diff_cohort(cohort.members, job.sync_time, job.previous)
-            built = build_sync(spec, job.previous, diff)
-        output, cohort.synced[rule.rule_id] = built
-        return output
+        cohort.building += 1  # every write of the cohort refuses meanwhile (`writable`)
+        try:
+            built = None
+            last = cohort.synced.get(rule.rule_id) if incremental else None
+            if last is not None and last.sync_time == job.previous:
+                changed = cohort.changed_since(last.sync_time)
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
+                built = build_next_sync(spec, last, changed, diff)
+            if built is None:
+                diff = diff_cohort(cohort.members, job.sync_time, job.previous)
+                built = build_sync(spec, job.previous, diff)
+            output, cohort.synced[rule.rule_id] = built
+            return output
+        finally:
+            cohort.building -= 1
 
     return build

@@ -130,6 +130,7 @@ class Processor:
             if state.register_rules(self.rules):
                 slot.meta_changed = True
             for cohort_id, cohort in state.cohorts.items():
+                cohort.writable()
                 cohort.synced.clear()  # rows kept for the next build follow the old config
                 if cohort_id not in was_synced and self._synced(cohort_id):
                     self._built_whole.add(cohort_id)

@@ -52,10 +52,20 @@ class CohortState:
     """Per rule: the existing file of its last sync built here (not persisted)."""
     exits: ExitQueue | None = None
     """The exits that may make members forgettable (None: members are kept for ever)."""
+    building: int = field(default=0, compare=False)
+    """Builds of its syncs in flight: they read it in a pool thread, so nothing may write
+    it meanwhile (`writable` is called by every write and says so when one would)."""
+
+    def writable(self) -> None:
+        """Raise when a sync of this cohort is being built: a write now would change the
+        members under the build, and its files with them."""
+        if self.building:
+            raise RuntimeError("a cohort was written while a sync of it was being built")
 
     def restore(self, amplitude_id: int, member: Member) -> None:
         """Put back a member read from the store; each of its snapshots counts as a change
         (the next prune drops those before the horizon)."""
+        self.writable()
         self.members.add(amplitude_id, member)
         for snapshot in member.history:
             self.changes.append(amplitude_id)
@@ -71,6 +81,7 @@ class CohortState:
         bundle holding its last version (None: not written)."""
         if self.exits is None:
             return []
+        self.writable()
         forgotten: list[tuple[int, int | None]] = []
         members = self.members
         for amplitude_id in self.exits.take_before(before):
@@ -94,6 +105,7 @@ class CohortState:
         )
 
     def forget_changes_before(self, horizon: int) -> None:
+        self.writable()
         changes = self.changes
         if changes and min(changes[1::2]) < horizon:
             pairs = zip(changes[0::2], changes[1::2], strict=True)
@@ -233,6 +245,7 @@ class PartitionState:
         if cohort is None:
             first = events[0].time_ms
             cohort = self.add_cohort(cohort_id, first if floor is None else max(first, floor))
+        cohort.writable()
         members, changes, exits = cohort.members, cohort.changes, cohort.exits
         if changed is None:
             changed = []

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+
 from stream.domain.events import MembershipEvent
+from stream.domain.membership import diff_cohort
 from stream.engine.building import sync_builder
 from stream.output.sync import InputPosition, SyncOutput
 from stream.state.partition import PartitionState, SyncJob
@@ -31,3 +37,35 @@ def test_the_next_sync_from_the_last_one_s_rows_has_the_bytes_of_a_full_build() 
     full = sync_builder(settings, cohort, second, position, incremental=False)()
     assert files(incremental) == files(full)
     assert b"2,u2" in full.csv_files[1].data  # exiting
+
+
+def test_a_cohort_being_built_refuses_every_write_and_takes_them_again_after() -> None:
+    """Builds read the cohort in a pool thread: a write meanwhile would change the members
+    under the build, so it raises instead of changing a file silently."""
+    settings = config()
+    [rule] = settings.syncs
+    state = PartitionState()
+    enter = [MembershipEvent("c1", 1, "u1", True, JAN5 + MIN)]
+    state.apply(enter, 0, None)
+    cohort = state.cohorts["c1"]
+    tried: list[str] = []
+
+    def write_meanwhile(*args: Any) -> Any:
+        writes = {
+            "apply": lambda: state.apply(enter, 1, None),
+            "forget_changes_before": lambda: cohort.forget_changes_before(JAN5),
+            "restore": lambda: cohort.restore(9, state.cohorts["c1"].members.get(1)),  # type: ignore[arg-type]
+        }
+        for name, write in writes.items():
+            with pytest.raises(RuntimeError, match="while a sync of it was being built"):
+                write()
+            tried.append(name)
+        return diff_cohort(*args)
+
+    job = SyncJob(rule, "c1", JAN5 + H, None)
+    build = sync_builder(settings, cohort, job, InputPosition("in", 0, 1))
+    with patch("stream.engine.building.diff_cohort", side_effect=write_meanwhile):
+        build()
+    assert tried == ["apply", "forget_changes_before", "restore"]
+    assert cohort.building == 0
+    state.apply(enter, 2, None)  # no build in flight: writes go through again
