@@ -41,8 +41,11 @@ async def _held_by_the_sender(kind: type[ProducerBuffer]) -> tuple[ProducerBuffe
     """A buffer whose one record the sender took from the queue and is still sending."""
     buffer, client = await _buffer(kind), _Client()
     buffer.put(_record(client))
-    while buffer.size:  # the sender takes it off the queue at its next turn
+    for _ in range(1000):  # the sender takes it off the queue at its next turns
+        if not buffer.size:
+            break
         await asyncio.sleep(0)
+    assert buffer.size == 0, "the buffer's sender never took the record"
     return buffer, client
 
 

@@ -107,11 +107,15 @@ def expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
     }
 
 
-def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    """`cohort-sync replay --config <config> <options>`, its output captured."""
+def cli(command: str, config: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`cohort-sync <command> --config <config> <options>`, its output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "stream.commands.cli", "replay", "--config", str(config), *options],
+        [sys.executable, "-m", "stream.commands.cli", command, "--config", str(config), *options],
         capture_output=True,
         text=True,
         timeout=WAIT,
     )
+
+
+def replay(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return cli("replay", config, *options)

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from tests.brokers import Broker
 from tests.scenario import C1, C2, MIN, event
 
 from .conftest import WAIT, read_bucket, wait_until
-from .support import HOURLY_ALL, produce, s3_destination, wait_for_objects, write_config
+from .support import HOURLY_ALL, cli, produce, s3_destination, wait_for_objects, write_config
 
 
 def with_web_port(config: Path) -> int:
@@ -32,12 +31,7 @@ def with_web_port(config: Path) -> int:
 
 
 def lag(config: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "stream.commands.cli", "lag", "--config", str(config), *options],
-        capture_output=True,
-        text=True,
-        timeout=WAIT,
-    )
+    return cli("lag", config, *options)
 
 
 def lag_rows(config: Path) -> list[dict[str, Any]]:
