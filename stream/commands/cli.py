@@ -1,4 +1,5 @@
-"""`cohort-sync worker | check | demo | replay | lag | produce`: the command line.
+"""`cohort-sync worker | check | demo | replay | lag | produce | dead-letters | ...`: the
+command line.
 
 A user mistake (bad config, unreachable broker, missing file) prints one line on stderr
 and exits 2; there is no traceback for those. A worker that stopped itself because it could
@@ -22,7 +23,7 @@ from typing import Any
 
 from stream import __version__
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
-from stream.errors import CohortSyncError, WorkerFault
+from stream.errors import CohortSyncError, OptionError, WorkerFault
 
 __all__ = ["main"]
 
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_replay(commands)
     _add_lag(commands)
     _add_produce(commands)
+    _add_dead_letters(commands)
     _add_sample_events(commands)
     _add_policy(commands)
     return parser
@@ -199,6 +201,30 @@ def _add_produce(commands: _Commands) -> None:
     _config_argument(produce)
     produce.add_argument("file", metavar="FILE.jsonl", help="JSON-lines file, or - for stdin")
     produce.set_defaults(run=_run_produce)
+
+
+def _add_dead_letters(commands: _Commands) -> None:
+    dead = commands.add_parser(
+        "dead-letters",
+        help="list the records the worker dead-lettered, and send them back",
+        description="List the dead-letter topic ([kafka].topic + '-dlq'), oldest first: "
+        "when each record was dead-lettered, its source (topic/partition/offset), the "
+        "reason, and the start of its value. With --requeue, send the selected records back "
+        "to the input topic (after a fix), each with a header cohort-sync-requeued-from; a "
+        "record requeued before, or the dead letter of a requeued copy, is not sent again.",
+    )
+    _config_argument(dead)
+    dead.add_argument(
+        "--since", metavar="TIME", help="dead-lettered at or after TIME (ISO 8601 with offset)"
+    )
+    dead.add_argument("--until", metavar="TIME", help="dead-lettered before TIME")
+    dead.add_argument("--reason", metavar="TEXT", help="whose reason contains TEXT (any case)")
+    dead.add_argument("--limit", type=int, metavar="N", help="only the oldest N that match")
+    dead.add_argument("--json", action="store_true", help="print a JSON list")
+    dead.add_argument(
+        "--requeue", action="store_true", help="send the selected records to the input topic"
+    )
+    dead.set_defaults(run=_run_dead_letters)
 
 
 def _add_sample_events(commands: _Commands) -> None:
@@ -398,6 +424,25 @@ def _run_produce(args: argparse.Namespace) -> int:
         sent = produce_lines(settings.kafka, handle)
     print(f"cohort-sync: sent {sent} records to {settings.kafka.topic}")
     return 0
+
+
+def _run_dead_letters(args: argparse.Namespace) -> int:
+    from stream.commands.replay import parse_moment
+    from stream.ops.deadletters import Selection, run_dead_letters
+
+    settings = load_settings(args.config)
+    if settings.kafka.broker is None:
+        raise CohortSyncError(f"dead-letters needs [kafka].broker or ${BROKER_ENV}")
+    if args.limit is not None and args.limit < 1:
+        raise OptionError("--limit", f"{args.limit} is not a positive count")
+    selection = Selection(
+        since_ms=parse_moment(args.since, "--since") if args.since else None,
+        until_ms=parse_moment(args.until, "--until") if args.until else None,
+        reason=args.reason,
+        limit=args.limit,
+    )
+    configure_logging("crit")  # kafka-python logs every failed connection attempt
+    return run_dead_letters(settings.kafka, selection, as_json=args.json, requeue=args.requeue)
 
 
 def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:

@@ -20,6 +20,7 @@ __all__ = [
     "SOURCE_HEADER",
     "ORIGINAL_SIZE_HEADER",
     "ORIGINAL_SHA256_HEADER",
+    "REQUEUED_FROM_HEADER",
     "RECORD_OVERHEAD",
 ]
 
@@ -27,6 +28,9 @@ REASON_HEADER = "cohort-sync-reason"
 SOURCE_HEADER = "cohort-sync-source"
 ORIGINAL_SIZE_HEADER = "cohort-sync-original-size"
 ORIGINAL_SHA256_HEADER = "cohort-sync-original-sha256"
+#: On a record `cohort-sync dead-letters --requeue` sent back to the input topic: the
+#: dead letter it came from, as `topic/partition/offset`.
+REQUEUED_FROM_HEADER = "cohort-sync-requeued-from"
 
 #: Bytes kept for a record's framing in its batch, beyond key, value and header bytes: a
 #: record batch's header is 61 bytes, each record's and header's varints a few more.

@@ -29,6 +29,8 @@ __all__ = [
     "GroupOffsets",
     "earliest_timestamp_ms",
     "end_offsets",
+    "end_offsets_of",
+    "partitions_of",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,12 +117,8 @@ class TopicReader:
 
     def start(self) -> None:
         """Assign every partition from its beginning and learn the end offsets."""
-        partitions = _wait_for(
-            lambda: self._consumer.partitions_for_topic(self.topic),
-            self._timeout_s,
-            f"topic {self.topic!r} does not exist",
-        )
-        tps = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        partitions = partitions_of(self._consumer, self.topic, self._timeout_s)
+        tps = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(tps)
         self._consumer.seek_to_beginning(*tps)
         self.begin = {tp.partition: self._consumer.position(tp) for tp in tps}
@@ -215,11 +213,7 @@ def earliest_timestamp_ms(kafka: KafkaSettings, topic: str, timeout_s: float = 1
         auto_offset_reset="earliest",
     )
     try:
-        partitions = _wait_for(
-            lambda: consumer.partitions_for_topic(topic),
-            timeout_s,
-            f"topic {topic!r} does not exist",
-        )
+        partitions = partitions_of(consumer, topic, timeout_s)
         consumer.assign([TopicPartition(topic, p) for p in partitions])
         deadline = time.monotonic() + timeout_s
         stamps: dict[int, int] = {}
@@ -248,15 +242,10 @@ def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     try:
-        partitions = _wait_for(
-            lambda: consumer.partitions_for_topic(kafka.topic),
-            timeout_s,
-            f"topic {kafka.topic!r} does not exist",
-        )
-        tps = [TopicPartition(kafka.topic, p) for p in sorted(partitions)]
+        partitions = partitions_of(consumer, kafka.topic, timeout_s)
+        tps = [TopicPartition(kafka.topic, p) for p in partitions]
         consumer.assign(tps)
-        consumer.seek_to_end(*tps)  # a valid offset even where ListOffsets under-reports
-        highwaters = _highwaters(consumer, tps, timeout_s, lambda records: None)
+        highwaters = end_offsets_of(consumer, tps, timeout_s)
         return {tp.partition: highwaters[tp] for tp in tps}
     finally:
         consumer.close()
@@ -281,6 +270,32 @@ def _records_of(polled: Any) -> list[Record]:
         for tp, records in polled.items()
         for r in records
     ]
+
+
+def partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float) -> list[int]:
+    """The partitions of `topic`, sorted. A topic the cluster does not have fails at once
+    (waiting for it to appear would only delay the same answer)."""
+    if topic not in consumer.topics():
+        raise BrokerError(f"topic {topic!r} does not exist on {_brokers_of(consumer)}")
+    partitions = _wait_for(
+        lambda: consumer.partitions_for_topic(topic),
+        timeout_s,
+        f"topic {topic!r} has no partitions yet",
+    )
+    return sorted(partitions)
+
+
+def _brokers_of(consumer: KafkaConsumer) -> str:
+    return ",".join(consumer.config["bootstrap_servers"])
+
+
+def end_offsets_of(
+    consumer: KafkaConsumer, tps: list[TopicPartition], timeout_s: float
+) -> dict[TopicPartition, int]:
+    """End offsets from Fetch responses' high watermarks (Tansu's ListOffsets under-reports);
+    the consumer's positions are moved to those ends."""
+    consumer.seek_to_end(*tps)
+    return _highwaters(consumer, tps, timeout_s, lambda records: None)
 
 
 def _wait_for(probe: Any, timeout_s: float, failure: str) -> Any:
