@@ -274,6 +274,7 @@ def _run_worker(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config, syncs_required=True)
     configure_logging(args.log_level)
+    _probe_folders(settings)
     with contextlib.ExitStack() as stack:
         if settings.kafka.broker is None:
             broker = stack.enter_context(EmbeddedBroker())
@@ -295,6 +296,20 @@ def _run_worker(args: argparse.Namespace) -> int:
         tune_gc()
         run_worker(worker, loglevel=args.log_level)
     return 0
+
+
+def _probe_folders(settings: Settings) -> None:
+    """A `file://` folder the worker cannot create stops it at start with one line, instead
+    of a sync retried for ever (an S3 destination is probed by `check`, not here)."""
+    from stream.errors import PermanentSinkError
+    from stream.sinks import open_sink
+
+    for name, destination in settings.destinations.items():
+        if destination.scheme == "file":
+            try:
+                open_sink(destination).probe()
+            except PermanentSinkError as exc:
+                raise CohortSyncError(f"destination {name}: {exc}") from None
 
 
 def _feed_embedded(bootstrap: str, config: str | None) -> str:

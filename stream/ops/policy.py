@@ -16,7 +16,7 @@ import json
 import re
 
 from stream.config import Destination, Settings
-from stream.errors import OptionError
+from stream.errors import ConfigError, OptionError
 
 __all__ = ["policy_document", "render_policy"]
 
@@ -35,7 +35,8 @@ def policy_document(
         statements.extend(_s3_statements(dest, principal, len(chosen) > 1))
     if principal is None:
         for dest in chosen:
-            statements.extend(_identity_statements(dest, len(chosen) > 1))
+            where = f"destinations[{list(settings.destinations).index(dest.name)}]"
+            statements.extend(_identity_statements(dest, len(chosen) > 1, where))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -85,7 +86,7 @@ def _s3_statements(
     return statements
 
 
-def _identity_statements(dest: Destination, named: bool) -> list[dict[str, object]]:
+def _identity_statements(dest: Destination, named: bool, where: str) -> list[dict[str, object]]:
     suffix = _sid_suffix(dest) if named else ""
     statements: list[dict[str, object]] = []
     if dest.placement.kms_key_id is not None:
@@ -94,7 +95,7 @@ def _identity_statements(dest: Destination, named: bool) -> list[dict[str, objec
                 "Sid": f"UseTheKmsKey{suffix}",
                 "Effect": "Allow",
                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                "Resource": dest.placement.kms_key_id,
+                "Resource": _key_arn(dest, where),
             }
         )
     if dest.role is not None:
@@ -113,4 +114,24 @@ def _sid_suffix(dest: Destination) -> str:
     """A statement id may hold only letters and digits."""
     return "".join(
         part.capitalize() for part in "".join(c if c.isalnum() else " " for c in dest.name).split()
+    )
+
+
+_KEY_ARN = re.compile(r"arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/\S+")
+
+
+def _key_arn(dest: Destination, where: str) -> str:
+    """`kms_key_id` as an IAM policy may name it: a key ARN. S3 takes a key id or an alias
+    too, but a policy's Resource must be the key's ARN (IAM refuses a bare id, and an alias
+    ARN grants nothing on the key), and neither the account nor the key behind an alias can
+    be known without calling KMS."""
+    key = dest.placement.kms_key_id or ""
+    if _KEY_ARN.fullmatch(key):
+        return key
+    region = dest.region or "REGION"
+    raise ConfigError(
+        f"{where}.kms_key_id",
+        f"{key!r} is not a key ARN; the policy needs one, like "
+        f"arn:aws:kms:{region}:ACCOUNT:key/KEY-ID (`aws kms describe-key --key-id {key}` "
+        "prints it)",
     )

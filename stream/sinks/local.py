@@ -2,7 +2,9 @@
 
 Each file is written to a temporary sibling and fsynced, then hard-linked to its name (which
 fails if the name exists: files are never replaced) or, with `overwrite`, renamed over it.
-A reader never sees a half-written file.
+A reader never sees a half-written file. Files get the mode a plain `open` would give them
+(0666 less the process umask), not `mkstemp`'s 0600, so a loader running as another user
+can read them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class LocalSink:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".part")
             try:
+                os.fchmod(fd, _file_mode())
                 with os.fdopen(fd, "wb") as handle:
                     for chunk in body.chunks():
                         handle.write(chunk)
@@ -65,9 +68,10 @@ class LocalSink:
         if self.root.exists():
             return Inspection(problems=[f"{self.root} is not a folder"])
         parent = next(p for p in self.root.parents if p.exists())
-        if parent.is_dir() and os.access(parent, os.W_OK):
-            return Inspection(facts=[f"folder {self.root} will be created (in {parent})"])
-        return Inspection(problems=[f"cannot create {self.root}: {parent} is not writable"])
+        problem = _creatable(self.root)
+        if problem is None:
+            return Inspection(facts=[f"folder {self.root} can be created (in {parent})"])
+        return Inspection(problems=[f"cannot create {self.root}: {problem}"])
 
     def location(self, key: str) -> str:
         return self._resolve(key).as_uri()
@@ -84,3 +88,30 @@ def _holds(target: Path, body: Body) -> bool:
         return False
     with target.open("rb") as stored:
         return body.matches(iter(lambda: stored.read(1024 * 1024), b""))
+
+
+def _creatable(folder: Path) -> str | None:
+    """Why `folder` cannot be created (None: it can). Permissions alone do not tell (root
+    may "write" to /proc), so the folders are made and those made are removed again: no
+    file is written."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    for made in missing:  # deepest first
+        made.rmdir()
+    return None
+
+
+def _file_mode() -> int:
+    """0666 less the umask, read without changing it (`os.umask` sets it for every thread)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc (not Linux): read it by setting it back at once
+    os.umask(mask)
+    return 0o666 & ~mask

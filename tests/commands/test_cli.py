@@ -99,3 +99,16 @@ def test_sample_events_end_a_minute_before_now_and_are_valid_events() -> None:
     assert max(times) == JAN5 + 5 * H + 29 * MIN  # the heartbeats: the watermark reaches it
     assert min(times) >= now - 4 * H - 3 * MIN
     assert {event.cohort_id for event in events} == {"c1", "trial", "power-users"}
+
+
+def test_a_worker_whose_folder_cannot_be_created_stops_at_start_naming_it(tmp_path: Path) -> None:
+    config = tmp_path / "proc.toml"
+    config.write_text(
+        '[[destinations]]\nname = "d"\nurl = "file:///proc/cohort-sync-out"\n'
+        '[[syncs]]\ncohort = "*"\ndestination = "d"\ncadence = "hourly"\n'
+    )
+    result = run("worker", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cohort-sync: destination d: cannot create /proc/cohort-sync-out: No such file or directory"
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stream.config import Settings, settings_from_mapping
-from stream.errors import OptionError
+from stream.errors import ConfigError, OptionError
 from stream.ops.policy import policy_document
 
 ROLE = "arn:aws:iam::123456789012:role/cohort-writer"
@@ -72,3 +72,18 @@ def test_a_folder_or_a_bad_principal_is_an_option_error() -> None:
         policy_document(settings(), destination="disk")
     with pytest.raises(OptionError, match="--principal"):
         policy_document(settings(), principal="bob")
+
+
+@pytest.mark.parametrize(
+    "key", ["alias/mykey", "1234abcd-12ab", f"{KEY[: KEY.index(':key/')]}:alias/k"]
+)
+def test_a_kms_key_that_is_not_a_key_arn_is_refused_naming_the_key(key: str) -> None:
+    lake = {"name": "lake", "url": "s3://data-lake/cohorts", "region": "eu-west-1"}
+    config = {"destinations": [{**lake, "sse": "aws:kms", "kms_key_id": key}]}
+    with pytest.raises(ConfigError) as refused:
+        policy_document(settings_from_mapping(config))
+    assert str(refused.value) == (
+        f"config error: destinations[0].kms_key_id: {key!r} is not a key ARN; the policy "
+        "needs one, like arn:aws:kms:eu-west-1:ACCOUNT:key/KEY-ID "
+        f"(`aws kms describe-key --key-id {key}` prints it)"
+    )
