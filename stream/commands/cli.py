@@ -489,6 +489,9 @@ def configure_logging(level: str) -> None:
     frameworks = logging.DEBUG if level == "debug" else max(number, logging.WARNING)
     for name in FRAMEWORK_LOGGERS:
         logging.getLogger(name).setLevel(frameworks)
+    # kafka-python is our own clients' (topics, produce, replay, lag): each failure it logs
+    # line by line while it retries is raised to us in the end and said once, in one line.
+    logging.getLogger("kafka").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
     for name in SERVICE_LOGGERS:
         logging.getLogger(name).removeFilter(_not_service_chatter)
         if level != "debug":

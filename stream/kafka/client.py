@@ -39,18 +39,27 @@ log = logging.getLogger(__name__)
 def admin_client(kafka: KafkaSettings, timeout_s: float = 30.0) -> KafkaAdminClient:
     """An admin client of the cluster; `BrokerError` when it cannot be reached."""
     try:
-        return KafkaAdminClient(
+        options = {
             **connection(kafka),
-            request_timeout_ms=int(timeout_s * 1000),
-            bootstrap_timeout_ms=int(timeout_s * 1000),
-        )
+            "request_timeout_ms": int(timeout_s * 1000),
+            "bootstrap_timeout_ms": int(min(timeout_s, BOOTSTRAP_TIMEOUT_S) * 1000),
+        }
+        return KafkaAdminClient(**options)
     except KafkaError as exc:
         raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
 
 
+#: How long a kafka-python client tries to reach its first broker. kafka-python's own 30 s
+#: made every command wait half a minute before saying a broker is unreachable.
+BOOTSTRAP_TIMEOUT_S = 10.0
+
+
 def connection(kafka: KafkaSettings) -> dict[str, Any]:
     """How every kafka-python client here reaches the cluster."""
-    return {"bootstrap_servers": kafka.bootstrap_servers()}
+    return {
+        "bootstrap_servers": kafka.bootstrap_servers(),
+        "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+    }
 
 
 def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:

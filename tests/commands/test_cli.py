@@ -1,8 +1,10 @@
 """The command line: help texts, one-line errors, and the Faust pass-through."""
 
 import argparse
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,4 +113,27 @@ def test_a_worker_whose_folder_cannot_be_created_stops_at_start_naming_it(tmp_pa
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "cohort-sync: destination d: cannot create /proc/cohort-sync-out: No such file or directory"
+    ]
+
+
+@pytest.mark.parametrize("command", ["worker", "replay"])  # an admin client, a consumer
+def test_an_unreachable_broker_is_one_line_and_exit_2_within_20_seconds(
+    tmp_path: Path, command: str
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[kafka]\nbroker = "127.0.0.1:{port}"\n'
+        f'[[destinations]]\nname = "d"\nurl = "file://{tmp_path}/out"\n'
+        '[[syncs]]\ncohort = "*"\ndestination = "d"\ncadence = "hourly"\n'
+    )
+    started = time.monotonic()
+    result = run(command, "--config", str(config))
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"cohort-sync: cannot reach Kafka at 127.0.0.1:{port}: KafkaTimeoutError: "
+        f"Unable to bootstrap from ['127.0.0.1:{port}']"
     ]

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kafka import KafkaProducer
 
 from stream.config import settings_from_mapping
@@ -85,14 +86,19 @@ def test_dead_letters_are_listed_requeued_once_and_a_requeued_record_lands(
     worker.stop_cleanly()
 
 
-def test_a_dead_letter_topic_that_does_not_exist_is_said_at_once(
-    s3_config: Callable[..., Path],
+@pytest.mark.parametrize("command", ["dead-letters", "replay"])
+def test_a_topic_that_does_not_exist_is_said_at_once(
+    s3_config: Callable[..., Path], command: str
 ) -> None:
+    """At once: not after kafka-python's wait for the topic's metadata (30 s)."""
     config = s3_config()
-    result = cli("dead-letters", config)
+    kafka = settings_from_mapping(toml_of(config)).kafka
+    topic = kafka.dlq_topic if command == "dead-letters" else kafka.topic
+    result = cli(command, config)
     assert result.returncode == 2
-    assert result.stderr.startswith("cohort-sync: topic '") and "does not exist" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"cohort-sync: topic {topic!r} does not exist on {kafka.bootstrap_servers()[0]}"
+    ]
 
 
 def _with_kafka_line(config: Path, line: str) -> Path:
