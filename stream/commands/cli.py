@@ -276,7 +276,8 @@ def _run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     _probe_folders(settings)
     with contextlib.ExitStack() as stack:
-        if settings.kafka.broker is None:
+        embedded = settings.kafka.broker is None
+        if embedded:
             broker = stack.enter_context(EmbeddedBroker())
             print(_feed_embedded(broker.bootstrap, args.config), flush=True)
             settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
@@ -292,6 +293,7 @@ def _run_worker(args: argparse.Namespace) -> int:
             broker_url=faust_url(settings),
             faust_defaults=defaults,
             config_path=args.config or os.environ.get(CONFIG_ENV),
+            replace_local_files=embedded,
         )
         tune_gc()
         run_worker(worker, loglevel=args.log_level)
@@ -317,7 +319,7 @@ def _feed_embedded(bootstrap: str, config: str | None) -> str:
     config_option = f" --config {shlex.quote(config)}" if config else ""
     return (
         f"cohort-sync: embedded broker listening on {bootstrap} (in memory: its topics end "
-        "with the worker)\n"
+        "with the worker, so files an earlier run left in a folder are replaced)\n"
         "cohort-sync: feed it from another terminal, for example with sample events:\n"
         f"  cohort-sync sample-events | {BROKER_ENV}={bootstrap} cohort-sync produce"
         f"{config_option} -"

@@ -48,6 +48,7 @@ from stream.metrics import Metrics
 from stream.ops.looplag import watch_loop_lag
 from stream.output.lanes import DestinationLanes
 from stream.output.writer import SyncWriter
+from stream.sinks import open_sink
 from stream.sinks.registry import SinkRegistry
 
 __all__ = ["Worker", "WORKER_FAUST_DEFAULTS", "run_worker"]
@@ -95,9 +96,14 @@ class Worker:
         faust_defaults: Mapping[str, Any] | None = None,
         clock: Callable[[], float] = time.time,
         config_path: str | None = None,
+        replace_local_files: bool = False,
     ) -> None:
-        """`config_path`: the file SIGHUP reads again (None: SIGHUP is not handled)."""
+        """`config_path`: the file SIGHUP reads again (None: SIGHUP is not handled).
+        `replace_local_files`: `file://` destinations replace files an earlier run left
+        (the embedded broker's input ends with its run, so an earlier run's files are
+        another input's and can never be this run's)."""
         self.settings = settings
+        self.replace_local_files = replace_local_files
         self.config_path = config_path
         self.reloaded: Settings | None = None
         """A reloaded config waiting for the agent to take it, between two records."""
@@ -170,7 +176,11 @@ class Worker:
 
     def _make_output(self) -> None:
         self.metrics = Metrics()
-        self.sinks = SinkRegistry(self.settings.destinations)
+        replacing = self.replace_local_files
+        self.sinks = SinkRegistry(
+            self.settings.destinations,
+            lambda dest: open_sink(dest, overwrite=replacing and dest.scheme == "file"),
+        )
         self.writer = SyncWriter(self.sinks, self.metrics)
         self.lanes = DestinationLanes(self.writer)
         self.outbox = FaustOutbox(

@@ -56,28 +56,37 @@ cadence = "hourly"
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_the_quickstart_works_when_followed_literally(tmp_path: Path, workers: Any) -> None:
+def test_the_quickstart_works_when_followed_literally_and_again(
+    tmp_path: Path, workers: Any
+) -> None:
     """examples/local.toml as it is (but for its folder), the line the worker prints run as
-    it is: files within a minute, and a quiet log."""
+    it is: files within a minute, and a quiet log. Run again (with other events, as an hour
+    later would give), the files of the first run are replaced without a warning."""
     out = tmp_path / "out"
     example = (Path(__file__).parents[2] / "examples" / "local.toml").read_text()
     assert 'url = "file:///tmp/cohort-sync-out"' in example
     config = tmp_path / "local.toml"
     config.write_text(example.replace("file:///tmp/cohort-sync-out", out.as_uri()))
-    worker = workers(config)
-    printed = wait_until(
-        lambda: re.search(r"^  (cohort-sync sample-events \| .*)$", worker.log(), re.MULTILINE),
-        60,
-        "the line that feeds the embedded broker",
-    ).group(1)
-    assert f"--config {config} -" in printed
-    cli = f"{shlex.quote(sys.executable)} -m stream.commands.cli"
-    fed = subprocess.run(
-        printed.replace("cohort-sync", cli), shell=True, capture_output=True, text=True, timeout=60
-    )
-    assert fed.returncode == 0 and "sent 124 records" in fed.stdout, fed.stderr
-    wait_until(lambda: len(list(out.glob("*_manifest*.json"))) >= 20, 60, "the sample's syncs")
-    before_first_sync = worker.log().split("wrote file://")[0].splitlines()
-    assert len(before_first_sync) <= 10, before_first_sync  # broker, topics, destinations, ready
-    assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
-    worker.stop_cleanly(signal.SIGTERM)
+    first: dict[Path, bytes] = {}
+    for feed in ("sample-events", "sample-events --seed 8"):
+        worker = workers(config)
+        printed = wait_until(
+            lambda: re.search(r"^  (cohort-sync sample-events \| .*)$", worker.log(), re.MULTILINE),
+            60,
+            "the line that feeds the embedded broker",
+        ).group(1)
+        assert f"--config {config} -" in printed
+        cli = f"{shlex.quote(sys.executable)} -m stream.commands.cli"
+        line = printed.replace("cohort-sync", cli).replace("sample-events", feed)
+        fed = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+        assert fed.returncode == 0 and "sent 124 records" in fed.stdout, fed.stderr
+        wait_until(lambda: worker.log().count("wrote file://") >= 20, 60, "the sample's syncs")
+        before_first_sync = worker.log().split("wrote file://")[0].splitlines()
+        assert len(before_first_sync) <= 10, before_first_sync  # broker, topics, folders
+        assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
+        worker.stop_cleanly(signal.SIGTERM)
+        assert "[WARNING]" not in worker.log(), worker.log()
+        manifests = {path: path.read_bytes() for path in out.glob("*_manifest*.json")}
+        if not first:
+            first = manifests
+    assert any(manifests[path] != data for path, data in first.items() if path in manifests)
