@@ -67,26 +67,30 @@ def test_the_quickstart_works_when_followed_literally_and_again(
     assert 'url = "file:///tmp/cohort-sync-out"' in example
     config = tmp_path / "local.toml"
     config.write_text(example.replace("file:///tmp/cohort-sync-out", out.as_uri()))
-    first: dict[Path, bytes] = {}
-    for feed in ("sample-events", "sample-events --seed 8"):
-        worker = workers(config)
-        printed = wait_until(
-            lambda: re.search(r"^  (cohort-sync sample-events \| .*)$", worker.log(), re.MULTILINE),
-            60,
-            "the line that feeds the embedded broker",
-        ).group(1)
-        assert f"--config {config} -" in printed
-        cli = f"{shlex.quote(sys.executable)} -m stream.commands.cli"
-        line = printed.replace("cohort-sync", cli).replace("sample-events", feed)
-        fed = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
-        assert fed.returncode == 0 and "sent 124 records" in fed.stdout, fed.stderr
-        wait_until(lambda: worker.log().count("wrote file://") >= 20, 60, "the sample's syncs")
-        before_first_sync = worker.log().split("wrote file://")[0].splitlines()
-        assert len(before_first_sync) <= 10, before_first_sync  # broker, topics, folders
-        assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
-        worker.stop_cleanly(signal.SIGTERM)
-        assert "[WARNING]" not in worker.log(), worker.log()
-        manifests = {path: path.read_bytes() for path in out.glob("*_manifest*.json")}
-        if not first:
-            first = manifests
-    assert any(manifests[path] != data for path, data in first.items() if path in manifests)
+    _quickstart(config, workers, "sample-events")
+    first = {path: path.read_bytes() for path in out.glob("*_manifest*.json")}
+    _quickstart(config, workers, "sample-events --seed 8")
+    again = {path: path.read_bytes() for path in out.glob("*_manifest*.json")}
+    assert any(again[path] != data for path, data in first.items() if path in again)
+
+
+def _quickstart(config: Path, workers: Any, feed: str) -> None:
+    """Start the worker, run the line it prints (with `feed` for `sample-events`), wait for
+    the syncs, stop it; its log quiet throughout."""
+    worker = workers(config)
+    printed = wait_until(
+        lambda: re.search(r"^  (cohort-sync sample-events \| .*)$", worker.log(), re.MULTILINE),
+        60,
+        "the line that feeds the embedded broker",
+    ).group(1)
+    assert f"--config {config} -" in printed
+    cli = f"{shlex.quote(sys.executable)} -m stream.commands.cli"
+    line = printed.replace("cohort-sync", cli).replace("sample-events", feed)
+    fed = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=60)
+    assert fed.returncode == 0 and "sent 124 records" in fed.stdout, fed.stderr
+    wait_until(lambda: worker.log().count("wrote file://") >= 20, 60, "the sample's syncs")
+    before_first_sync = worker.log().split("wrote file://")[0].splitlines()
+    assert len(before_first_sync) <= 10, before_first_sync  # broker, topics, folders
+    assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
+    worker.stop_cleanly(signal.SIGTERM)
+    assert "[WARNING]" not in worker.log(), worker.log()
