@@ -195,8 +195,9 @@ def _add_produce(commands: _Commands) -> None:
         "produce",
         help="send events from a JSON-lines file to the input topic",
         description="Send each non-blank line of FILE (or - for stdin) as one record to "
-        "[kafka].topic, keyed by its cohort_id. Lines are sent as they are: invalid ones "
-        "reach the dead-letter topic through the worker.",
+        "[kafka].topic, keyed by its cohort_id. A line that is not a JSON object with a "
+        "cohort_id is refused (counted by reason, with the first line number; exit 1); the "
+        "worker dead-letters what else it cannot use. A UTF-8 BOM is dropped.",
     )
     _config_argument(produce)
     produce.add_argument("file", metavar="FILE.jsonl", help="JSON-lines file, or - for stdin")
@@ -426,6 +427,7 @@ def _run_lag(args: argparse.Namespace) -> int:
 
 
 def _run_produce(args: argparse.Namespace) -> int:
+    from stream.commands.produce import LineCheck
     from stream.kafka.client import produce_lines
     from stream.kafka.topics import ensure_topics
 
@@ -436,10 +438,15 @@ def _run_produce(args: argparse.Namespace) -> int:
         handle = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     except OSError as exc:
         raise CohortSyncError(f"cannot read {args.file}: {exc.strerror}") from None
+    lines = LineCheck(handle)
     with handle:
         ensure_topics(settings.kafka)
-        sent = produce_lines(settings.kafka, handle)
-    print(f"cohort-sync: sent {sent} records to {settings.kafka.topic}")
+        sent = produce_lines(settings.kafka, lines)
+    print(f"cohort-sync: sent {sent:,} record{'' if sent == 1 else 's'} to {settings.kafka.topic}")
+    refused = lines.summary()
+    if refused is not None:
+        print(f"cohort-sync: {refused}", file=sys.stderr)
+        return 1
     return 0
 
 
