@@ -407,7 +407,13 @@ def _run_sample_events(args: argparse.Namespace) -> int:
 
 
 def _run_lag(args: argparse.Namespace) -> int:
-    from stream.ops.lag import measure_lag, render_json, render_table, worker_url
+    from stream.ops.lag import (
+        freshness_note,
+        measure_lag,
+        render_json,
+        render_table,
+        worker_url,
+    )
 
     settings = load_settings(args.config)
     if settings.kafka.broker is None:
@@ -419,6 +425,10 @@ def _run_lag(args: argparse.Namespace) -> int:
         if args.watch and sys.stdout.isatty():
             print("\x1b[2J\x1b[H", end="")
         print(render_json(rows) if args.json else render_table(rows), flush=True)
+        if not args.json and all(row.freshness_seconds is None for row in rows):
+            note = freshness_note(url)
+            if note is not None:
+                print(note, flush=True)
         if too_far and not args.json:
             print(f"lag above --max-lag {args.max_lag}", file=sys.stderr)
         if not args.watch:

@@ -23,6 +23,7 @@ __all__ = [
     "render_table",
     "render_json",
     "worker_url",
+    "freshness_note",
 ]
 
 
@@ -96,6 +97,18 @@ def render_table(rows: Sequence[PartitionLag]) -> str:
 
 def render_json(rows: Sequence[PartitionLag]) -> str:
     return json.dumps([asdict(row) for row in rows])
+
+
+def freshness_note(url: str | None) -> str | None:
+    """Why the freshness column is empty, when it is (None: the worker answered)."""
+    if url is None:
+        return (
+            "freshness: unknown without the worker's web server: set [faust] web_port, or "
+            "pass --worker-url"
+        )
+    if _watermarks(url) is None:
+        return f"freshness: unknown: the worker did not answer at {url}/status.json"
+    return None
 
 
 def _watermarks(url: str | None) -> dict[int, int] | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import socket
 
-from stream.ops.lag import compute_lag, render_json, render_table
+from stream.ops.lag import compute_lag, freshness_note, render_json, render_table
 
 
 def test_lag_is_end_minus_committed_and_end_when_nothing_was_committed() -> None:
@@ -24,3 +25,16 @@ def test_lag_is_end_minus_committed_and_end_when_nothing_was_committed() -> None
         "freshness_seconds": None,
     }
     assert render_table(rows).splitlines()[-1].split() == ["total", "10", "5"]
+
+
+def test_an_empty_freshness_column_is_explained() -> None:
+    assert freshness_note(None) == (
+        "freshness: unknown without the worker's web server: set [faust] web_port, or pass "
+        "--worker-url"
+    )
+    with socket.socket() as probe:  # a port nothing listens on once it is closed
+        probe.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    assert (
+        freshness_note(url) == f"freshness: unknown: the worker did not answer at {url}/status.json"
+    )
