@@ -9,9 +9,12 @@ one that leaks is not printed as one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 __all__ = [
     "CohortSyncError",
     "ConfigError",
+    "ConfigErrors",
     "OptionError",
     "InvalidEvent",
     "SinkError",
@@ -42,6 +45,15 @@ class ConfigError(CohortSyncError):
         super().__init__(f"config error: {key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+class ConfigErrors(ConfigError):
+    """Several problems of one config, each a `ConfigError`; shown one line each."""
+
+    def __init__(self, errors: Sequence[ConfigError]) -> None:
+        super().__init__(errors[0].key, errors[0].problem)
+        self.errors = tuple(errors)
+        self.args = ("\n".join(str(error) for error in errors),)
 
 
 class OptionError(CohortSyncError):

@@ -328,3 +328,53 @@ def test_a_config_that_would_write_nothing_is_refused_where_it_must_write(tmp_pa
     no_syncs = write(tmp_path, '[[destinations]]\nname = "d"\nurl = "file:///tmp/x"\n')
     with pytest.raises(ConfigError, match=r"^config error: syncs: none defined"):
         load_settings(no_syncs, syncs_required=True)
+
+
+def test_every_problem_of_a_config_is_reported_at_once_one_line_each() -> None:
+    data = {
+        "kafka": {"idle_timeout": 30, "partitions": "x", "max_future": "soon"},
+        "faust": {"producer_threaded": True},
+        "destinations": [
+            {"name": "d", "url": "ftp://x"},
+            {"name": "ok", "url": "file:///tmp/x"},
+        ],
+        "syncs": [
+            {"cohort": "*", "destination": "d", "cadence": "hourly"},  # d's own problem only
+            {"cohort": "*", "destination": "nowhere", "cadence": "hourly"},
+            {"cohort": "c", "destination": "ok", "cadence": "once", "at": 1767571200},
+        ],
+    }
+    with pytest.raises(ConfigError) as refused:
+        settings_from_mapping(data)
+    assert [line.split(":")[1].strip() for line in str(refused.value).splitlines()] == [
+        "kafka.partitions",
+        "kafka.idle_timeout",
+        "kafka.max_future",
+        "faust.producer_threaded",
+        "destinations[0].url",
+        "syncs[1].destination",
+        "syncs[2].at",
+    ]
+    lines = str(refused.value).splitlines()
+    assert lines[1] == (
+        'config error: kafka.idle_timeout: a duration is a string like "5m" or "90s", got 30'
+    )
+    assert lines[-1] == (
+        "config error: syncs[2].at: 1767571200 is outside the years 2000 to 2099 (epoch times "
+        "are in milliseconds; 1767571200 seconds is 1767571200000)"
+    )
+
+
+def test_a_config_with_several_problems_is_one_line_each_on_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stream.commands.cli import main
+
+    config = tmp_path / "c.toml"
+    config.write_text("[kafka]\nidle_timeout = 30\npartitions = 0\n")
+    assert main(["check", "--config", str(config)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "cohort-sync: config error: kafka.partitions: must be at least 1, got 0",
+        'cohort-sync: config error: kafka.idle_timeout: a duration is a string like "5m" or '
+        '"90s", got 30',
+    ]

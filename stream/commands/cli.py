@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cohort-sync: the worker stopped: {exc}", file=sys.stderr)
         return 1
     except CohortSyncError as exc:
-        print(f"cohort-sync: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():  # a config's problems: one line each
+            print(f"cohort-sync: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

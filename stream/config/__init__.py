@@ -14,12 +14,14 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from stream.config.destinations import Destination, parse_destinations
 from stream.config.kafka import BROKER_ENV, KafkaSettings, parse_brokers, read_kafka
 from stream.config.values import (
+    Problems,
     no_unknown_keys,
     read_integer,
     read_string,
@@ -111,12 +113,26 @@ def require_syncs(settings: Settings) -> None:
 def settings_from_mapping(
     data: Mapping[str, Any], environ: Mapping[str, str] | None = None
 ) -> Settings:
-    no_unknown_keys(data, {"project_id", "kafka", "faust", "destinations", "syncs"}, "")
-    project_id = read_integer(data, "project_id", "project_id", default=0, minimum=0)
-    kafka = read_kafka(read_table(data, "kafka"), environ or {})
-    faust_settings = _faust(read_table(data, "faust"))
-    destinations = parse_destinations(data.get("destinations", []))
-    syncs = _syncs(data.get("syncs", []), destinations)
+    """Every problem of the config is found before one is raised (`ConfigErrors` for more
+    than one): a problem in a destination or sync stops reading that entry, not the file."""
+    problems = Problems()
+    top = {"project_id", "kafka", "faust", "destinations", "syncs"}
+    problems.attempt(lambda: no_unknown_keys(data, top, ""), None)
+    project_id = problems.attempt(
+        lambda: read_integer(data, "project_id", "project_id", default=0, minimum=0), 0
+    )
+    kafka = problems.attempt(
+        lambda: read_kafka(read_table(data, "kafka"), environ or {}), KafkaSettings()
+    )
+    faust_settings: dict[str, Any] = problems.attempt(lambda: _faust(read_table(data, "faust")), {})
+    raw_destinations = data.get("destinations", [])
+    destinations: dict[str, Destination] = problems.attempt(
+        lambda: parse_destinations(raw_destinations, problems), {}
+    )
+    syncs: tuple[SyncRule, ...] = problems.attempt(
+        lambda: _syncs(data.get("syncs", []), destinations, _named(raw_destinations)), ()
+    )
+    problems.raise_found()
     return Settings(
         project_id=project_id,
         kafka=kafka,
@@ -159,63 +175,88 @@ REFUSED_FAUST: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 
 def _faust(section: Mapping[str, Any]) -> dict[str, Any]:
+    problems = Problems()
     for key, value in section.items():
         refused = REFUSED_FAUST.get(key)
         if refused is not None and refused[0](value):
-            raise ConfigError(f"faust.{key}", refused[1])
+            problems.found.append(ConfigError(f"faust.{key}", refused[1]))
+    problems.raise_found()
     return dict(section)
 
 
-def _syncs(raw: Any, destinations: Mapping[str, Destination]) -> tuple[SyncRule, ...]:
+def _named(raw_destinations: Any) -> set[str]:
+    """The names the config's destination tables give, read or not."""
+    if not isinstance(raw_destinations, list):
+        return set()
+    return {
+        entry["name"]
+        for entry in raw_destinations
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str)
+    }
+
+
+def _syncs(
+    raw: Any, destinations: Mapping[str, Destination], named: set[str]
+) -> tuple[SyncRule, ...]:
+    """The sync rules; a rule of a destination that has a problem of its own is left out
+    (that problem is reported, not an unknown destination besides)."""
     if not isinstance(raw, list):
         raise ConfigError("syncs", "must be an array of tables ([[syncs]])")
+    problems = Problems()
     rules: list[SyncRule] = []
     for index, entry in enumerate(raw):
-        where = f"syncs[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(where, "must be a table")
-        keys = {"cohort", "destination", "cadence", "at", "routing_key", "user_properties"}
-        no_unknown_keys(entry, keys, f"{where}.")
-        cohort = entry.get("cohort")
-        if isinstance(cohort, int) and not isinstance(cohort, bool):
-            cohort = str(cohort)
-        if not isinstance(cohort, str) or not _SAFE_NAME_PART.match(cohort):
-            raise ConfigError(f"{where}.cohort", 'must be a cohort id or "*"')
-        destination = read_string(entry, "destination", f"{where}.destination")
-        if destination not in destinations:
-            known = ", ".join(sorted(destinations)) or "none defined"
-            raise ConfigError(
-                f"{where}.destination", f"unknown destination {destination!r} ({known})"
-            )
-        cadence = read_string(entry, "cadence", f"{where}.cadence")
-        schedule = _schedule(cadence, entry.get("at"), where)
-        routing_key = read_string(entry, "routing_key", f"{where}.routing_key", default=None)
-        if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
-            raise ConfigError(
-                f"{where}.routing_key", "must be non-empty, without '/' or control characters"
-            )
-        if routing_key is None and destinations[destination].require_suffix:
-            raise ConfigError(
-                f"{where}.routing_key",
-                f"required: destination {destination!r} has require_suffix = true",
-            )
-        properties = entry.get("user_properties", [])
-        if not isinstance(properties, list) or not all(
-            isinstance(p, str) and p for p in properties
-        ):
-            raise ConfigError(f"{where}.user_properties", "must be a list of property names")
-        rule = SyncRule(
-            index=index,
-            cohort=cohort,
-            destination=destination,
-            cadence=cadence,
-            schedule=schedule,
-            routing_key=routing_key,
-            user_properties=tuple(properties),
-        )
-        _no_clash(rule, rules, where)
-        rules.append(rule)
+        if isinstance(entry, dict) and entry.get("destination") in named - destinations.keys():
+            continue
+        rule = problems.attempt(partial(_sync, index, entry, destinations, rules), None)
+        if rule is not None:
+            rules.append(rule)
+    problems.raise_found()
     return tuple(rules)
+
+
+def _sync(
+    index: int, entry: Any, destinations: Mapping[str, Destination], rules: list[SyncRule]
+) -> SyncRule:
+    where = f"syncs[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(where, "must be a table")
+    keys = {"cohort", "destination", "cadence", "at", "routing_key", "user_properties"}
+    no_unknown_keys(entry, keys, f"{where}.")
+    cohort = entry.get("cohort")
+    if isinstance(cohort, int) and not isinstance(cohort, bool):
+        cohort = str(cohort)
+    if not isinstance(cohort, str) or not _SAFE_NAME_PART.match(cohort):
+        raise ConfigError(f"{where}.cohort", 'must be a cohort id or "*"')
+    destination = read_string(entry, "destination", f"{where}.destination")
+    if destination not in destinations:
+        known = ", ".join(sorted(destinations)) or "none defined"
+        raise ConfigError(f"{where}.destination", f"unknown destination {destination!r} ({known})")
+    cadence = read_string(entry, "cadence", f"{where}.cadence")
+    schedule = _schedule(cadence, entry.get("at"), where)
+    routing_key = read_string(entry, "routing_key", f"{where}.routing_key", default=None)
+    if routing_key is not None and not _SAFE_NAME_PART.match(routing_key):
+        raise ConfigError(
+            f"{where}.routing_key", "must be non-empty, without '/' or control characters"
+        )
+    if routing_key is None and destinations[destination].require_suffix:
+        raise ConfigError(
+            f"{where}.routing_key",
+            f"required: destination {destination!r} has require_suffix = true",
+        )
+    properties = entry.get("user_properties", [])
+    if not isinstance(properties, list) or not all(isinstance(p, str) and p for p in properties):
+        raise ConfigError(f"{where}.user_properties", "must be a list of property names")
+    rule = SyncRule(
+        index=index,
+        cohort=cohort,
+        destination=destination,
+        cadence=cadence,
+        schedule=schedule,
+        routing_key=routing_key,
+        user_properties=tuple(properties),
+    )
+    _no_clash(rule, rules, where)
+    return rule
 
 
 def _schedule(cadence: str, at: Any, where: str) -> Schedule:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-from stream.config.values import no_unknown_keys, read_boolean, read_string
+from stream.config.values import Problems, no_unknown_keys, read_boolean, read_string
 from stream.errors import ConfigError
 
 __all__ = [
@@ -107,63 +108,70 @@ _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 
 
-def parse_destinations(raw: Any) -> dict[str, Destination]:
+def parse_destinations(raw: Any, problems: Problems | None = None) -> dict[str, Destination]:
+    """The destinations that read without a problem. An entry's problem goes to `problems`
+    when given (the others are still returned), else it is raised."""
     if not isinstance(raw, list):
         raise ConfigError("destinations", "must be an array of tables ([[destinations]])")
+    found = Problems() if problems is None else problems
     result: dict[str, Destination] = {}
     for index, entry in enumerate(raw):
-        where = f"destinations[{index}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(where, "must be a table")
-        keys = {
-            "name",
-            "url",
-            "region",
-            "endpoint_url",
-            "naming",
-            "require_suffix",
-            "user_property",
-            "csv_formula_guard",
-            "format",
-            "multipart_threshold",
-            *_PLACEMENT_KEYS,
-            *_ROLE_KEYS,
-        }
-        no_unknown_keys(entry, keys, f"{where}.")
-        name = read_string(entry, "name", f"{where}.name")
-        if name in result:
-            raise ConfigError(f"{where}.name", f"destination {name!r} is defined twice")
-        scheme, bucket, path = _destination_url(read_string(entry, "url", f"{where}.url"), where)
-        naming = read_string(entry, "naming", f"{where}.naming", default="amplitude")
-        if naming not in ("amplitude", "no-colon"):
-            raise ConfigError(
-                f"{where}.naming", f'must be "amplitude" or "no-colon", got {naming!r}'
-            )
-        endpoint = read_string(entry, "endpoint_url", f"{where}.endpoint_url", default=None)
-        if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
-            raise ConfigError(f"{where}.endpoint_url", f"must be an http(s) URL, got {endpoint!r}")
-        result[name] = Destination(
-            name=name,
-            url=entry["url"],
-            scheme=scheme,
-            bucket=bucket,
-            path=path,
-            region=read_string(entry, "region", f"{where}.region", default=None),
-            endpoint_url=endpoint,
-            naming=naming,
-            require_suffix=read_boolean(entry, "require_suffix", f"{where}.require_suffix", False),
-            user_property=read_string(
-                entry, "user_property", f"{where}.user_property", default=None
-            ),
-            csv_formula_guard=read_boolean(
-                entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
-            ),
-            format=_one_of(entry, "format", where, FILE_FORMATS) or "csv",
-            placement=_placement(entry, where, scheme),
-            role=_role(entry, where, scheme),
-            multipart_threshold=_size(entry, "multipart_threshold", where, scheme, "64MiB"),
-        )
+        destination = found.attempt(partial(_destination, index, entry, result), None)
+        if destination is not None:
+            result[destination.name] = destination
+    if problems is None:
+        found.raise_found()
     return result
+
+
+def _destination(index: int, entry: Any, result: Mapping[str, Destination]) -> Destination:
+    where = f"destinations[{index}]"
+    if not isinstance(entry, dict):
+        raise ConfigError(where, "must be a table")
+    keys = {
+        "name",
+        "url",
+        "region",
+        "endpoint_url",
+        "naming",
+        "require_suffix",
+        "user_property",
+        "csv_formula_guard",
+        "format",
+        "multipart_threshold",
+        *_PLACEMENT_KEYS,
+        *_ROLE_KEYS,
+    }
+    no_unknown_keys(entry, keys, f"{where}.")
+    name = read_string(entry, "name", f"{where}.name")
+    if name in result:
+        raise ConfigError(f"{where}.name", f"destination {name!r} is defined twice")
+    scheme, bucket, path = _destination_url(read_string(entry, "url", f"{where}.url"), where)
+    naming = read_string(entry, "naming", f"{where}.naming", default="amplitude")
+    if naming not in ("amplitude", "no-colon"):
+        raise ConfigError(f"{where}.naming", f'must be "amplitude" or "no-colon", got {naming!r}')
+    endpoint = read_string(entry, "endpoint_url", f"{where}.endpoint_url", default=None)
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"{where}.endpoint_url", f"must be an http(s) URL, got {endpoint!r}")
+    return Destination(
+        name=name,
+        url=entry["url"],
+        scheme=scheme,
+        bucket=bucket,
+        path=path,
+        region=read_string(entry, "region", f"{where}.region", default=None),
+        endpoint_url=endpoint,
+        naming=naming,
+        require_suffix=read_boolean(entry, "require_suffix", f"{where}.require_suffix", False),
+        user_property=read_string(entry, "user_property", f"{where}.user_property", default=None),
+        csv_formula_guard=read_boolean(
+            entry, "csv_formula_guard", f"{where}.csv_formula_guard", False
+        ),
+        format=_one_of(entry, "format", where, FILE_FORMATS) or "csv",
+        placement=_placement(entry, where, scheme),
+        role=_role(entry, where, scheme),
+        multipart_threshold=_size(entry, "multipart_threshold", where, scheme, "64MiB"),
+    )
 
 
 def _placement(entry: Mapping[str, Any], where: str, scheme: str) -> Placement:

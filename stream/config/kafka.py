@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.config.values import (
+    Problems,
     no_unknown_keys,
     read_duration,
+    read_duration_text,
     read_integer,
     read_name,
     read_positive_duration,
@@ -140,45 +142,60 @@ _KEYS = {
 
 
 def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSettings:
-    """The `[kafka]` table (and `COHORT_SYNC_BROKER`) -> `KafkaSettings`."""
-    no_unknown_keys(section, _KEYS, "kafka.")
+    """The `[kafka]` table (and `COHORT_SYNC_BROKER`) -> `KafkaSettings`; every key's
+    problem is reported, not only the first."""
+    problems = Problems()
+    problems.attempt(lambda: no_unknown_keys(section, _KEYS, "kafka."), None)
     defaults = KafkaSettings()
+    broker = problems.attempt(lambda: _broker(section, environ), None)
+
+    def duration(key: str, default: int | None, unlimited: str) -> int | None:
+        return problems.attempt(
+            lambda: read_positive_duration(section, key, default, unlimited=unlimited), default
+        )
+
+    settings = KafkaSettings(
+        broker=broker,
+        topic=problems.attempt(
+            lambda: read_name(section, "topic", "kafka.topic", defaults.topic), defaults.topic
+        ),
+        app_id=problems.attempt(
+            lambda: read_name(section, "app_id", "kafka.app_id", defaults.app_id), defaults.app_id
+        ),
+        partitions=problems.attempt(
+            lambda: read_integer(
+                section, "partitions", "kafka.partitions", default=defaults.partitions, minimum=1
+            ),
+            defaults.partitions,
+        ),
+        allowed_lateness_ms=problems.attempt(
+            lambda: _allowed_lateness(section, defaults.allowed_lateness_ms),
+            defaults.allowed_lateness_ms,
+        ),
+        idle_timeout_ms=duration("idle_timeout", defaults.idle_timeout_ms, "off"),
+        idle_catch_up_ms=duration("idle_catch_up", defaults.idle_catch_up_ms, "off"),
+        retain_exited_ms=duration("retain_exited", defaults.retain_exited_ms, "forever"),
+        max_future_ms=duration("max_future", defaults.max_future_ms, "off"),
+        replication_factor=problems.attempt(lambda: _replication_factor(section), None),
+        topic_config=problems.attempt(lambda: _topic_config(section), {}),
+    )
+    problems.raise_found()
+    return settings
+
+
+def _broker(section: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
     broker = environ.get(BROKER_ENV) or read_string(section, "broker", "kafka.broker", default=None)
     if broker is not None:
         if not broker.strip():
             raise ConfigError("kafka.broker", "must not be empty (omit it for the embedded broker)")
         parse_brokers(broker)
-    return KafkaSettings(
-        broker=broker,
-        topic=read_name(section, "topic", "kafka.topic", defaults.topic),
-        app_id=read_name(section, "app_id", "kafka.app_id", defaults.app_id),
-        partitions=read_integer(
-            section, "partitions", "kafka.partitions", default=defaults.partitions, minimum=1
-        ),
-        allowed_lateness_ms=read_duration(
-            read_string(
-                section,
-                "allowed_lateness",
-                "kafka.allowed_lateness",
-                default=format_duration(defaults.allowed_lateness_ms),
-            ),
-            "kafka.allowed_lateness",
-        ),
-        idle_timeout_ms=read_positive_duration(
-            section, "idle_timeout", defaults.idle_timeout_ms, unlimited="off"
-        ),
-        idle_catch_up_ms=read_positive_duration(
-            section, "idle_catch_up", defaults.idle_catch_up_ms, unlimited="off"
-        ),
-        retain_exited_ms=read_positive_duration(
-            section, "retain_exited", defaults.retain_exited_ms, unlimited="forever"
-        ),
-        max_future_ms=read_positive_duration(
-            section, "max_future", defaults.max_future_ms, unlimited="off"
-        ),
-        replication_factor=_replication_factor(section),
-        topic_config=_topic_config(section),
-    )
+    return broker
+
+
+def _allowed_lateness(section: Mapping[str, Any], default_ms: int) -> int:
+    where = "kafka.allowed_lateness"
+    text = read_duration_text(section, "allowed_lateness", where, format_duration(default_ms))
+    return read_duration(text, where)
 
 
 def _replication_factor(section: Mapping[str, Any]) -> int | None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from stream.domain.windows import format_duration, parse_duration
-from stream.errors import ConfigError
+from stream.errors import ConfigError, ConfigErrors
 
 __all__ = [
+    "Problems",
     "REQUIRED",
     "no_unknown_keys",
     "read_boolean",
     "read_duration",
+    "read_duration_text",
     "read_integer",
     "read_name",
     "read_positive_duration",
@@ -81,11 +83,20 @@ def read_positive_duration(
     in milliseconds (None: unlimited)."""
     where = f"kafka.{key}"
     shown = unlimited if default is None else format_duration(default)
-    text = read_string(section, key, where, default=shown)
+    text = read_duration_text(section, key, where, default=shown)
     duration = None if text == unlimited else read_duration(text, where)
     if duration == 0:
         raise ConfigError(where, f'must be positive, or "{unlimited}"')
     return duration
+
+
+def read_duration_text(section: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    """A duration as written: a string like "5m"; a bare number gets that hint."""
+    value = section.get(key, default)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ConfigError(where, f'a duration is a string like "5m" or "90s", got {value!r}')
+    text: str = read_string(section, key, where, default=default)
+    return text
 
 
 def read_duration(text: str, where: str) -> int:
@@ -93,3 +104,31 @@ def read_duration(text: str, where: str) -> int:
         return parse_duration(text)
     except ValueError as exc:
         raise ConfigError(where, str(exc)) from None
+
+
+T = TypeVar("T")
+
+
+class Problems:
+    """The config errors found so far. Reading goes on past each one (the key's reader
+    gives a fallback), so that a file's every problem is reported at once."""
+
+    def __init__(self) -> None:
+        self.found: list[ConfigError] = []
+
+    def attempt(self, read: Callable[[], T], fallback: T) -> T:
+        """`read()`, or `fallback` with its error kept."""
+        try:
+            return read()
+        except ConfigErrors as errors:
+            self.found.extend(errors.errors)
+        except ConfigError as error:
+            self.found.append(error)
+        return fallback
+
+    def raise_found(self) -> None:
+        """Raise what was found: one error, or all of them."""
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigErrors(self.found)

@@ -259,7 +259,10 @@ def _checked_time(time_ms: int, field: str, sent: object) -> int:
     """`time_ms` if it is in range; the error quotes the value as it was sent."""
     if not MIN_TIME_MS <= time_ms < MAX_TIME_MS:
         shown = repr(sent[:64]) if isinstance(sent, str) else sent
-        raise InvalidEvent(f"{field}: {shown} is outside the years 2000 to 2099")
+        hint = ""
+        if isinstance(sent, int) and MIN_TIME_MS <= sent * 1000 < MAX_TIME_MS:
+            hint = f" (epoch times are in milliseconds; {sent} seconds is {sent * 1000})"
+        raise InvalidEvent(f"{field}: {shown} is outside the years 2000 to 2099{hint}")
     return time_ms
 
 

@@ -43,7 +43,8 @@ class ConfigReload:
         try:
             new = await loop.run_in_executor(None, _load, self.path)
         except CohortSyncError as exc:
-            log.error("SIGHUP: %s not reloaded, the running config stays: %s", self.path, exc)
+            problems = "; ".join(str(exc).splitlines())  # one log line, every problem
+            log.error("SIGHUP: %s not reloaded, the running config stays: %s", self.path, problems)
             return
         for key in restart_only_changes(self.running(), new):
             log.warning("SIGHUP: %s changed: it takes effect at the next start", key)
