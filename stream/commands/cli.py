@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from stream import __version__
+from stream.commands.logs import configure_logging
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
+from stream.domain.wording import count
 from stream.errors import CohortSyncError, OptionError, WorkerFault
 
 __all__ = ["main"]
@@ -332,10 +334,10 @@ def _log_plan(settings: Settings) -> None:
     """The worker's first lines: where it reads, where it writes."""
     kafka, log = settings.kafka, logging.getLogger("stream.worker")
     log.info(
-        "broker %s: input topic %s (%d partitions), dead letters to %s",
+        "broker %s: input topic %s (%s), dead letters to %s",
         kafka.broker,
         kafka.topic,
-        kafka.partitions,
+        count(kafka.partitions, "partition"),
         kafka.dlq_topic,
     )
     for name, destination in settings.destinations.items():
@@ -453,7 +455,7 @@ def _run_produce(args: argparse.Namespace) -> int:
     with handle:
         ensure_topics(settings.kafka)
         sent = produce_lines(settings.kafka, lines)
-    print(f"cohort-sync: sent {sent:,} record{'' if sent == 1 else 's'} to {settings.kafka.topic}")
+    print(f"cohort-sync: sent {count(sent, 'record')} to {settings.kafka.topic}")
     refused = lines.summary()
     if refused is not None:
         print(f"cohort-sync: {refused}", file=sys.stderr)
@@ -492,39 +494,6 @@ def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:
         partitions,
     )
     return replace(settings, kafka=replace(settings.kafka, partitions=partitions))
-
-
-#: The frameworks' loggers: warnings and errors only, unless `--log-level debug`.
-FRAMEWORK_LOGGERS = ("faust", "mode", "aiokafka", "kafka", "botocore", "boto3", "urllib3")
-#: Our modules whose classes are mode services: their "Starting...", "Stopping..." lines
-#: are the frameworks' too.
-SERVICE_LOGGERS = ("stream.faust.fixes", "stream.faust.producer", "stream.faust.consumer")
-
-
-def configure_logging(level: str) -> None:
-    """Our own lines at `level`; the frameworks' chatter only at `debug`."""
-    names = {"crit": "CRITICAL", "warn": "WARNING"}
-    number = logging.getLevelName(names.get(level, level.upper()))
-    logging.basicConfig(level=number, format="[%(asctime)s] [%(levelname)s] %(name)s: %(message)s")
-    frameworks = logging.DEBUG if level == "debug" else max(number, logging.WARNING)
-    for name in FRAMEWORK_LOGGERS:
-        logging.getLogger(name).setLevel(frameworks)
-    # kafka-python is our own clients' (topics, produce, replay, lag): each failure it logs
-    # line by line while it retries is raised to us in the end and said once, in one line.
-    logging.getLogger("kafka").setLevel(logging.DEBUG if level == "debug" else logging.CRITICAL)
-    for name in SERVICE_LOGGERS:
-        logging.getLogger(name).removeFilter(_not_service_chatter)
-        if level != "debug":
-            logging.getLogger(name).addFilter(_not_service_chatter)
-
-
-def _not_service_chatter(record: logging.LogRecord) -> bool:
-    """Drop a mode service's own lines below warnings (`[^-SafeApp]: Starting...`), and
-    Faust's "Missing sensor state" warning at every rebalance (no sensors are set up)."""
-    text = str(record.msg)
-    if "Missing sensor state" in text:
-        return False
-    return record.levelno >= logging.WARNING or not text.startswith("[^")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import TextIO
 from stream.config import Settings
 from stream.domain.events import parse_time
 from stream.domain.partitioner import partition_for
+from stream.domain.wording import count
 from stream.engine.processor import Processor
 from stream.errors import InvalidEvent, OptionError
 from stream.kafka.client import TopicReader
@@ -173,13 +174,13 @@ async def _replay(
 
 def _summary_line(summary: ReplaySummary, metrics: Metrics, dead_letters: int) -> str:
     line = (
-        f"replay done: {summary.records:,} records, {summary.syncs:,} syncs, "
-        f"{summary.files:,} files ({metrics.new_objects:,} new, "
+        f"replay done: {count(summary.records, 'record')}, {count(summary.syncs, 'sync')}, "
+        f"{count(summary.files, 'file')} ({metrics.new_objects:,} new, "
         f"{metrics.unchanged_objects:,} identical already, {metrics.kept_objects:,} kept), "
         f"{summary.bytes:,} bytes in {summary.seconds:.1f}s"
     )
     if dead_letters:
-        line += f"; {dead_letters:,} invalid records skipped"
+        line += f"; {count(dead_letters, 'invalid record')} skipped"
     if metrics.kept_objects:
         line += "; kept = existing files with other bytes, left alone (--overwrite replaces them)"
     return line

@@ -41,7 +41,8 @@ def faust_url(settings: Settings) -> str:
 
 def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
     """Run a bare Faust app until SIGTERM or SIGINT."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # override_logging=False: our one log format (`configure_logging`) stays, not Faust's second
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
     # Faust's start-up spinner sets the root logger to DEBUG for the life of the process, so
     # every debug call in Faust and aiokafka builds a log record: about a tenth of the CPU.
     worker.spinner = None

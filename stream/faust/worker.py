@@ -26,6 +26,7 @@ from faust.types import TP, EventT, Message
 
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
+from stream.domain.wording import count
 from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
 from stream.engine.catch_up import CatchUpGuard
 from stream.engine.delivery import InOrderDelivery
@@ -354,10 +355,10 @@ class Worker:
         self.processor.reconfigure(settings)
         new = {rule.rule_id for rule in settings.syncs}
         log.info(
-            "SIGHUP: config reloaded from %s: %d destinations, %d syncs (%d added, %d removed)",
+            "SIGHUP: config reloaded from %s: %s, %s (%d added, %d removed)",
             self.config_path,
-            len(settings.destinations),
-            len(settings.syncs),
+            count(len(settings.destinations), "destination"),
+            count(len(settings.syncs), "sync"),
             len(new - old),
             len(old - new),
         )

@@ -26,6 +26,7 @@ from kafka.errors import (
 )
 
 from stream.config import KafkaSettings
+from stream.domain.wording import count
 from stream.errors import BrokerError
 from stream.kafka.client import admin_client, group_offsets
 
@@ -187,7 +188,10 @@ def _create_if_missing(
         return
     factor = "the cluster's default" if replication == -1 else str(replication)
     (log.debug if quiet else log.info)(
-        "created topic %s with %d partitions, replication factor %s", topic, partitions, factor
+        "created topic %s with %s, replication factor %s",
+        topic,
+        count(partitions, "partition"),
+        factor,
     )
 
 

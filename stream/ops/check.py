@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
-from urllib.parse import unquote
 
 from stream.config import Destination, Settings, SyncRule
 from stream.domain.naming import object_key
 from stream.domain.windows import NEVER, format_time
+from stream.domain.wording import count
 from stream.errors import BrokerError
 from stream.kafka.client import end_offsets
 from stream.kafka.topics import ClusterReport, inspect_cluster
@@ -38,7 +38,7 @@ class CheckReport:
     def render(self) -> str:
         """The lines, then one per problem, then the verdict."""
         if self.problems:
-            verdict = f"{_count(len(self.problems), 'problem')}: fix them, then check again"
+            verdict = f"{count(len(self.problems), 'problem')}: fix them, then check again"
         else:
             verdict = "everything is reachable"
         problems = [("problem", problem) for problem in self.problems]
@@ -59,8 +59,8 @@ def run_check(
     report = CheckReport()
     report.add(
         "config",
-        f"{source}: valid ({_count(len(settings.destinations), 'destination')}, "
-        f"{_count(len(settings.syncs), 'sync')})",
+        f"{source}: valid ({count(len(settings.destinations), 'destination')}, "
+        f"{count(len(settings.syncs), 'sync')})",
     )
     _check_broker(settings, report)
     sinks = {name: open_sink(dest) for name, dest in settings.destinations.items()}
@@ -102,7 +102,7 @@ def _topic_lines(settings: Settings, cluster: ClusterReport) -> list[str]:
             continue
         insync = "unknown" if topic.min_insync_replicas is None else topic.min_insync_replicas
         lines.append(
-            f"{name}: {_count(topic.partitions, 'partition')}, replication factor "
+            f"{name}: {count(topic.partitions, 'partition')}, replication factor "
             f"{topic.replication_factor}, min.insync.replicas {insync}"
         )
     return lines
@@ -116,7 +116,8 @@ def _group_line(settings: Settings, cluster: ClusterReport) -> str:
         return f"{group}: end offsets unknown ({exc})"
     committed = {p: c for p, c in cluster.committed.items() if c is not None}
     lag = sum(max(end - committed.get(partition, 0), 0) for partition, end in ends.items())
-    return f"{group}: committed on {len(committed)} of {len(ends)} partitions, lag {lag:,} records"
+    partitions, records = count(len(ends), "partition"), count(lag, "record")
+    return f"{group}: committed on {len(committed)} of {partitions}, lag {records}"
 
 
 def _check_destinations(
@@ -157,9 +158,5 @@ def _plan_line(settings: Settings, rule: SyncRule, sink: Sink, now_ms: int) -> s
     )
     return (
         f"syncs[{rule.index}]: {cohorts} -> {rule.destination}, {when}: "
-        f"for example {unquote(sink.location(key))}"
+        f"for example {sink.location(key)}"
     )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -30,6 +30,7 @@ from stream.domain.deadletter import (
     REQUEUED_FROM_HEADER,
     SOURCE_HEADER,
 )
+from stream.domain.wording import count
 from stream.kafka.scan import LoggedRecord, scan_topic, send_records
 
 __all__ = [
@@ -182,12 +183,12 @@ def _requeue(kafka: KafkaSettings, selected: Sequence[LoggedRecord]) -> str:
         kafka.topic,
         ((r.key, r.value or b"", [(REQUEUED_FROM_HEADER, r.position.encode())]) for r in plan.send),
     )
-    parts = [f"requeued {_count(sent, 'record')} to {kafka.topic}"]
+    parts = [f"requeued {count(sent, 'record')} to {kafka.topic}"]
     if plan.already:
-        parts.append(f"{_count(len(plan.already), 'record')} requeued before: not sent again")
+        parts.append(f"{count(len(plan.already), 'record')} requeued before: not sent again")
     if plan.truncated:
         parts.append(
-            f"{_count(len(plan.truncated), 'record')} dead-lettered as a prefix of a larger "
+            f"{count(len(plan.truncated), 'record')} dead-lettered as a prefix of a larger "
             "record: not sent (the whole record is only in the source)"
         )
     return "; ".join(parts)
@@ -198,12 +199,8 @@ def _count_line(topic: str, total: int, shown: int, selection: Selection) -> str
         return f"no dead letters in {topic}"
     filtered = selection != Selection()
     if not filtered:
-        return f"{_count(total, 'dead letter')} in {topic}"
-    return f"{shown:,} of {_count(total, 'dead letter')} in {topic} selected"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" + ("" if n == 1 else "s")
+        return f"{count(total, 'dead letter')} in {topic}"
+    return f"{shown:,} of {count(total, 'dead letter')} in {topic} selected"
 
 
 def _iso(timestamp_ms: int) -> str:

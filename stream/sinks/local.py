@@ -74,7 +74,9 @@ class LocalSink:
         return Inspection(problems=[f"cannot create {self.root}: {problem}"])
 
     def location(self, key: str) -> str:
-        return self._resolve(key).as_uri()
+        """`file://` and the path as it is named on disk: not percent-encoded (`T01:00`, not
+        `T01%3A00`), since people read it in logs and paste it into shells."""
+        return f"file://{self._resolve(key)}"
 
     def _resolve(self, key: str) -> Path:
         target = (self.root / key).resolve()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stream.domain.membership import Member
+from stream.domain.wording import count
 from stream.state import codec
 from stream.state.journal import Journal
 from stream.state.partition import CohortState, PartitionState, PendingSync
@@ -66,7 +67,11 @@ def load_partition(
         if cohort.exits is not None:
             cohort.exits.sort()
     if state.cohorts:
-        log.info("partition %d: rebuilt %d cohorts from the table", partition, len(state.cohorts))
+        log.info(
+            "partition %d: rebuilt %s from the table",
+            partition,
+            count(len(state.cohorts), "cohort"),
+        )
     return LoadedPartition(state, members, meta.get("offset"))
 
 

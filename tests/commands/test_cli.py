@@ -67,7 +67,7 @@ def test_a_worker_with_no_syncs_stops_at_start_naming_the_key(tmp_path: Path) ->
 def test_the_frameworks_are_quiet_unless_the_log_level_is_debug() -> None:
     import logging
 
-    from stream.commands.cli import configure_logging
+    from stream.commands.logs import configure_logging
 
     chatter = logging.LogRecord(
         "stream.faust.fixes", logging.INFO, __file__, 1, "[^-SafeApp]: Starting...", None, None

@@ -94,3 +94,6 @@ def _quickstart(config: Path, workers: Any, feed: str) -> None:
     assert not [line for line in before_first_sync if "[^" in line or "] kafka." in line]
     worker.stop_cleanly(signal.SIGTERM)
     assert "[WARNING]" not in worker.log(), worker.log()
+    logged = [line for line in worker.log().splitlines() if line.startswith("[")]
+    one_format = re.compile(r"\[[\d-]+ [\d:,]+\] \[(INFO|WARNING|ERROR)\] [\w.]+: \S")
+    assert [line for line in logged if not one_format.match(line)] == []  # not Faust's own

@@ -54,3 +54,8 @@ def test_inspecting_a_folder_to_be_created_leaves_nothing_behind(tmp_path: Path)
     inspection = LocalSink(tmp_path / "a" / "b").inspect()
     assert inspection.facts == [f"folder {tmp_path / 'a' / 'b'} can be created (in {tmp_path})"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_location_is_the_path_as_named_on_disk(tmp_path: Path) -> None:
+    key = "7_c1_2026-01-05T01:00_entering.csv"
+    assert LocalSink(tmp_path).location(key) == f"file://{tmp_path}/{key}"  # not T01%3A00
