@@ -53,7 +53,9 @@ class ReplaySummary:
     records: int
     syncs: int
     files: int
+    """Files of the syncs: written, identical already, or kept."""
     bytes: int
+    """Bytes written (files that were there already are not counted)."""
     seconds: float
 
 
@@ -156,15 +158,15 @@ async def _replay(
                     await processor.on_record(repartitioned, home, next_forwarded[home], key, value)
                     next_forwarded[home] += 1
                 done += 1
-            progress.update(done=done, event_time_ms=_newest(processor), files=metrics.files)
+            progress.update(done=done, event_time_ms=_newest(processor), files=_files(metrics))
     finally:
         writer.close()
         await loop.run_in_executor(None, reader.close)
-    progress.update(done=done, event_time_ms=_newest(processor), files=metrics.files, force=True)
+    progress.update(done=done, event_time_ms=_newest(processor), files=_files(metrics), force=True)
     summary = ReplaySummary(
         records=done,
         syncs=sum(metrics.syncs.values()),
-        files=metrics.files,
+        files=_files(metrics),
         bytes=metrics.bytes,
         seconds=progress.elapsed,
     )
@@ -172,12 +174,17 @@ async def _replay(
     return summary
 
 
+def _files(metrics: Metrics) -> int:
+    """Files of the syncs so far, whether written now or found there already."""
+    return metrics.new_objects + metrics.unchanged_objects + metrics.kept_objects
+
+
 def _summary_line(summary: ReplaySummary, metrics: Metrics, dead_letters: int) -> str:
     line = (
         f"replay done: {count(summary.records, 'record')}, {count(summary.syncs, 'sync')}, "
         f"{count(summary.files, 'file')} ({metrics.new_objects:,} new, "
         f"{metrics.unchanged_objects:,} identical already, {metrics.kept_objects:,} kept), "
-        f"{summary.bytes:,} bytes in {summary.seconds:.1f}s"
+        f"{summary.bytes:,} bytes written in {summary.seconds:.1f}s"
     )
     if dead_letters:
         line += f"; {count(dead_letters, 'invalid record')} skipped"

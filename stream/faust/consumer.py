@@ -74,6 +74,14 @@ class InOrderConsumer(QuickHandoff, AIOKafkaConsumer):
         message.ack(self)
         self._unacked_messages.discard(message)
 
+    def committed(self, topic: str) -> dict[int, int]:
+        """The offsets this consumer last committed on `topic`, by partition."""
+        return {
+            tp.partition: offset
+            for tp, offset in self._committed_offset.items()
+            if tp.topic == topic and offset is not None
+        }
+
     def abandon(self, message: Message) -> None:
         """Give up a record without acknowledging it (the worker is stopping): a commit does
         not pass it, and the stop does not wait for it."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 
 import faust
@@ -39,10 +40,22 @@ def faust_url(settings: Settings) -> str:
     return settings.kafka.kafka_url()
 
 
-def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
-    """Run a bare Faust app until SIGTERM or SIGINT."""
+class _SignalledWorker(faust.Worker):
+    """Faust's worker, remembering the signal that stopped it."""
+
+    stopped_by: str | None = None
+
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = signal.name
+        super()._schedule_shutdown(signal)
+
+
+def run_app(app: faust.App, *, loglevel: str = "warn") -> str | None:
+    """Run a bare Faust app until SIGTERM or SIGINT. Returns the signal's name (None: the
+    app stopped by itself)."""
     # override_logging=False: our one log format (`configure_logging`) stays, not Faust's second
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker = _SignalledWorker(app, loglevel=loglevel, quiet=True, override_logging=False)
     # Faust's start-up spinner sets the root logger to DEBUG for the life of the process, so
     # every debug call in Faust and aiokafka builds a log record: about a tenth of the CPU.
     worker.spinner = None
@@ -51,3 +64,4 @@ def run_app(app: faust.App, *, loglevel: str = "warn") -> None:
     except SystemExit as exit_:
         if exit_.code not in (None, 0):
             raise
+    return worker.stopped_by

@@ -430,6 +430,17 @@ class Worker:
         await self.ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
 
 
+def stop_line(reason: str, topic: str, committed: Mapping[int, int]) -> str:
+    """The worker's last line: why it stopped, and where the next start reads on."""
+    if not committed:
+        return f"stopped ({reason}): nothing committed on {topic}"
+    offsets = ", ".join(f"{partition}@{committed[partition]}" for partition in sorted(committed))
+    return (
+        f"stopped ({reason}): committed {topic} partition@offset {offsets}; "
+        "the next start reads on from there"
+    )
+
+
 def _ranges(numbers: list[int]) -> str:
     """`[0, 1, 2, 5]` -> `0-2, 5`."""
     runs: list[list[int]] = []
@@ -460,8 +471,11 @@ def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop).
     Raises `WorkerFault` when the worker stopped itself."""
     try:
-        run_app(worker.app, loglevel=loglevel)
+        stopped_by = run_app(worker.app, loglevel=loglevel)
     finally:
         worker.writer.close()
+    topic = worker.kafka.topic
+    reason = worker.fault or stopped_by or "the app stopped"
+    log.info("%s", stop_line(reason, topic, worker._consumer.committed(topic)))
     if worker.fault is not None:
         raise WorkerFault(worker.fault)

@@ -17,7 +17,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -130,8 +131,11 @@ class SyncWriter:
             )
             log.warning("%s", message)
             self.metrics.recent_errors.appendleft(message)
-        self.metrics.files += len(output.csv_files) + 1
-        self.metrics.bytes += output.size
+        written = [
+            file for file in (*output.csv_files, output.manifest) if puts[file.key] is Put.WRITTEN
+        ]
+        self.metrics.files += len(written)
+        self.metrics.bytes += sum(file.body.size for file in written)
         self.metrics.synced(
             RecentSync(
                 output.destination,
@@ -142,7 +146,8 @@ class SyncWriter:
             )
         )
         log.info(
-            "wrote %s (entering %d, exiting %d, existing %d)",
+            "%s %s (entering %d, exiting %d, existing %d)",
+            _what_happened(puts.values()),
             sink.location(output.manifest.key),
             output.counts["entering"],
             output.counts["exiting"],
@@ -181,6 +186,22 @@ class SyncWriter:
             task.add_done_callback(_ignore_outcome)  # finishes in its thread, unobserved
             raise WriteAbandoned("stopping")
         return task.result()
+
+
+def _what_happened(puts: Iterable[Put]) -> str:
+    """The log line's words for a sync's puts: "wrote" only when every file was new."""
+    outcomes = Counter(puts)
+    total = sum(outcomes.values())
+    if outcomes[Put.WRITTEN] == total:
+        return "wrote"
+    if outcomes[Put.UNCHANGED] == total:
+        return "already written with identical bytes:"
+    others = ", ".join(
+        f"{outcomes[put]} {word}"
+        for put, word in ((Put.UNCHANGED, "identical already"), (Put.KEPT, "kept"))
+        if outcomes[put]
+    )
+    return f"wrote {outcomes[Put.WRITTEN]} of {total} files ({others}) of"
 
 
 def _ignore_outcome(task: asyncio.Future[Any]) -> None:

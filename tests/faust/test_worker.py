@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stream.config import settings_from_mapping
-from stream.faust.worker import WORKER_FAUST_DEFAULTS, Worker
+from stream.faust.worker import WORKER_FAUST_DEFAULTS, Worker, stop_line
 
 
 def test_faust_settings_are_passed_through_as_they_are() -> None:
@@ -31,3 +31,11 @@ def test_the_worker_reads_its_input_repartition_and_tick_topics_and_keeps_its_de
     )
     assert worker.acks.dirty_partitions() == [] and worker.fault is None
     worker.writer.close()
+
+
+def test_the_stop_line_says_why_and_where_the_next_start_reads_on() -> None:
+    assert stop_line("SIGTERM", "in", {2: 40, 0: 7}) == (
+        "stopped (SIGTERM): committed in partition@offset 0@7, 2@40; "
+        "the next start reads on from there"
+    )
+    assert stop_line("SIGINT", "in", {}) == "stopped (SIGINT): nothing committed on in"

@@ -1,8 +1,9 @@
-"""The worker end to end: Kafka (Tansu) in, S3 (moto server) and local files out."""
+"""The worker end to end: Kafka in, S3 (moto server) and local files out."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -200,12 +201,18 @@ def test_a_restarted_worker_loses_no_membership(
     bucket: str,
     workers: Any,
     s3_config: Callable[..., Path],
+    names: dict[str, str],
 ) -> None:
     config = s3_config()
     produce(config, C1[:5])  # up to 01:05: the 01:00 sync is due
     worker = workers(config)
     wait_for_objects(s3, bucket, 4, worker)
     worker.stop_cleanly(signal.SIGTERM)
+    last = worker.log().rstrip().splitlines()[-1]  # the stop says why, and what it committed
+    assert re.search(
+        rf"stopped \(SIGTERM\): committed {names['topic']} partition@offset (\d+@\d+, )*\d+@5\b",
+        last,
+    ), last
     restarted = workers(config)
     produce(config, C1[5:])
     objects = wait_for_objects(s3, bucket, 16, restarted)

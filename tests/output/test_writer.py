@@ -94,13 +94,42 @@ def test_writer_counts_and_reports_existing_files_it_kept(caplog: pytest.LogCapt
     sink.stored["k_entering.csv"] = output().csv_files[0].data
     metrics = Metrics()
     writer = SyncWriter({"d": sink}, metrics)
-    asyncio.run(writer.write(output))
+    with caplog.at_level("INFO"):
+        asyncio.run(writer.write(output))
     writer.close()
     assert sink.stored["k_exiting.csv"] == b"other bytes"
     assert sink.stored["k_manifest.json"] == b"{}"
     assert metrics.kept_objects == 1 and metrics.syncs["d"] == 1
     assert (metrics.new_objects, metrics.unchanged_objects) == (2, 1)
     assert "mem://k_exiting.csv already holds other bytes" in caplog.text
+    assert (
+        "wrote 2 of 4 files (1 identical already, 1 kept) of mem://k_manifest.json" in caplog.text
+    )
+    assert (metrics.files, metrics.bytes) == (2, len(b"existing") + len(b"{}"))  # written only
+
+
+def test_a_sync_whose_files_were_all_there_is_not_logged_or_counted_as_written(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = FlakySink(failures=0)
+    metrics = Metrics()
+    writer = SyncWriter({"d": sink}, metrics)
+
+    async def twice() -> None:
+        await writer.write(output)
+        await writer.write(output)  # a retry or a replay: every file is there
+
+    with caplog.at_level("INFO"):
+        asyncio.run(twice())
+    writer.close()
+    lines = [r.getMessage() for r in caplog.records if "k_manifest.json" in r.getMessage()]
+    assert lines == [
+        "wrote mem://k_manifest.json (entering 0, exiting 0, existing 0)",
+        "already written with identical bytes: mem://k_manifest.json "
+        "(entering 0, exiting 0, existing 0)",
+    ]
+    size = sum(len(kind) for kind in (b"entering", b"exiting", b"existing")) + len(b"{}")
+    assert (metrics.files, metrics.bytes, metrics.unchanged_objects) == (4, size, 4)
 
 
 def test_abandon_ends_a_write_that_waits_for_a_failing_destination() -> None:
