@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from stream.config.security import SECRET_KEYS, SECURITY_KEYS, KafkaSecurity, read_security
 from stream.config.values import (
     Problems,
     no_unknown_keys,
@@ -57,6 +58,8 @@ class KafkaSettings:
     """Of every topic the worker creates (None: the cluster's default.replication.factor)."""
     topic_config: Mapping[str, str] = field(default_factory=dict)
     """Topic configs set on every topic the worker creates."""
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    """TLS and SASL: how every client reaches the cluster."""
 
     @property
     def dlq_topic(self) -> str:
@@ -138,6 +141,8 @@ _KEYS = {
     "max_future",
     "replication_factor",
     "topic_config",
+    *SECURITY_KEYS,
+    *SECRET_KEYS,
 }
 
 
@@ -178,7 +183,16 @@ def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaS
         max_future_ms=duration("max_future", defaults.max_future_ms, "off"),
         replication_factor=problems.attempt(lambda: _replication_factor(section), None),
         topic_config=problems.attempt(lambda: _topic_config(section), {}),
+        security=read_security(section, environ, problems),
     )
+    embedded = "broker" not in section and not environ.get(BROKER_ENV)
+    if embedded and settings.security != KafkaSecurity():
+        problems.found.append(
+            ConfigError(
+                "kafka.security_protocol",
+                "the embedded broker is plaintext: set kafka.broker to use TLS or SASL",
+            )
+        )
     problems.raise_found()
     return settings
 

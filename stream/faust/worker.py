@@ -44,6 +44,7 @@ from stream.faust.outbox import FaustOutbox
 from stream.faust.recovery import RecoveryHealer
 from stream.faust.reload import ConfigReload
 from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app
+from stream.faust.security import faust_credentials
 from stream.faust.web import add_web_views
 from stream.metrics import Metrics
 from stream.ops.looplag import watch_loop_lag
@@ -153,6 +154,9 @@ class Worker:
             **(faust_defaults or {}),
             **self.settings.faust,
         }
+        credentials = faust_credentials(self.kafka.security)
+        if credentials is not None:
+            faust_settings["broker_credentials"] = credentials
         return SafeApp(self.kafka.app_id, broker=broker_url, **faust_settings)
 
     def _make_topics(self) -> None:

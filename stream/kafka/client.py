@@ -17,6 +17,7 @@ from kafka.errors import KafkaError
 from stream.config import KafkaSettings
 from stream.domain.partitioner import cohort_key_of
 from stream.errors import BrokerError
+from stream.kafka.security import security_options
 
 __all__ = [
     "Record",
@@ -59,6 +60,7 @@ def connection(kafka: KafkaSettings) -> dict[str, Any]:
     return {
         "bootstrap_servers": kafka.bootstrap_servers(),
         "bootstrap_timeout_ms": int(BOOTSTRAP_TIMEOUT_S * 1000),
+        **security_options(kafka.security),
     }
 
 

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -128,6 +128,8 @@ class Node:
     port: int
     controller_port: int
     folder: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    """The ports of the cluster's extra listeners, by listener name."""
     process: subprocess.Popen[bytes] | None = None
     output: IO[bytes] | None = field(default=None, repr=False)
 
@@ -157,12 +159,19 @@ class ApacheKafka:
         nodes: int = 1,
         heap: str = "384m",
         config: Mapping[str, str] | None = None,
+        listeners: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
     ) -> None:
-        """`config`: broker settings over the defaults below (a test's own listener, say)."""
+        """`config`: broker settings over the defaults below. `listeners`: extra listeners
+        beside the plaintext one, name -> security protocol (`{"SASL_SSL": "SASL_SSL"}`),
+        each on a free port of its own (`bootstrap_of`); their settings go in `config`.
+        `format_args`: more arguments to the storage format (`--add-scram ...`)."""
         self.version = version
         self.size = nodes
         self.heap = heap
         self.extra = dict(config or {})
+        self.listeners = dict(listeners or {})
+        self.format_args = list(format_args)
         self.nodes: list[Node] = []
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -173,6 +182,10 @@ class ApacheKafka:
     @property
     def url(self) -> str:
         return f"kafka://{self.bootstrap}"
+
+    def bootstrap_of(self, listener: str) -> str:
+        """`host:port,...` of an extra listener."""
+        return ",".join(f"127.0.0.1:{node.ports[listener]}" for node in self.nodes)
 
     @property
     def description(self) -> str:
@@ -186,14 +199,21 @@ class ApacheKafka:
         self._tmp = tempfile.TemporaryDirectory(prefix="apache-kafka-")
         root = Path(self._tmp.name)
         self.nodes = [
-            Node(i + 1, free_port(), free_port(), root / f"node-{i + 1}") for i in range(self.size)
+            Node(
+                i + 1,
+                free_port(),
+                free_port(),
+                root / f"node-{i + 1}",
+                {name: free_port() for name in self.listeners},
+            )
+            for i in range(self.size)
         ]
         cluster_id = _cluster_id()
         try:
             for node in self.nodes:
                 node.folder.mkdir()
                 self._write_config(node)
-                _format(jars, node, cluster_id)
+                _format(jars, node, cluster_id, self.format_args)
             for node in self.nodes:
                 self.start_node(node.id, wait=False)
             for node in self.nodes:
@@ -328,17 +348,21 @@ class ApacheKafka:
     def _write_config(self, node: Node) -> None:
         replicas = str(min(self.size, 3))
         voters = ",".join(f"{n.id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        extra = "".join(f",{name}://127.0.0.1:{node.ports[name]}" for name in self.listeners)
+        protocols = "".join(f",{name}:{protocol}" for name, protocol in self.listeners.items())
         settings = {
             "process.roles": "broker,controller",
             "node.id": str(node.id),
             "controller.quorum.voters": voters,
             "listeners": (
                 f"PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}"
+                + extra
             ),
-            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{node.port}" + extra,
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+            + protocols,
             "log.dirs": str(node.folder / "data"),
             # As a production cluster: nothing is created by reading or writing a topic.
             "auto.create.topics.enable": "false",
@@ -379,7 +403,7 @@ def _cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def _format(jars: Path, node: Node, cluster_id: str) -> None:
+def _format(jars: Path, node: Node, cluster_id: str, extra: Sequence[str]) -> None:
     formatted = subprocess.run(
         [
             "java",
@@ -394,6 +418,7 @@ def _format(jars: Path, node: Node, cluster_id: str) -> None:
             cluster_id,
             "-c",
             str(node.folder / "server.properties"),
+            *extra,
         ],
         capture_output=True,
         text=True,

@@ -1,0 +1,28 @@
+"""kafka-python's side of `KafkaSecurity`: the options that make a client use TLS and SASL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stream.config.security import PASSWORD_MECHANISMS, KafkaSecurity
+
+__all__ = ["security_options"]
+
+
+def security_options(security: KafkaSecurity) -> dict[str, Any]:
+    """kafka-python client options for `security` (none for a plaintext cluster)."""
+    if security.protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": security.protocol}
+    context = security.ssl_context()
+    if context is not None:
+        options["ssl_context"] = context
+    mechanism = security.sasl_mechanism
+    if mechanism in PASSWORD_MECHANISMS:
+        assert security.sasl_password is not None  # read at config load
+        options.update(
+            sasl_mechanism=mechanism,
+            sasl_plain_username=security.sasl_username,
+            sasl_plain_password=security.sasl_password.reveal(),
+        )
+    return options
