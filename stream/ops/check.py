@@ -82,6 +82,9 @@ def _check_broker(settings: Settings, report: CheckReport) -> None:
         report.problems.append(f"broker: {exc}")
         return
     report.add("broker", f"{kafka.broker}: reachable (cluster {cluster.cluster_id or 'unknown'})")
+    security = kafka.security
+    plaintext = security.protocol == "PLAINTEXT"
+    report.add("login", "none (PLAINTEXT)" if plaintext else f"as {security.identity()}")
     for line in _topic_lines(settings, cluster):
         report.add("topic", line)
     for warning in cluster.warnings:

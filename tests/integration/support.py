@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -67,7 +68,7 @@ cadence = "hourly"
 
 
 def produce(config: Path, records: list[bytes]) -> None:
-    settings = settings_from_mapping(toml_of(config))
+    settings = settings_from_mapping(toml_of(config), os.environ)
     ensure_topics(settings.kafka)
     produce_lines(settings.kafka, records)
 
@@ -99,7 +100,7 @@ def toml_of(path: Path) -> dict[str, Any]:
 
 def expected_files(config: Path, lines: list[bytes]) -> dict[str, bytes]:
     """What a clean run of `config` over `lines` writes, from the offline reference run."""
-    settings = settings_from_mapping(toml_of(config))
+    settings = settings_from_mapping(toml_of(config), os.environ)
     return {
         file.key: file.data
         for output in expected_outputs(settings, lines)

@@ -1,0 +1,116 @@
+"""Secured clusters: the worker, `check`, `lag` and `replay` over TLS with client certificates,
+SASL_SSL PLAIN and SASL_SSL SCRAM-SHA-512, on one Apache Kafka with those listeners; the
+files are a plaintext run's, and no password shows in any output."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.brokers import Broker, broker_kind, kafka_version
+from tests.brokers.secured import PLAIN_LOGIN, SCRAM_LOGIN, Login, SecuredKafka
+from tests.scenario import C1, C2, expected_csvs
+
+from .conftest import read_bucket
+from .support import (
+    HOURLY_ALL,
+    cli,
+    csvs_in,
+    produce,
+    replay,
+    s3_destination,
+    wait_for_objects,
+    write_config,
+)
+
+#: name -> (listener, login): None logs in with the client certificate.
+CASES: dict[str, tuple[str, Login | None]] = {
+    "scram": ("SASL_SSL", SCRAM_LOGIN),
+    "plain": ("SASL_SSL", PLAIN_LOGIN),
+    "client-certificate": ("SSL", None),
+}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
+    if broker_kind() != "apache":
+        pytest.skip("the secured listeners are Apache Kafka's (Tansu has none)")
+    with SecuredKafka(tmp_path_factory.mktemp("secured"), version=kafka_version()) as kafka:
+        yield kafka
+
+
+def secured_broker(secured: SecuredKafka, listener: str) -> Broker:
+    bootstrap = secured.bootstrap_of(listener)
+    return Broker(f"kafka://{bootstrap}", bootstrap, secured.description, {})
+
+
+def security_toml(secured: SecuredKafka, case: str, **overrides: str) -> str:
+    listener, login = CASES[case]
+    certificates = secured.certificates
+    keys = {"security_protocol": listener, "ssl_cafile": str(certificates.ca)}
+    if login is None:
+        keys |= {
+            "ssl_certfile": str(certificates.client_cert),
+            "ssl_keyfile": str(certificates.client_key),
+        }
+    else:
+        keys |= {"sasl_mechanism": login.mechanism, "sasl_username": login.username}
+    keys |= overrides
+    return "\n".join(f'{key} = "{value}"' for key, value in keys.items())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
+    case: str,
+    secured: SecuredKafka,
+    tmp_path: Path,
+    names: dict[str, str],
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    workers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    listener, login = CASES[case]
+    if login is not None:
+        monkeypatch.setenv("COHORT_SYNC_KAFKA_PASSWORD", login.password)
+    broker = secured_broker(secured, listener)
+    security = security_toml(secured, case)
+    destination = s3_destination("s3", bucket, s3_endpoint)
+    config = write_config(tmp_path, broker, names, destination, HOURLY_ALL, kafka_extra=security)
+    produce(config, C1 + C2)
+    worker = workers(config)
+    live = wait_for_objects(s3, bucket, 32, worker)
+    assert csvs_in(live) == expected_csvs("exports/hourly")  # a plaintext run's files
+
+    checked = cli("check", config)
+    who = f"user '{login.username}' ({login.mechanism}" if login else "the client certificate"
+    assert re.search(rf"^login +as {re.escape(who)}", checked.stdout, re.M), checked.stdout
+    lag = cli("lag", config)
+    assert lag.returncode == 0, lag.stderr
+    assert names["topic"] in lag.stdout
+    worker.stop_cleanly()
+
+    other = f"{bucket}-replay"
+    s3.create_bucket(Bucket=other)
+    replay_config = write_config(
+        tmp_path,
+        broker,
+        names,
+        s3_destination("s3", other, s3_endpoint),
+        HOURLY_ALL,
+        kafka_extra=security,
+        name="replay.toml",
+    )
+    replayed = replay(replay_config)
+    assert replayed.returncode == 0, replayed.stderr
+    assert read_bucket(s3, other) == live
+
+    if login is not None:  # no output of the run shows the password
+        outputs = [worker.log(), checked.stdout, checked.stderr, lag.stdout, lag.stderr]
+        outputs += [replayed.stdout, replayed.stderr]
+        assert not [text for text in outputs if login.password in text]
