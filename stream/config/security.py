@@ -151,8 +151,10 @@ def read_security(
                 )
             )
     protocol = problems.attempt(lambda: _choice(section, "security_protocol", PROTOCOLS), None)
-    protocol = protocol or "PLAINTEXT"
     mechanism = problems.attempt(lambda: _choice(section, "sasl_mechanism", MECHANISMS), None)
+    if protocol is None and "security_protocol" in section:
+        return KafkaSecurity()  # what the other keys mean depends on it: its line is enough
+    protocol = protocol or "PLAINTEXT"
 
     def text(key: str) -> str | None:
         return problems.attempt(lambda: read_string(section, key, f"kafka.{key}", None), None)
@@ -161,7 +163,6 @@ def read_security(
         return problems.attempt(lambda: _readable_file(section, key), None)
 
     tls_keys = ["ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_key_password_env"]
-    files = {key: path(key) for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")}
     if protocol not in ("SSL", "SASL_SSL"):
         for key in [*tls_keys, "ssl_check_hostname"]:
             if key in section:
@@ -172,12 +173,15 @@ def read_security(
                         f'(it is "{protocol}")',
                     )
                 )
+        files: dict[str, str | None] = dict.fromkeys(("ssl_cafile", "ssl_certfile", "ssl_keyfile"))
+    else:
+        files = {key: path(key) for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile")}
     if files["ssl_keyfile"] and not files["ssl_certfile"]:
         problems.found.append(
             ConfigError("kafka.ssl_keyfile", "needs ssl_certfile: the certificate of this key")
         )
     key_password = None
-    if "ssl_key_password_env" in section:
+    if "ssl_key_password_env" in section and protocol in ("SSL", "SASL_SSL"):
         key_password = problems.attempt(
             lambda: _from_env(section, "ssl_key_password_env", None, environ), None
         )
@@ -211,7 +215,7 @@ def _with_login(
     """Check the SASL keys against the protocol and mechanism, and read the secret."""
     mechanism = security.sasl_mechanism
     if not security.uses_sasl:
-        if mechanism is not None or "sasl_mechanism" in section:
+        if mechanism is not None:
             problems.found.append(
                 ConfigError(
                     "kafka.sasl_mechanism",

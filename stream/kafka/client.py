@@ -17,6 +17,7 @@ from kafka.errors import KafkaError
 from stream.config import KafkaSettings
 from stream.domain.partitioner import cohort_key_of
 from stream.errors import BrokerError
+from stream.kafka.diagnosis import explained
 from stream.kafka.security import security_options
 
 __all__ = [
@@ -39,15 +40,13 @@ log = logging.getLogger(__name__)
 
 def admin_client(kafka: KafkaSettings, timeout_s: float = 30.0) -> KafkaAdminClient:
     """An admin client of the cluster; `BrokerError` when it cannot be reached."""
-    try:
+    with explained(kafka):
         options = {
             **connection(kafka),
             "request_timeout_ms": int(timeout_s * 1000),
             "bootstrap_timeout_ms": int(min(timeout_s, BOOTSTRAP_TIMEOUT_S) * 1000),
         }
         return KafkaAdminClient(**options)
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
 
 
 #: How long a kafka-python client tries to reach its first broker. kafka-python's own 30 s
@@ -66,10 +65,8 @@ def connection(kafka: KafkaSettings) -> dict[str, Any]:
 
 def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:
     """Send each non-blank line as one record keyed by its cohort id; returns the count."""
-    try:
+    with explained(kafka):
         producer = KafkaProducer(**connection(kafka), linger_ms=5, acks="all")
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     sent = 0
     try:
         for line in _records(lines):  # Kafka's default partitioner places each cohort's key
@@ -110,7 +107,7 @@ class TopicReader:
 
     def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 30.0) -> None:
         self.topic = kafka.topic
-        try:
+        with explained(kafka):
             self._consumer = KafkaConsumer(
                 **connection(kafka),
                 group_id=None,
@@ -118,8 +115,6 @@ class TopicReader:
                 auto_offset_reset="earliest",
                 max_poll_records=5000,
             )
-        except KafkaError as exc:
-            raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
         self._timeout_s = timeout_s
         self._pending: list[Record] = []
         self.begin: dict[int, int] = {}
@@ -170,10 +165,8 @@ class GroupOffsets:
     def __init__(self, kafka: KafkaSettings, group: str) -> None:
         self.kafka = kafka
         self.group = group
-        try:
+        with explained(kafka):
             self._admin = KafkaAdminClient(**connection(kafka))
-        except KafkaError as exc:
-            raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
 
     def read(self) -> dict[int, int | None]:
         try:
@@ -242,7 +235,7 @@ def earliest_timestamp_ms(kafka: KafkaSettings, topic: str, timeout_s: float = 1
 
 def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]:
     """End offset per partition, from the high watermark a Fetch response carries."""
-    try:
+    with explained(kafka):
         consumer = KafkaConsumer(
             **connection(kafka),
             group_id=None,
@@ -250,8 +243,6 @@ def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]
             max_poll_records=1,
             max_partition_fetch_bytes=1024,
         )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     try:
         partitions = partitions_of(consumer, kafka.topic, timeout_s)
         tps = [TopicPartition(kafka.topic, p) for p in partitions]

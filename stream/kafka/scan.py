@@ -17,6 +17,7 @@ from kafka.errors import KafkaError
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
+from stream.kafka.diagnosis import explained
 
 from .client import connection, end_offsets_of, partitions_of
 
@@ -54,7 +55,7 @@ def scan_topic(
 ) -> Iterator[LoggedRecord]:
     """Every record of `topic` from the first one at or after `since_ms` (or the beginning)
     up to the end offsets seen at start, partition by partition in offset order."""
-    try:
+    with explained(kafka):
         consumer = KafkaConsumer(
             **connection(kafka),
             group_id=None,
@@ -62,8 +63,6 @@ def scan_topic(
             auto_offset_reset="earliest",
             max_poll_records=5000,
         )
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     try:
         tps = [TopicPartition(topic, p) for p in partitions_of(consumer, topic, timeout_s)]
         consumer.assign(tps)
@@ -129,10 +128,8 @@ def send_records(
 ) -> int:
     """Send each (key, value, headers) to `topic`, placed by Kafka's default partitioner
     (the same partition as `produce` gives the same key); returns how many the broker has."""
-    try:
+    with explained(kafka):
         producer = KafkaProducer(**connection(kafka), linger_ms=5, acks="all")
-    except KafkaError as exc:
-        raise BrokerError(f"cannot reach Kafka at {kafka.broker}: {exc}") from None
     sent = 0
     try:
         futures = [

@@ -5,6 +5,7 @@ files are a plaintext run's, and no password shows in any output."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,66 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
         outputs = [worker.log(), checked.stdout, checked.stderr, lag.stdout, lag.stderr]
         outputs += [replayed.stdout, replayed.stderr]
         assert not [text for text in outputs if login.password in text]
+
+
+#: name -> (case, key overrides, host, password, what the line says)
+MISTAKES = {
+    "wrong password": (
+        "scram",
+        {},
+        "127.0.0.1",
+        "not-the-password",
+        r"authentication failed at Kafka at \S+: SCRAM-SHA-512 login of user 'scram-user' "
+        r"refused \(check kafka.sasl_username and the password in the environment variable "
+        r"COHORT_SYNC_KAFKA_PASSWORD\)",
+    ),
+    "unknown CA": (
+        "scram",
+        {"ssl_cafile": "OTHER_CA"},
+        "127.0.0.1",
+        SCRAM_LOGIN.password,
+        r"TLS: the certificate of Kafka at \S+ is not signed by a CA in kafka.ssl_cafile \(",
+    ),
+    "hostname mismatch": (
+        "scram",
+        {},
+        "localhost",
+        SCRAM_LOGIN.password,
+        r"TLS: the certificate of Kafka at localhost:\d+ is not valid for the host 'localhost'",
+    ),
+    "plaintext client on a TLS listener": (
+        None,
+        {},
+        "127.0.0.1",
+        "",
+        r'Kafka at \S+ speaks TLS, and this client does not: set kafka.security_protocol = "SSL"',
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", MISTAKES)
+def test_a_security_mistake_is_one_line_naming_what_to_fix_and_exit_2_within_20_seconds(
+    mistake: str,
+    secured: SecuredKafka,
+    tmp_path: Path,
+    names: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    case, overrides, host, password, says = MISTAKES[mistake]
+    monkeypatch.setenv("COHORT_SYNC_KAFKA_PASSWORD", password)
+    overrides = {
+        key: str(secured.certificates.other_ca) if value == "OTHER_CA" else value
+        for key, value in overrides.items()
+    }
+    bootstrap = secured.bootstrap_of("SASL_SSL").replace("127.0.0.1", host)
+    broker = Broker(f"kafka://{bootstrap}", bootstrap, secured.description, {})
+    security = security_toml(secured, case, **overrides) if case else ""
+    folder = f'[[destinations]]\nname = "s3"\nurl = "file://{tmp_path}/out"\n'
+    config = write_config(tmp_path, broker, names, folder, HOURLY_ALL, kafka_extra=security)
+    started = time.monotonic()
+    result = cli("worker", config)
+    assert time.monotonic() - started < 20
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and re.match(rf"cohort-sync: {says}", lines[0]), result.stderr
+    assert not password or password not in result.stdout + result.stderr
