@@ -37,6 +37,7 @@ FRAMEWORKS = {
     "pyarrow": "stream.formats",
     "orjson": "stream.state",
     "prometheus_client": "stream.ops",
+    "aws_msk_iam_sasl_signer": "stream.kafka",
     "moto": None,
 }
 

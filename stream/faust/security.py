@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
+from aiokafka.abc import AbstractTokenProvider
 from faust.types.auth import CredentialsT
 
 from stream.config.security import PASSWORD_MECHANISMS, KafkaSecurity
+from stream.kafka.tokens import CachedToken, token_source
 
 __all__ = ["faust_credentials"]
 
@@ -22,6 +26,20 @@ def faust_credentials(security: KafkaSecurity) -> CredentialsT | None:
             mechanism=mechanism,
             ssl_context=context,
         )
+    source = token_source(security)
+    if source is not None:  # OAUTHBEARER, and MSK IAM's tokens over it
+        return faust.OAuthCredentials(oauth_cb=_TokenProvider(source), ssl_context=context)
     if context is not None:
         return faust.SSLCredentials(context)
     return None
+
+
+class _TokenProvider(AbstractTokenProvider):
+    """aiokafka's token provider over the process's `CachedToken`: a fetch blocks, so it
+    runs in a thread, never on the event loop."""
+
+    def __init__(self, source: CachedToken) -> None:
+        self.source = source
+
+    async def token(self) -> str:
+        return await asyncio.get_running_loop().run_in_executor(None, self.source.token)

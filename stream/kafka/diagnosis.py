@@ -21,6 +21,7 @@ from kafka.errors import KafkaError
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
+from stream.kafka.tokens import token_source
 
 __all__ = ["explained", "explain"]
 
@@ -66,6 +67,9 @@ def explain(kafka: KafkaSettings, error: str, messages: Sequence[str], doing: st
     security = kafka.security
     where = f"Kafka at {', '.join(kafka.bootstrap_servers())}"
     seen = "\n".join([*messages, error])
+    tokens = token_source(security)
+    if tokens is not None and tokens.failure:
+        return tokens.failure
     if "SaslAuthenticationFailed" in seen or "Authentication failed" in seen:
         return _login_refused(kafka, where)
     mismatch = re.search(

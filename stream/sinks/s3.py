@@ -28,7 +28,7 @@ from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError, describe
 from stream.sinks import Body, Inspection, Put
 
-__all__ = ["MIB", "S3Sink"]
+__all__ = ["MIB", "S3Sink", "chain_region"]
 
 MIB = 1024 * 1024
 
@@ -180,6 +180,12 @@ class S3Sink:
 
     def location(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+
+def chain_region() -> str | None:
+    """The region the AWS configuration names (environment, profile), if any."""
+    region = botocore.session.get_session().get_config_variable("region")
+    return str(region) if region else None
 
 
 def _b64(digest: bytes) -> str:

@@ -3,7 +3,9 @@
 Beside the plaintext listener (the broker's own, and the fixture's readiness probe) it has:
 - `SSL`: TLS with client certificates required (mutual TLS, as Aiven and MSK offer);
 - `SASL_SSL`: TLS with SASL PLAIN (Confluent Cloud's API keys) and SCRAM-SHA-512 (MSK,
-  Redpanda), one user each.
+  Redpanda), one user each;
+- `OAUTH`: TLS with SASL OAUTHBEARER, whose tokens Kafka's unsecured validator (meant for
+  tests) checks: a token endpoint of the test's (`oauth.py`) issues them.
 The test makes the CA and the certificates (`tls.py`); SCRAM's user is added when the
 storage is formatted, PLAIN's is in the listener's JAAS config.
 """
@@ -42,12 +44,15 @@ class SecuredKafka:
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(self.certificates.ca),
         }
-        config = {f"listener.name.ssl.{key}": value for key, value in stores.items()}
-        config |= {f"listener.name.sasl_ssl.{key}": value for key, value in stores.items()}
+        config = {
+            f"listener.name.{listener}.{key}": value
+            for listener in ("ssl", "sasl_ssl", "oauth")
+            for key, value in stores.items()
+        }
         plain = PLAIN_LOGIN
         config |= {
             "listener.name.ssl.ssl.client.auth": "required",
-            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
+            "sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512,OAUTHBEARER",
             "listener.name.sasl_ssl.sasl.enabled.mechanisms": "PLAIN,SCRAM-SHA-512",
             "listener.name.sasl_ssl.plain.sasl.jaas.config": (
                 "org.apache.kafka.common.security.plain.PlainLoginModule required "
@@ -56,12 +61,17 @@ class SecuredKafka:
             "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": (
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;"
             ),
+            "listener.name.oauth.sasl.enabled.mechanisms": "OAUTHBEARER",
+            "listener.name.oauth.oauthbearer.sasl.jaas.config": (
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'unsecuredLoginStringClaim_sub="broker";'
+            ),
         }
         scram = SCRAM_LOGIN
         self.cluster = ApacheKafka(
             version=version,
             config=config,
-            listeners={"SSL": "SSL", "SASL_SSL": "SASL_SSL"},
+            listeners={"SSL": "SSL", "SASL_SSL": "SASL_SSL", "OAUTH": "SASL_SSL"},
             format_args=[
                 "--add-scram",
                 f"{scram.mechanism}=[name={scram.username},password={scram.password}]",

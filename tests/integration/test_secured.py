@@ -1,6 +1,7 @@
 """Secured clusters: the worker, `check`, `lag` and `replay` over TLS with client certificates,
-SASL_SSL PLAIN and SASL_SSL SCRAM-SHA-512, on one Apache Kafka with those listeners; the
-files are a plaintext run's, and no password shows in any output."""
+SASL_SSL PLAIN, SASL_SSL SCRAM-SHA-512 and SASL_SSL OAUTHBEARER (a token endpoint of the
+test's), on one Apache Kafka with those listeners; the files are a plaintext run's, and no
+secret shows in any output."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.brokers import Broker, broker_kind, kafka_version
+from tests.brokers.oauth import TokenEndpoint
 from tests.brokers.secured import PLAIN_LOGIN, SCRAM_LOGIN, Login, SecuredKafka
 from tests.scenario import C1, C2, expected_csvs
 
@@ -28,11 +30,14 @@ from .support import (
     write_config,
 )
 
+OAUTH_CLIENT = Login("OAUTHBEARER", "cohort-sync-client", "oauth-Secret-5d0c71aa")
+
 #: name -> (listener, login): None logs in with the client certificate.
 CASES: dict[str, tuple[str, Login | None]] = {
     "scram": ("SASL_SSL", SCRAM_LOGIN),
     "plain": ("SASL_SSL", PLAIN_LOGIN),
     "client-certificate": ("SSL", None),
+    "oauth": ("OAUTH", OAUTH_CLIENT),
 }
 
 
@@ -44,16 +49,28 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecuredKafka]:
         yield kafka
 
 
+@pytest.fixture(scope="module")
+def token_endpoint() -> Iterator[TokenEndpoint]:
+    with TokenEndpoint(OAUTH_CLIENT.username, OAUTH_CLIENT.password) as endpoint:
+        yield endpoint
+
+
 def secured_broker(secured: SecuredKafka, listener: str) -> Broker:
     bootstrap = secured.bootstrap_of(listener)
     return Broker(f"kafka://{bootstrap}", bootstrap, secured.description, {})
 
 
-def security_toml(secured: SecuredKafka, case: str, **overrides: str) -> str:
+def security_toml(secured: SecuredKafka, case: str, token_url: str = "", **overrides: str) -> str:
     listener, login = CASES[case]
     certificates = secured.certificates
-    keys = {"security_protocol": listener, "ssl_cafile": str(certificates.ca)}
-    if login is None:
+    keys = {"security_protocol": "SASL_SSL" if login else "SSL", "ssl_cafile": str(certificates.ca)}
+    if login is OAUTH_CLIENT:
+        keys |= {
+            "sasl_mechanism": "OAUTHBEARER",
+            "oauth_token_url": token_url,
+            "oauth_client_id": login.username,
+        }
+    elif login is None:
         keys |= {
             "ssl_certfile": str(certificates.client_cert),
             "ssl_keyfile": str(certificates.client_key),
@@ -62,6 +79,15 @@ def security_toml(secured: SecuredKafka, case: str, **overrides: str) -> str:
         keys |= {"sasl_mechanism": login.mechanism, "sasl_username": login.username}
     keys |= overrides
     return "\n".join(f'{key} = "{value}"' for key, value in keys.items())
+
+
+def identity_of(login: Login | None) -> str:
+    """How `check` starts naming who it logged in as."""
+    if login is None:
+        return "the client certificate"
+    if login is OAUTH_CLIENT:
+        return f"OAuth client '{login.username}' (OAUTHBEARER"
+    return f"user '{login.username}' ({login.mechanism}"
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -75,12 +101,17 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
     s3_endpoint: str,
     workers: Any,
     monkeypatch: pytest.MonkeyPatch,
+    token_endpoint: TokenEndpoint,
 ) -> None:
     listener, login = CASES[case]
     if login is not None:
-        monkeypatch.setenv("COHORT_SYNC_KAFKA_PASSWORD", login.password)
+        variable = (
+            "COHORT_SYNC_OAUTH_SECRET" if login is OAUTH_CLIENT else "COHORT_SYNC_KAFKA_PASSWORD"
+        )
+        monkeypatch.setenv(variable, login.password)
+    issued = token_endpoint.issued
     broker = secured_broker(secured, listener)
-    security = security_toml(secured, case)
+    security = security_toml(secured, case, token_endpoint.url)
     destination = s3_destination("s3", bucket, s3_endpoint)
     config = write_config(tmp_path, broker, names, destination, HOURLY_ALL, kafka_extra=security)
     produce(config, C1 + C2)
@@ -89,8 +120,8 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
     assert csvs_in(live) == expected_csvs("exports/hourly")  # a plaintext run's files
 
     checked = cli("check", config)
-    who = f"user '{login.username}' ({login.mechanism}" if login else "the client certificate"
-    assert re.search(rf"^login +as {re.escape(who)}", checked.stdout, re.M), checked.stdout
+    who = re.escape(identity_of(login))
+    assert re.search(rf"^login +as {who}", checked.stdout, re.M), checked.stdout
     lag = cli("lag", config)
     assert lag.returncode == 0, lag.stderr
     assert names["topic"] in lag.stdout
@@ -111,7 +142,9 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
     assert replayed.returncode == 0, replayed.stderr
     assert read_bucket(s3, other) == live
 
-    if login is not None:  # no output of the run shows the password
+    if login is OAUTH_CLIENT:  # each process fetched its token: worker, produce, check, lag, replay
+        assert token_endpoint.issued - issued >= 4 and token_endpoint.refused == 0
+    if login is not None:  # no output of the run shows the secret
         outputs = [worker.log(), checked.stdout, checked.stderr, lag.stdout, lag.stderr]
         outputs += [replayed.stdout, replayed.stderr]
         assert not [text for text in outputs if login.password in text]
