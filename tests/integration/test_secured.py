@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from stream.kafka.embedded import free_port
 from tests.brokers import Broker, broker_kind, kafka_version
 from tests.brokers.oauth import TokenEndpoint
 from tests.brokers.secured import PLAIN_LOGIN, SCRAM_LOGIN, Login, SecuredKafka
@@ -55,9 +57,9 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
         yield endpoint
 
 
-def secured_broker(secured: SecuredKafka, listener: str) -> Broker:
+def secured_broker(secured: SecuredKafka, listener: str, **faust: Any) -> Broker:
     bootstrap = secured.bootstrap_of(listener)
-    return Broker(f"kafka://{bootstrap}", bootstrap, secured.description, {})
+    return Broker(f"kafka://{bootstrap}", bootstrap, secured.description, faust)
 
 
 def security_toml(secured: SecuredKafka, case: str, token_url: str = "", **overrides: str) -> str:
@@ -110,7 +112,8 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
         )
         monkeypatch.setenv(variable, login.password)
     issued = token_endpoint.issued
-    broker = secured_broker(secured, listener)
+    port = free_port()
+    broker = secured_broker(secured, listener, web_port=port)
     security = security_toml(secured, case, token_endpoint.url)
     destination = s3_destination("s3", bucket, s3_endpoint)
     config = write_config(tmp_path, broker, names, destination, HOURLY_ALL, kafka_extra=security)
@@ -119,6 +122,10 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
     live = wait_for_objects(s3, bucket, 32, worker)
     assert csvs_in(live) == expected_csvs("exports/hourly")  # a plaintext run's files
 
+    pages = [
+        urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10).read().decode()
+        for path in ("/", "/status.json", "/metrics", "/health")
+    ]
     checked = cli("check", config)
     who = re.escape(identity_of(login))
     assert re.search(rf"^login +as {who}", checked.stdout, re.M), checked.stdout
@@ -146,7 +153,7 @@ def test_the_worker_check_lag_and_replay_work_on_a_secured_listener(
         assert token_endpoint.issued - issued >= 4 and token_endpoint.refused == 0
     if login is not None:  # no output of the run shows the secret
         outputs = [worker.log(), checked.stdout, checked.stderr, lag.stdout, lag.stderr]
-        outputs += [replayed.stdout, replayed.stderr]
+        outputs += [replayed.stdout, replayed.stderr, *pages]
         assert not [text for text in outputs if login.password in text]
 
 
