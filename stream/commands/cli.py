@@ -247,18 +247,26 @@ def _add_sample_events(commands: _Commands) -> None:
 def _add_policy(commands: _Commands) -> None:
     policy = commands.add_parser(
         "policy",
-        help="print the least-privilege IAM policy for the S3 destinations (JSON)",
+        help="print the least-privilege IAM policy for the S3 destinations, or the Kafka ACLs",
         description="Print one JSON policy document: without --principal an IAM identity "
         "policy for the worker's own role; with it a bucket policy granting that principal. "
         "It grants exactly the S3 actions the worker, replay and /health use, on exactly the "
         "destination's bucket and path, plus kms:GenerateDataKey and kms:Decrypt on "
-        "kms_key_id and sts:AssumeRole on role_arn (identity policy) when they are set.",
+        "kms_key_id and sts:AssumeRole on role_arn (identity policy) when they are set. "
+        "With --kafka: the Kafka ACLs the worker, replay, lag, check and dead-letters need "
+        "(input and dead-letter topics, the own topics as a prefix on app_id, the group), as "
+        "kafka-acls.sh lines, or with --json as JSON naming the commands each one is for.",
     )
     _config_argument(policy)
     policy.add_argument("--destination", metavar="NAME", help="only this destination")
     policy.add_argument(
-        "--principal", metavar="ARN", help="a bucket policy granting this role or account"
+        "--principal",
+        metavar="ARN|User:NAME",
+        help="a bucket policy granting this role or account; with --kafka, the Kafka "
+        "principal (default: the config's sasl_username or oauth_client_id)",
     )
+    policy.add_argument("--kafka", action="store_true", help="the Kafka ACLs instead")
+    policy.add_argument("--json", action="store_true", help="with --kafka: JSON, not commands")
     policy.set_defaults(run=_run_policy)
 
 
@@ -396,8 +404,34 @@ def _run_policy(args: argparse.Namespace) -> int:
     from stream.ops.policy import policy_document, render_policy
 
     settings = load_settings(args.config)
+    if args.kafka:
+        return _print_kafka_acls(settings, args)
+    if args.json:
+        raise OptionError("--json", "is for --kafka: the IAM policy is JSON already")
     document = policy_document(settings, destination=args.destination, principal=args.principal)
     sys.stdout.write(render_policy(document))
+    return 0
+
+
+def _print_kafka_acls(settings: Settings, args: argparse.Namespace) -> int:
+    from stream.ops.kafka_policy import (
+        kafka_acls,
+        kafka_principal,
+        render_acl_commands,
+        render_acls_json,
+    )
+
+    if args.destination is not None:
+        raise OptionError("--destination", "is for the S3 policy, not --kafka")
+    principal = kafka_principal(settings, args.principal)
+    acls = kafka_acls(settings)
+    if args.json:
+        sys.stdout.write(render_acls_json(acls, principal))
+    else:
+        bootstrap = (
+            ",".join(settings.kafka.bootstrap_servers()) if settings.kafka.broker else "HOST:9092"
+        )
+        sys.stdout.write(render_acl_commands(acls, principal, bootstrap))
     return 0
 
 

@@ -5,6 +5,7 @@ topics are `topics.py`'s.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ from kafka.errors import KafkaError
 from stream.config import KafkaSettings
 from stream.domain.partitioner import cohort_key_of
 from stream.errors import BrokerError
-from stream.kafka.diagnosis import explained
+from stream.kafka.diagnosis import denied, explained
 from stream.kafka.security import security_options
 
 __all__ = [
@@ -74,7 +75,8 @@ def produce_lines(kafka: KafkaSettings, lines: Iterable[bytes]) -> int:
             sent += 1
         producer.flush()
     except KafkaError as exc:
-        raise BrokerError(f"producing to {kafka.topic} failed: {exc}") from None
+        refused = denied(kafka, exc, "Write", f"topic {kafka.topic}")
+        raise BrokerError(refused or f"producing to {kafka.topic} failed: {exc}") from None
     finally:
         producer.close()
     return sent
@@ -106,6 +108,7 @@ class TopicReader:
     """
 
     def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 30.0) -> None:
+        self.kafka = kafka
         self.topic = kafka.topic
         with explained(kafka):
             self._consumer = KafkaConsumer(
@@ -123,6 +126,10 @@ class TopicReader:
 
     def start(self) -> None:
         """Assign every partition from its beginning and learn the end offsets."""
+        with self._reading():
+            self._start()
+
+    def _start(self) -> None:
         partitions = partitions_of(self._consumer, self.topic, self._timeout_s)
         tps = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(tps)
@@ -142,7 +149,8 @@ class TopicReader:
     def poll(self) -> list[Record]:
         """The next records below the end offsets (an empty list when none came in 1 s)."""
         if not self._pending and not self.done():
-            self._pending.extend(_records_of(self._consumer.poll(timeout_ms=1000)))
+            with self._reading():
+                self._pending.extend(_records_of(self._consumer.poll(timeout_ms=1000)))
         batch, self._pending = self._pending, []
         wanted = [r for r in batch if self._next[r.partition] <= r.offset < self.end[r.partition]]
         for record in wanted:
@@ -151,6 +159,14 @@ class TopicReader:
 
     def close(self) -> None:
         self._consumer.close()
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except KafkaError as exc:
+            line = denied(self.kafka, exc, "Read", f"topic {self.topic}")
+            raise BrokerError(line or f"reading {self.topic} failed: {exc}") from None
 
 
 def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int | None]:
@@ -172,7 +188,10 @@ class GroupOffsets:
         try:
             return group_offsets(self._admin, self.group, self.kafka.topic)
         except KafkaError as exc:
-            raise BrokerError(f"cannot read the offsets of group {self.group!r}: {exc}") from None
+            line = denied(self.kafka, exc, "Describe (a Read ACL grants it)", f"group {self.group}")
+            raise BrokerError(
+                line or f"cannot read the offsets of group {self.group!r}: {exc}"
+            ) from None
 
     def close(self) -> None:
         self._admin.close()
@@ -249,6 +268,11 @@ def end_offsets(kafka: KafkaSettings, timeout_s: float = 15.0) -> dict[int, int]
         consumer.assign(tps)
         highwaters = end_offsets_of(consumer, tps, timeout_s)
         return {tp.partition: highwaters[tp] for tp in tps}
+    except KafkaError as exc:
+        line = denied(kafka, exc, "Read", f"topic {kafka.topic}")
+        raise BrokerError(
+            line or f"reading the end offsets of {kafka.topic} failed: {exc}"
+        ) from None
     finally:
         consumer.close()
 

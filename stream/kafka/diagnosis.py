@@ -17,13 +17,18 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 
-from kafka.errors import KafkaError
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
 from stream.kafka.tokens import token_source
 
-__all__ = ["explained", "explain"]
+__all__ = ["denied", "explained", "explain"]
 
 
 class _Keep(logging.Handler):
@@ -136,3 +141,30 @@ def _speaks_tls(kafka: KafkaSettings, timeout_s: float = 3.0) -> bool:
             return True
     except (OSError, ssl.SSLError):
         return False
+
+
+_DENIALS = (
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    ClusterAuthorizationFailedError,
+)
+
+
+def denied(kafka: KafkaSettings, error: BaseException, operation: str, resource: str) -> str | None:
+    """The line for an authorization error while doing `operation` on `resource` (`topic
+    X`, `group G`), naming the missing permission; None for any other error."""
+    if not isinstance(error, _DENIALS):
+        return None
+    return (
+        f"not authorized: {_principal(kafka)} may not {operation} {resource} on "
+        f"{', '.join(kafka.bootstrap_servers())} (the ACLs it needs: cohort-sync policy --kafka)"
+    )
+
+
+def _principal(kafka: KafkaSettings) -> str:
+    security = kafka.security
+    if security.sasl_username:
+        return f"User:{security.sasl_username}"
+    if security.sasl_mechanism == "OAUTHBEARER" and security.oauth_client_id:
+        return f"User:{security.oauth_client_id}"
+    return "this client"

@@ -17,7 +17,7 @@ from kafka.errors import KafkaError
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
-from stream.kafka.diagnosis import explained
+from stream.kafka.diagnosis import denied, explained
 
 from .client import connection, end_offsets_of, partitions_of
 
@@ -74,7 +74,8 @@ def scan_topic(
             consumer.seek(tp, starts[tp])
             yield from _read_partition(consumer, tp, ends[tp], timeout_s)
     except KafkaError as exc:
-        raise BrokerError(f"reading {topic} failed: {exc}") from None
+        line = denied(kafka, exc, "Read", f"topic {topic}")
+        raise BrokerError(line or f"reading {topic} failed: {exc}") from None
     finally:
         consumer.close()
 
@@ -141,7 +142,10 @@ def send_records(
             future.get(timeout=30)
             sent += 1
     except KafkaError as exc:
-        raise BrokerError(f"sending to {topic} failed after {sent} records: {exc}") from None
+        line = denied(kafka, exc, "Write", f"topic {topic}")
+        raise BrokerError(
+            line or f"sending to {topic} failed after {sent} records: {exc}"
+        ) from None
     finally:
         producer.close()
     return sent

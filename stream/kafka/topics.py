@@ -29,6 +29,7 @@ from stream.config import KafkaSettings
 from stream.domain.wording import count
 from stream.errors import BrokerError
 from stream.kafka.client import admin_client, group_offsets
+from stream.kafka.diagnosis import denied
 
 __all__ = ["BrokerInfo", "ClusterReport", "TopicInfo", "ensure_topics", "inspect_cluster"]
 
@@ -70,7 +71,8 @@ def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:
                 raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
             log.debug("setting up topics: %s; trying again", exc)
         except KafkaError as exc:
-            raise BrokerError(f"cannot set up topics on {kafka.broker}: {exc}") from None
+            line = denied(kafka, exc, "Create", f"the worker's topics ({_topic_names(kafka)})")
+            raise BrokerError(line or f"cannot set up topics on {kafka.broker}: {exc}") from None
         finally:
             admin.close()
         time.sleep(0.5)
@@ -84,6 +86,10 @@ UNREACHABLE = (
     NotControllerError,
     RequestTimedOutError,
 )
+
+
+def _topic_names(kafka: KafkaSettings) -> str:
+    return f"{kafka.topic}, {kafka.dlq_topic} and {kafka.app_id}-*"
 
 
 def _ensure(admin: KafkaAdminClient, kafka: KafkaSettings, timeout_s: float) -> BrokerInfo:

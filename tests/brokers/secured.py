@@ -36,7 +36,12 @@ SCRAM_LOGIN = Login("SCRAM-SHA-512", "scram-user", "scram-Pa55-c41e2b07")
 class SecuredKafka:
     """`with SecuredKafka(folder) as kafka: kafka.bootstrap_of("SASL_SSL")`."""
 
-    def __init__(self, folder: Path, *, version: str = DEFAULT_VERSION) -> None:
+    def __init__(
+        self, folder: Path, *, version: str = DEFAULT_VERSION, authorizer: bool = False
+    ) -> None:
+        """`authorizer`: Kafka's standard authorizer with `allow.everyone.if.no.acl.found`
+        off, so a principal may do only what an ACL allows; the plaintext listener's
+        anonymous principal is a super user (the fixture's probe, the test's admin)."""
         self.certificates: Certificates = make_certificates(folder / "certificates")
         stores = {
             "ssl.keystore.type": "PEM",
@@ -67,6 +72,12 @@ class SecuredKafka:
                 'unsecuredLoginStringClaim_sub="broker";'
             ),
         }
+        if authorizer:
+            config |= {
+                "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": "User:ANONYMOUS",
+            }
         scram = SCRAM_LOGIN
         self.cluster = ApacheKafka(
             version=version,
