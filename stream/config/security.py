@@ -120,7 +120,8 @@ class KafkaSecurity:
         if not self.ssl_check_hostname:
             context.verify_mode = ssl.CERT_REQUIRED  # the chain is still checked
         if self.ssl_certfile is not None:
-            password = self.ssl_key_password.reveal() if self.ssl_key_password else None
+            # "" rather than None: OpenSSL would ask for an encrypted key's password on the tty
+            password = self.ssl_key_password.reveal() if self.ssl_key_password else ""
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, password)
         return context
 
@@ -203,7 +204,34 @@ def read_security(
         aws_region=text("aws_region"),
         aws_role_arn=text("aws_role_arn"),
     )
+    if security.uses_tls and not problems.found:
+        problems.attempt(lambda: _opens(security), None)
     return _with_login(security, section, environ, problems)
+
+
+def _opens(security: KafkaSecurity) -> None:
+    """The TLS files make a context: a bad CA file, certificate, key or key password is a
+    config error at start, not a traceback at the first connection."""
+    try:
+        ssl.create_default_context(cafile=security.ssl_cafile)
+    except (ssl.SSLError, OSError) as exc:
+        raise ConfigError("kafka.ssl_cafile", f"holds no CA certificate: {exc}") from None
+    if security.ssl_certfile is None:
+        return
+    try:
+        security.ssl_context()
+    except (ssl.SSLError, OSError) as exc:
+        if security.ssl_key_password is not None:
+            raise ConfigError(
+                "kafka.ssl_key_password_env",
+                f"the key and certificate do not open with the password in the "
+                f"{security.ssl_key_password.source}: {exc}",
+            ) from None
+        raise ConfigError(
+            "kafka.ssl_certfile",
+            f"the certificate and key do not load (an encrypted key needs "
+            f"ssl_key_password_env): {exc}",
+        ) from None
 
 
 def _with_login(

@@ -147,3 +147,49 @@ def test_kafka_pythons_log_lines_become_one_line_saying_why() -> None:
     assert explain(settings, unbootstrapped, ["ECONNREFUSED"]) == (
         "cannot reach Kafka at b1:9093: " + unbootstrapped
     )
+
+
+def test_an_encrypted_client_key_is_opened_with_the_password_its_variable_holds(
+    tmp_path: Path,
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.brokers.tls import make_certificates
+
+    made = make_certificates(tmp_path)
+    key = serialization.load_pem_private_key(made.client_key.read_bytes(), password=None)
+    locked = tmp_path / "locked.key"
+    locked.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"key-Pa55"),
+        )
+    )
+    section = {
+        "security_protocol": "SSL",
+        "ssl_cafile": str(made.ca),
+        "ssl_certfile": str(made.client_cert),
+        "ssl_keyfile": str(locked),
+        "ssl_key_password_env": "CLIENT_KEY_PASSWORD",
+    }
+    security = kafka({"CLIENT_KEY_PASSWORD": "key-Pa55"}, **section).security
+    assert isinstance(security.ssl_context(), ssl.SSLContext)
+    assert "key-Pa55" not in repr(security)
+    assert problems(**section) == [
+        "config error: kafka.ssl_key_password_env: the environment variable "
+        "CLIENT_KEY_PASSWORD is not set"
+    ]
+    wrong = problems({"CLIENT_KEY_PASSWORD": "nope"}, **section)
+    assert len(wrong) == 1 and wrong[0].startswith(
+        "config error: kafka.ssl_key_password_env: the key and certificate do not open"
+    )
+    no_password = {key: value for key, value in section.items() if "password" not in key}
+    assert problems(**no_password)[0].startswith(
+        "config error: kafka.ssl_certfile: the certificate and key do not load"
+    )
+    (tmp_path / "not-a-ca.pem").write_text("hello")
+    not_a_ca = {**section, "ssl_cafile": str(tmp_path / "not-a-ca.pem")}
+    assert problems({"CLIENT_KEY_PASSWORD": "key-Pa55"}, **not_a_ca)[0].startswith(
+        "config error: kafka.ssl_cafile: holds no CA certificate"
+    )
