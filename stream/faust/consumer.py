@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
+from aiokafka.errors import TopicAuthorizationFailedError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from faust.types import TP, EventT
@@ -74,6 +75,17 @@ class InOrderConsumer(QuickHandoff, AIOKafkaConsumer):
         message.ack(self)
         self._unacked_messages.discard(message)
 
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Faust flushes the producer, then calls this: no commit once a record was refused
+        (`TopicTrackingProducer.failure`), since the state it carried is not in Kafka."""
+        from stream.faust.producer import TopicTrackingProducer
+
+        producer = self.app.producer
+        if isinstance(producer, TopicTrackingProducer) and producer.failure is not None:
+            return False
+        committed: bool = await super()._commit(offsets)
+        return committed
+
     def committed(self, topic: str) -> dict[int, int]:
         """The offsets this consumer last committed on `topic`, by partition."""
         return {
@@ -105,6 +117,23 @@ class _ShortFetchWaitThread(AIOKafkaConsumerThread):
         consumer = super()._create_consumer(loop)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when its fetcher starts
         return consumer
+
+    async def _fetch_records(self, *args: Any, **kwargs: Any) -> Any:
+        """A topic the worker may not read stops it with one line (`SafeApp.on_refused`)
+        instead of crashing the consumer's thread with a traceback; nothing is fetched."""
+        try:
+            return await super()._fetch_records(*args, **kwargs)
+        except TopicAuthorizationFailedError as exc:
+            from stream.faust.fixes import SafeApp
+
+            app = self.consumer.app
+            if not isinstance(app, SafeApp) or app.on_refused is None:
+                raise
+            named = exc.args[0] if exc.args else None  # a topic, or a set of them
+            topics = sorted(named) if isinstance(named, set | frozenset) else [str(named or "?")]
+            app.on_refused("Read", ", ".join(topics), exc)
+            await asyncio.sleep(1.0)  # the stop is on its way
+            return {}
 
 
 def in_order_consumer(app: faust.App) -> InOrderConsumer:

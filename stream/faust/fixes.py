@@ -74,6 +74,11 @@ class SafeApp(faust.App):
     watchdog: Callable[[], Awaitable[None]] | None = None
     """Called about every second from the start on, also during the first table recovery
     (Faust starts the app's timers only once that has ended)."""
+    on_refused: Callable[[str, str, BaseException], None] | None = None
+    """Called with ("Write", topic, error) when the broker refused a record for good, and
+    ("Read", topic, error) when it refuses to let the worker read a topic (not authorized):
+    the worker cannot go on. Not for `refusals_handled` topics, whose sender retries."""
+    refusals_handled: frozenset[str] = frozenset()
     _reseek: asyncio.Future[None] | None = None
 
     async def on_start(self) -> None:
@@ -101,6 +106,8 @@ class SafeApp(faust.App):
 
     def _new_producer(self) -> ProducerT:
         producer = TopicTrackingProducer(self.transport, loop=self.loop, beacon=self.beacon)
+        producer.handled = lambda topic: topic in self.refusals_handled
+        producer.on_failure = lambda topic, error: self._refused("Write", topic, error)
         buffer = WholeFlushBuffer(loop=self.loop, beacon=producer.beacon)
         buffer.app = self
         producer.buffer = buffer
@@ -115,6 +122,10 @@ class SafeApp(faust.App):
             beacon=self.beacon,
             loop=self.transport.loop,
         )
+
+    def _refused(self, operation: str, topic: str, error: BaseException) -> None:
+        if self.on_refused is not None:
+            self.on_refused(operation, topic, error)
 
     def on_init_dependencies(self) -> Iterable[ServiceT]:
         """Faust's `Monitor` sensor keeps statistics on every message, event and table

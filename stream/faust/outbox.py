@@ -27,7 +27,8 @@ from aiokafka.errors import (
 )
 
 from stream.domain.deadletter import dead_letter_record
-from stream.errors import RecordTooLarge, WorkerFault, describe
+from stream.errors import RecordTooLarge, WorkerFault, WriteAbandoned, describe
+from stream.faust.security import is_denial
 from stream.output.lanes import DestinationLanes
 from stream.output.sync import SyncOutput
 
@@ -57,6 +58,7 @@ class FaustOutbox:
         *,
         max_request_size: int,
         on_fault: Callable[[str], None],
+        on_refused: Callable[[str, str, BaseException], None] | None = None,
         patience: float = DEAD_LETTER_PATIENCE_S,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -65,6 +67,7 @@ class FaustOutbox:
         self._lanes = lanes
         self._limit = max_request_size
         self._on_fault = on_fault
+        self._on_refused = on_refused
         self._patience = patience
         self._sleep = sleep
 
@@ -93,6 +96,9 @@ class FaustOutbox:
                 if _too_large(exc) and limit > MIN_DEAD_LETTER_BYTES:
                     limit = max(MIN_DEAD_LETTER_BYTES, min(limit, record.size) // 2)
                     continue
+                if is_denial(exc) and self._on_refused is not None:
+                    self._on_refused("Write", self._dlq.get_topic_name(), exc)  # no retry helps
+                    raise WriteAbandoned("stopping: not authorized") from None
                 if waited >= self._patience:
                     raise WorkerFault(
                         f"the dead letter of {source} could not be sent for "

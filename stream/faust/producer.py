@@ -1,5 +1,7 @@
 """What the worker changes in Faust's producer so a commit never passes the state it
-covers: a flush that waits for every changelog record, and metadata kept for every topic.
+covers: a flush that waits for every changelog record, metadata kept for every topic, and a
+record the broker refused (not authorized, too large, out of retries) remembered, so that
+nothing is committed after it.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faust.transport.drivers.aiokafka import Producer as AIOKafkaProducer
@@ -76,6 +78,13 @@ class TopicTrackingProducer(AIOKafkaProducer):
     stopped, and the next rebalance's flush waited for ever.
     """
 
+    failure: tuple[str, BaseException] | None = None
+    """The first record the broker refused for good (topic, error): nothing may be committed
+    after it, since the state it carried is not in Kafka. Refusals on `handled` topics are
+    their sender's to handle (the dead-letter topic: the outbox retries)."""
+    on_failure: Callable[[str, BaseException], None] | None = None
+    handled: Callable[[str], bool] = staticmethod(lambda topic: False)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self._client: Any = None  # the aiokafka client that `_tracked` is about
@@ -125,6 +134,17 @@ class TopicTrackingProducer(AIOKafkaProducer):
             self._unconfirmed.pop(number, None)
             raise
         asyncio.ensure_future(delivery).add_done_callback(
-            lambda _: self._unconfirmed.pop(number, None)
+            lambda done: self._confirmed(number, topic, done)
         )
         return delivery
+
+    def _confirmed(self, number: int, topic: str, delivery: asyncio.Future[Any]) -> None:
+        """Runs before a flush that waits for `delivery` returns (callbacks run in the order
+        they were added), so `failure` is set before the commit after that flush."""
+        self._unconfirmed.pop(number, None)
+        if delivery.cancelled() or delivery.exception() is None or self.handled(topic):
+            return
+        if self.failure is None:
+            self.failure = (topic, delivery.exception() or RuntimeError())
+            if self.on_failure is not None:
+                self.on_failure(*self.failure)

@@ -6,12 +6,17 @@ import asyncio
 
 import faust
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+)
 from faust.types.auth import CredentialsT
 
 from stream.config.security import PASSWORD_MECHANISMS, KafkaSecurity
 from stream.kafka.tokens import CachedToken, token_source
 
-__all__ = ["faust_credentials"]
+__all__ = ["faust_credentials", "is_denial"]
 
 
 def faust_credentials(security: KafkaSecurity) -> CredentialsT | None:
@@ -43,3 +48,13 @@ class _TokenProvider(AbstractTokenProvider):
 
     async def token(self) -> str:
         return await asyncio.get_running_loop().run_in_executor(None, self.source.token)
+
+
+def is_denial(error: BaseException) -> bool:
+    """Whether aiokafka's `error` says the principal is not authorized."""
+    return isinstance(
+        error,
+        TopicAuthorizationFailedError
+        | GroupAuthorizationFailedError
+        | ClusterAuthorizationFailedError,
+    )

@@ -44,8 +44,9 @@ from stream.faust.outbox import FaustOutbox
 from stream.faust.recovery import RecoveryHealer
 from stream.faust.reload import ConfigReload
 from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app
-from stream.faust.security import faust_credentials
+from stream.faust.security import faust_credentials, is_denial
 from stream.faust.web import add_web_views
+from stream.kafka.diagnosis import not_authorized
 from stream.metrics import Metrics
 from stream.ops.looplag import watch_loop_lag
 from stream.output.lanes import DestinationLanes
@@ -194,6 +195,7 @@ class Worker:
             self.lanes,
             max_request_size=self.app.conf.producer_max_request_size,
             on_fault=self.stop_for,
+            on_refused=self._refused,
         )
 
     # -- rebalances and the stop
@@ -205,6 +207,17 @@ class Worker:
         self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         recovery = RecoveryHealer(self.app)
         self.app.watchdog = lambda: recovery.check(time.monotonic())
+        self.app.refusals_handled = frozenset({self.kafka.dlq_topic})  # the outbox retries
+        self.app.on_refused = self._refused
+
+    def _refused(self, operation: str, topic: str, error: BaseException) -> None:
+        """The broker refused a record, or a read, for good: nothing more is committed
+        (`InOrderConsumer._commit`), and the worker stops with one line saying why."""
+        if is_denial(error):
+            self.stop_for(not_authorized(self.kafka, operation, f"topic {topic}"))
+        else:
+            doing = "writing to" if operation == "Write" else "reading"
+            self.stop_for(f"{doing} {topic} failed: {describe(error)}")
 
     def _start_partitions(self, starts: Mapping[TP, int | None]) -> None:
         mine = sorted(tp.partition for tp in starts if tp.topic == self.kafka.topic)
@@ -479,6 +492,8 @@ def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
     finally:
         worker.writer.close()
     topic = worker.kafka.topic
+    if worker.fault is not None:  # the refused records' futures, collected at exit: noise now
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     reason = worker.fault or stopped_by or "the app stopped"
     log.info("%s", stop_line(reason, topic, worker._consumer.committed(topic)))
     if worker.fault is not None:

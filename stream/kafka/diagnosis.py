@@ -28,7 +28,7 @@ from stream.config import KafkaSettings
 from stream.errors import BrokerError
 from stream.kafka.tokens import token_source
 
-__all__ = ["denied", "explained", "explain"]
+__all__ = ["denied", "explained", "explain", "not_authorized"]
 
 
 class _Keep(logging.Handler):
@@ -155,6 +155,11 @@ def denied(kafka: KafkaSettings, error: BaseException, operation: str, resource:
     X`, `group G`), naming the missing permission; None for any other error."""
     if not isinstance(error, _DENIALS):
         return None
+    return not_authorized(kafka, operation, resource)
+
+
+def not_authorized(kafka: KafkaSettings, operation: str, resource: str) -> str:
+    """The line for a denial, whichever client met it."""
     return (
         f"not authorized: {_principal(kafka)} may not {operation} {resource} on "
         f"{', '.join(kafka.bootstrap_servers())} (the ACLs it needs: cohort-sync policy --kafka)"
