@@ -83,3 +83,47 @@ def test_a_whole_flush_of_an_empty_buffer_returns_at_once() -> None:
         await buffer.stop()
 
     asyncio.run(run())
+
+
+def test_a_refused_record_is_remembered_once_and_reported_unless_its_sender_handles_it() -> None:
+    from stream.faust.producer import TopicTrackingProducer
+
+    reported: list[tuple[str, str]] = []
+    producer = SimpleNamespace(
+        _unconfirmed={1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0},
+        failure=None,
+        on_failure=lambda topic, error: reported.append((topic, str(error))),
+        handled=lambda topic: topic == "in-dlq",
+    )
+
+    async def deliveries() -> None:
+        loop = asyncio.get_running_loop()
+        outcomes: list[tuple[int, str, BaseException | None]] = [
+            (1, "app-ticks", None),
+            (2, "in-dlq", RuntimeError("refused dead letter")),  # the outbox retries it
+            (3, "app-membership-changelog", RuntimeError("not authorized")),
+            (4, "app-ticks", RuntimeError("later")),
+        ]
+        for number, topic, error in outcomes:
+            done: asyncio.Future[Any] = loop.create_future()
+            if error is None:
+                done.set_result(None)
+            else:
+                done.set_exception(error)
+            TopicTrackingProducer._confirmed(producer, number, topic, done)  # type: ignore[arg-type]
+
+    asyncio.run(deliveries())
+    assert producer._unconfirmed == {}
+    assert reported == [("app-membership-changelog", "not authorized")]  # the first only
+    assert producer.failure is not None and producer.failure[0] == "app-membership-changelog"
+
+
+def test_nothing_is_committed_once_a_record_was_refused() -> None:
+    from stream.faust.consumer import InOrderConsumer
+    from stream.faust.producer import TopicTrackingProducer
+
+    producer = TopicTrackingProducer.__new__(TopicTrackingProducer)  # not started: no broker
+    producer.failure = ("app-membership-changelog", RuntimeError("not authorized"))
+    consumer = SimpleNamespace(app=SimpleNamespace(producer=producer))
+    committed = asyncio.run(InOrderConsumer._commit(consumer, {"tp": 5}))  # type: ignore[arg-type]
+    assert committed is False
