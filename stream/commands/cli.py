@@ -403,7 +403,7 @@ def _run_replay(args: argparse.Namespace) -> int:
 def _run_policy(args: argparse.Namespace) -> int:
     from stream.ops.policy import policy_document, render_policy
 
-    settings = load_settings(args.config)
+    settings = load_settings(args.config, secrets=False)  # it connects to nothing
     if args.kafka:
         return _print_kafka_acls(settings, args)
     if args.json:

@@ -81,10 +81,14 @@ class Settings:
 
 
 def load_settings(
-    path: str | os.PathLike[str] | None = None, *, syncs_required: bool = False
+    path: str | os.PathLike[str] | None = None,
+    *,
+    syncs_required: bool = False,
+    secrets: bool = True,
 ) -> Settings:
     """Read the TOML file at `path` (or `$COHORT_SYNC_CONFIG`) and validate it.
-    `syncs_required`: refuse a config that would write nothing (the worker, replay, check)."""
+    `syncs_required`: refuse a config that would write nothing (the worker, replay, check).
+    `secrets=False`: do not read the Kafka secrets (`policy`, which connects to nothing)."""
     path = path or os.environ.get(CONFIG_ENV)
     if not path:
         raise ConfigError("--config", f"no config file given (use --config PATH or ${CONFIG_ENV})")
@@ -96,7 +100,7 @@ def load_settings(
         raise ConfigError("--config", f"cannot read {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
-    settings = settings_from_mapping(data, environ=os.environ)
+    settings = settings_from_mapping(data, environ=os.environ, secrets=secrets)
     if syncs_required:
         require_syncs(settings)
     return settings
@@ -111,7 +115,7 @@ def require_syncs(settings: Settings) -> None:
 
 
 def settings_from_mapping(
-    data: Mapping[str, Any], environ: Mapping[str, str] | None = None
+    data: Mapping[str, Any], environ: Mapping[str, str] | None = None, *, secrets: bool = True
 ) -> Settings:
     """Every problem of the config is found before one is raised (`ConfigErrors` for more
     than one): a problem in a destination or sync stops reading that entry, not the file."""
@@ -122,7 +126,8 @@ def settings_from_mapping(
         lambda: read_integer(data, "project_id", "project_id", default=0, minimum=0), 0
     )
     kafka = problems.attempt(
-        lambda: read_kafka(read_table(data, "kafka"), environ or {}), KafkaSettings()
+        lambda: read_kafka(read_table(data, "kafka"), environ or {}, secrets=secrets),
+        KafkaSettings(),
     )
     faust_settings: dict[str, Any] = problems.attempt(lambda: _faust(read_table(data, "faust")), {})
     raw_destinations = data.get("destinations", [])

@@ -145,7 +145,9 @@ _KEYS = {
 }
 
 
-def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaSettings:
+def read_kafka(
+    section: Mapping[str, Any], environ: Mapping[str, str], *, secrets: bool = True
+) -> KafkaSettings:
     """The `[kafka]` table (and `COHORT_SYNC_BROKER`) -> `KafkaSettings`; every key's
     problem is reported, not only the first."""
     problems = Problems()
@@ -184,7 +186,7 @@ def read_kafka(section: Mapping[str, Any], environ: Mapping[str, str]) -> KafkaS
         max_future_ms=duration("max_future", defaults.max_future_ms, "off"),
         replication_factor=problems.attempt(lambda: _replication_factor(section), None),
         topic_config=problems.attempt(lambda: _topic_config(section), {}),
-        security=read_security(section, environ, problems),
+        security=read_security(section, environ, problems, secrets=secrets),
     )
     embedded = "broker" not in section and not environ.get(BROKER_ENV)
     if embedded and settings.security != KafkaSecurity():

@@ -140,9 +140,16 @@ class KafkaSecurity:
 
 
 def read_security(
-    section: Mapping[str, Any], environ: Mapping[str, str], problems: Problems
+    section: Mapping[str, Any],
+    environ: Mapping[str, str],
+    problems: Problems,
+    *,
+    secrets: bool = True,
 ) -> KafkaSecurity:
-    """The security keys of `[kafka]`; each problem is added to `problems`."""
+    """The security keys of `[kafka]`; each problem is added to `problems`. `secrets=False`:
+    the secrets are not read (nor the TLS files opened with them): no client is made."""
+    if not secrets:
+        environ = _NOT_READ
     for key, instead in SECRET_KEYS.items():
         if key in section:  # the value is not shown: it is a secret
             problems.found.append(
@@ -204,9 +211,20 @@ def read_security(
         aws_region=text("aws_region"),
         aws_role_arn=text("aws_role_arn"),
     )
-    if security.uses_tls and not problems.found:
+    if security.uses_tls and secrets and not problems.found:
         problems.attempt(lambda: _opens(security), None)
     return _with_login(security, section, environ, problems)
+
+
+class _NotRead(dict[str, str]):
+    """An environment in which every variable holds a placeholder, for reading a config
+    without its secrets (`read_security(secrets=False)`)."""
+
+    def get(self, key: str, default: Any = None) -> str:
+        return "(not read)"
+
+
+_NOT_READ = _NotRead()
 
 
 def _opens(security: KafkaSecurity) -> None:
@@ -315,6 +333,8 @@ def _readable_file(section: Mapping[str, Any], key: str) -> str | None:
 def _password(section: Mapping[str, Any], environ: Mapping[str, str]) -> Secret:
     """The SASL password: from `sasl_password_file` when given, else the variable."""
     file = read_string(section, "sasl_password_file", "kafka.sasl_password_file", None)
+    if file is not None and environ is _NOT_READ:
+        return Secret("(not read)", f"file {file}")
     if file is None:
         return _from_env(section, "sasl_password_env", PASSWORD_ENV_DEFAULT, environ)
     if "sasl_password_env" in section:

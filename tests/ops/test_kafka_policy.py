@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,3 +79,21 @@ def test_the_commands_and_the_json_hold_the_same_bindings() -> None:
     document = json.loads(render_acls_json(acls, "User:u"))
     from_json = {(a["resource_name"], a["operation"]) for a in document["acls"]}
     assert from_lines == from_json and len(from_json) == 10
+
+
+def test_the_acls_are_printed_without_the_secrets_of_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[kafka]\nbroker = "b1:9093"\nsecurity_protocol = "SASL_SSL"\n'
+        'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "u"\n'
+        f'sasl_password_file = "{tmp_path}/not-on-this-machine"\n'
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "stream.commands.cli", "policy", "--kafka", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "COHORT_SYNC_KAFKA_PASSWORD"},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--allow-principal User:u" in result.stdout
