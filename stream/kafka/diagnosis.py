@@ -113,7 +113,7 @@ def explain(kafka: KafkaSettings, error: str, messages: Sequence[str], doing: st
         # The broker closes the connection after a refused login; kafka-python sometimes
         # sees only the close, not the answer that said why.
         return _login_refused(kafka, where) + "; the broker closed the connection at login"
-    return f"cannot {doing} {where}: {error}"
+    return f"cannot {doing} Kafka at {kafka.broker}: {error}"  # as written, as before
 
 
 def _login_refused(kafka: KafkaSettings, where: str) -> str:
