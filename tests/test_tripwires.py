@@ -72,6 +72,21 @@ METHODS: list[tuple[str, type, str, tuple[str, ...], bool]] = [
     ("SafeApp", faust.App, "on_rebalance_end", (), False),
     ("RecoveryHealer", Recovery, "active_remaining", (), False),
     ("RecoveryHealer", FlowControlEvent, "resume", (), False),
+    (
+        "InOrderConsumer (no commit after a refusal)",
+        AIOKafkaConsumerDriver,
+        "_commit",
+        ("offsets",),
+        True,
+    ),
+    (
+        "_ShortFetchWaitThread (a refused read)",
+        AIOKafkaConsumerThread,
+        "_fetch_records",
+        ("consumer", "active_partitions", "timeout", "max_records"),
+        True,
+    ),
+    ("run_app (the stop line's signal)", mode.Worker, "_schedule_shutdown", ("signal",), False),
 ]
 
 #: (fix, the function whose body sets the attribute, the attribute it sets on self)
@@ -87,6 +102,7 @@ ATTRIBUTES: list[tuple[str, Callable[..., Any], str]] = [
     ("consumer.rewind (app.rebalancing)", faust.App.on_rebalance_start, "rebalancing"),
     ("run_worker (no start-up spinner)", faust.Worker.__init__, "spinner"),
     ("sinks.s3 assumed-role credentials", botocore.session.Session.__init__, "_credentials"),
+    ("InOrderConsumer.committed (the stop line)", BaseConsumer.__init__, "_committed_offset"),
 ]
 
 
@@ -152,3 +168,13 @@ def test_a_botocore_session_still_hands_out_the_credentials_it_was_given() -> No
     assert "return self._credentials" in source, (
         "sinks.s3 sets session._credentials to refreshable assumed-role credentials"
     )
+
+
+def test_a_commit_still_flushes_the_producer_before_it_commits() -> None:
+    """`TopicTrackingProducer.failure` is set by the time that flush returns, and
+    `InOrderConsumer._commit` reads it: the order is what keeps a refused record's state from
+    being committed past."""
+    source = inspect.getsource(BaseConsumer._commit_offsets)
+    flush = source.index("await self.app.producer.flush()")
+    commit = source.index("await self._commit(committable_offsets)")
+    assert flush < commit
