@@ -21,6 +21,7 @@ covers a record that is only held. Pure: no Faust, no clock.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -45,6 +46,10 @@ class Released(Generic[T]):
     absent: tuple[int, int] | None = None
 
 
+_tenures = itertools.count()
+"""Numbers the assignments of partitions, process-wide."""
+
+
 @dataclass(slots=True)
 class _Partition(Generic[T]):
     expected: int | None
@@ -52,6 +57,9 @@ class _Partition(Generic[T]):
     held: dict[int, list[T]] = field(default_factory=dict)
     rewound_for: int | None = None
     redeliveries: int = 0
+    tenure: int = field(default_factory=lambda: next(_tenures))
+    """Which assignment of the partition this is: a new state after `forget` has a new one."""
+
 
 
 class InOrderDelivery(Generic[T]):
@@ -73,6 +81,14 @@ class InOrderDelivery(Generic[T]):
     def held(self) -> list[T]:
         """Every record held, of every partition (to give them up when stopping)."""
         return [record for state in self._partitions.values() for record in _held(state)]
+
+    def tenure(self, key: Hashable) -> int | None:
+        """Which assignment of the partition records are handled under (None: not ours).
+        When it differs after a record's handling, the partition was revoked meanwhile: the
+        record belongs to its new owner (or the next assignment) and must not be
+        acknowledged here, whatever order Faust runs a rebalance's callbacks in."""
+        state = self._partitions.get(key)
+        return None if state is None else state.tenure
 
     def forget(self, key: Hashable) -> list[T]:
         """The partition was revoked: returns the records it still held (never acked)."""

@@ -298,11 +298,21 @@ class Worker:
             self._consumer.settle(duplicate.message)
         if released.rewind_to is not None:
             await rewind(self.app, tp, released.rewind_to, message.offset)
+        tenure = self.delivery.tenure(tp)
         for index, record in enumerate(released.records):
             try:
                 if self.fault is not None:
                     raise WriteAbandoned("stopping")
                 await self._handle(record)
+                if self.delivery.tenure(tp) != tenure:  # revoked while it was handled
+                    log.info(
+                        "%s/%d was revoked while offset %d was handled: left to its owner",
+                        tp.topic,
+                        tp.partition,
+                        record.message.offset,
+                    )
+                    self._abandon(tp, released.records[index:], stopping=False)
+                    return
                 self._acknowledge(record)
             except WriteAbandoned:
                 self._abandon(tp, released.records[index:], stopping=True)

@@ -91,3 +91,16 @@ def test_whatever_the_delivery_order_each_offset_is_handled_once_in_order(
         if released.rewind_to is not None:
             queue = list(range(released.rewind_to, 31)) + queue
     assert handled == list(range(len(handled)))
+
+
+def test_a_partition_revoked_and_assigned_again_is_another_tenure() -> None:
+    delivery: InOrderDelivery[str] = InOrderDelivery()
+    assert delivery.tenure("p") is None  # not ours
+    delivery.start("p", 0)
+    first = delivery.tenure("p")
+    delivery.offer("p", 0, "r0")
+    assert delivery.tenure("p") == first  # records do not change it
+    delivery.forget("p")
+    assert delivery.tenure("p") is None
+    delivery.start("p", 1)  # ours again: a record handled under `first` is not ours to ack
+    assert delivery.tenure("p") not in (None, first)
