@@ -125,6 +125,16 @@ class KafkaSecurity:
             context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile, password)
         return context
 
+    @property
+    def principal(self) -> str | None:
+        """The Kafka principal the clients log in as, when the config names it: its SASL
+        user or OAuth client (None: a certificate's subject, anonymous, or MSK IAM)."""
+        if self.sasl_mechanism in PASSWORD_MECHANISMS and self.sasl_username:
+            return f"User:{self.sasl_username}"
+        if self.sasl_mechanism == "OAUTHBEARER" and self.oauth_client_id:
+            return f"User:{self.oauth_client_id}"
+        return None
+
     def identity(self) -> str:
         """Who the clients log in as, safe to show (`check` prints it)."""
         if self.sasl_mechanism in PASSWORD_MECHANISMS:

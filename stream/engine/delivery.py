@@ -61,7 +61,6 @@ class _Partition(Generic[T]):
     """Which assignment of the partition this is: a new state after `forget` has a new one."""
 
 
-
 class InOrderDelivery(Generic[T]):
     def __init__(self, *, confirmations: int = 2) -> None:
         self.confirmations = confirmations

@@ -160,16 +160,8 @@ def denied(kafka: KafkaSettings, error: BaseException, operation: str, resource:
 
 def not_authorized(kafka: KafkaSettings, operation: str, resource: str) -> str:
     """The line for a denial, whichever client met it."""
+    who = kafka.security.principal or "this client"
     return (
-        f"not authorized: {_principal(kafka)} may not {operation} {resource} on "
+        f"not authorized: {who} may not {operation} {resource} on "
         f"{', '.join(kafka.bootstrap_servers())} (the ACLs it needs: cohort-sync policy --kafka)"
     )
-
-
-def _principal(kafka: KafkaSettings) -> str:
-    security = kafka.security
-    if security.sasl_username:
-        return f"User:{security.sasl_username}"
-    if security.sasl_mechanism == "OAUTHBEARER" and security.oauth_client_id:
-        return f"User:{security.oauth_client_id}"
-    return "this client"

@@ -92,10 +92,8 @@ def kafka_principal(settings: Settings, given: str | None) -> str:
             "MSK IAM is authorized by IAM policies, not Kafka ACLs: grant the role the "
             "kafka-cluster actions of the same names (docs/kafka.md)",
         )
-    if security.sasl_username:
-        return f"User:{security.sasl_username}"
-    if security.sasl_mechanism == "OAUTHBEARER" and security.oauth_client_id:
-        return f"User:{security.oauth_client_id}"
+    if security.principal is not None:
+        return security.principal
     raise OptionError(
         "--principal",
         "needed: the config logs in without a user name (a client certificate's principal "
