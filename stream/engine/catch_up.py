@@ -38,7 +38,7 @@ class CatchUpGuard:
             log.warning("%s", self.warning(partition, now_ms))
         return True
 
-    def forget(self, partition: int) -> None:
+    def revoke(self, partition: int) -> None:
         """The partition was revoked."""
         self.behind.pop(partition, None)
 

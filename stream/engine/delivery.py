@@ -58,7 +58,7 @@ class _Partition(Generic[T]):
     rewound_for: int | None = None
     redeliveries: int = 0
     tenure: int = field(default_factory=lambda: next(_tenures))
-    """Which assignment of the partition this is: a new state after `forget` has a new one."""
+    """Which assignment of the partition this is: a new state after `revoke` has a new one."""
 
 
 class InOrderDelivery(Generic[T]):
@@ -89,7 +89,7 @@ class InOrderDelivery(Generic[T]):
         state = self._partitions.get(key)
         return None if state is None else state.tenure
 
-    def forget(self, key: Hashable) -> list[T]:
+    def revoke(self, key: Hashable) -> list[T]:
         """The partition was revoked: returns the records it still held (never acked)."""
         state = self._partitions.pop(key, None)
         return [] if state is None else _held(state)

@@ -15,7 +15,7 @@ so; the caller acknowledges records only then.
 
 A decided sync is persisted as pending (with the watermark) before it is handed to the
 outbox, which builds it at once and writes it when its destination takes it; the outbox
-then reports it written and the next record or tick of the partition forgets it. A restart
+then reports it written and the next record or tick of the partition retires it. A restart
 hands the pending syncs over again, built from the same state: the same bytes.
 """
 
@@ -317,7 +317,7 @@ class Processor:
 
     async def on_tick(self, partition: int, now_ms: int | None) -> None:
         """The wall clock reached `now_ms` on an idle partition: decide what became due.
-        `None` only loads the partition (handing over its pending syncs), forgets the
+        `None` only loads the partition (handing over its pending syncs), retires the
         syncs reported written and flushes the journal."""
         try:
             state = await self._rebuilt(partition)
@@ -336,8 +336,8 @@ class Processor:
         )
         await self._advance(partition, state, watermark, position)
 
-    def unsettled(self, partition: int) -> bool:
-        """Whether the partition has written syncs to forget or changes not yet in the store
+    def needs_tick(self, partition: int) -> bool:
+        """Whether the partition has written syncs to retire or changes not yet in the store
         (a tick does both when it is idle)."""
         slot = self._slots.get(partition)
         return slot is not None and (
@@ -360,7 +360,7 @@ class Processor:
         state = self.state_of(partition)
         return None if state is None else state.next_due(self.rules)
 
-    def forget(self, partitions: Iterable[int]) -> None:
+    def revoke(self, partitions: Iterable[int]) -> None:
         """Drop everything held for partitions this worker no longer owns."""
         for partition in partitions:
             self._slots.pop(partition, None)
@@ -421,20 +421,20 @@ class Processor:
         state.add_pending(decided)
         self._persist_partition(partition, state)  # decided and pending, before any upload
         await self._submit(partition, state, decided)
-        self._settle(partition, state)
+        self._retire_written(partition, state)
         self._forget_absent(partition, state)
         horizon = state.horizon(self.rules)
         if horizon is not None:  # no later sync looks at changes before it
             for cohort in state.cohorts.values():
-                cohort.forget_changes_before(horizon)
+                cohort.drop_changes_before(horizon)
 
     async def _catch_up(self, partition: int, state: PartitionState) -> None:
-        """Forget the pending syncs reported written; hand over those a restart restored."""
-        self._settle(partition, state)
+        """Retire the pending syncs reported written; hand over those a restart restored."""
+        self._retire_written(partition, state)
         if self._slots[partition].unsubmitted:
             await self._submit(partition, state, list(state.pending))
 
-    def _settle(self, partition: int, state: PartitionState) -> None:
+    def _retire_written(self, partition: int, state: PartitionState) -> None:
         slot = self._slots[partition]
         written, slot.written = slot.written, set()
         if written and state.written(written):

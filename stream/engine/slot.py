@@ -1,4 +1,4 @@
-"""What the processor keeps for each partition it holds, in one place: `forget` drops it
+"""What the processor keeps for each partition it holds, in one place: `revoke` drops it
 whole, and a rebuild in flight checks it is still the same slot."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ class Position:
 
 @dataclass(eq=False)
 class Slot:
-    """Everything the processor keeps for one partition, dropped whole by `forget`. A
+    """Everything the processor keeps for one partition, dropped whole by `revoke`. A
     rebuild that finds another slot (or none) when it is done knows the partition was taken
     away meanwhile."""
 
@@ -33,7 +33,7 @@ class Slot:
     input_next_offset: int | None = None
     """The input offset after the last record handled (for lag)."""
     written: set[tuple[str, str, int]] = field(default_factory=set)
-    """Pending syncs the outbox reported written, not yet forgotten."""
+    """Pending syncs the outbox reported written, not yet retired."""
     unsubmitted: bool = False
     """Its pending syncs must be handed to the outbox (again)."""
     meta_changed: bool = False

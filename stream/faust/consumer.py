@@ -1,6 +1,7 @@
 """What the worker changes in Faust's consumer: no gap-filling (only
 `engine.delivery.InOrderDelivery` says which offsets are absent), short fetch waits, and
-the rewinds and stall healing the worker calls.
+the rewinds and stall healing the worker calls, and `EventConsumer`: the consumer as the
+record pump (`engine/pump.py`) sees it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,7 @@ __all__ = [
     "InOrderConsumer",
     "FETCH_MAX_WAIT_MS",
     "in_order_consumer",
-    "rewind",
-    "mark_absent",
+    "EventConsumer",
     "STALL_SECONDS",
     "heal_stalls",
 ]
@@ -68,7 +68,7 @@ class InOrderConsumer(QuickHandoff, AIOKafkaConsumer):
             )
         return offsets
 
-    def settle(self, message: Message) -> None:
+    def acknowledge(self, message: Message) -> None:
         """Acknowledge a handled record. A record acknowledged before (a duplicate) or below
         the committed offset would stay among the unacknowledged ones for good, and a stop
         or a rebalance would wait for it for ever: it leaves them here."""
@@ -142,29 +142,42 @@ def in_order_consumer(app: faust.App) -> InOrderConsumer:
     return consumer
 
 
-async def rewind(app: faust.App, tp: TP, offset: int, seen: int) -> None:
-    log.warning(
-        "%s/%d: record %d arrived before record %d: reading again from %d",
-        tp.topic,
-        tp.partition,
-        seen,
-        offset,
-        offset,
-    )
-    if app.rebalancing:  # the seek after the rebalance reads it again
-        return
-    await app.consumer.seek(tp, offset)
+class EventConsumer:
+    """Faust's consumer as `engine.pump.Consumer` sees it: records are the agent's events."""
 
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
 
-async def mark_absent(app: faust.App, tp: TP, start: int, end: int) -> None:
-    log.info(
-        "%s/%d: offsets %d to %d do not exist (transaction markers or compaction)",
-        tp.topic,
-        tp.partition,
-        start,
-        end - 1,
-    )
-    await in_order_consumer(app).mark_absent(tp, start, end)
+    def acknowledge(self, record: EventT) -> None:
+        in_order_consumer(self._app).acknowledge(record.message)
+
+    def abandon(self, record: EventT) -> None:
+        in_order_consumer(self._app).abandon(record.message)
+
+    async def rewind(self, key: tuple[str, int], offset: int, seen: int) -> None:
+        topic, partition = key
+        log.warning(
+            "%s/%d: record %d arrived before record %d: reading again from %d",
+            topic,
+            partition,
+            seen,
+            offset,
+            offset,
+        )
+        if self._app.rebalancing:  # the seek after the rebalance reads it again
+            return
+        await self._app.consumer.seek(TP(topic, partition), offset)
+
+    async def mark_absent(self, key: tuple[str, int], start: int, end: int) -> None:
+        topic, partition = key
+        log.info(
+            "%s/%d: offsets %d to %d do not exist (transaction markers or compaction)",
+            topic,
+            partition,
+            start,
+            end - 1,
+        )
+        await in_order_consumer(self._app).mark_absent(TP(topic, partition), start, end)
 
 
 #: A partition whose fetched records stopped reaching the agent for this long is re-read.
@@ -174,7 +187,7 @@ STALL_SECONDS = 3.0
 async def heal_stalls(
     app: faust.App,
     delivery: InOrderDelivery[EventT],
-    progress: dict[TP, float],
+    progress: dict[tuple[str, int], float],
     topics: set[str],
     now: float,
 ) -> None:

@@ -1,7 +1,8 @@
 """What cohort-sync changes in Faust (faust-streaming 0.15.3) so that no record is lost.
 
-`SafeApp` puts them together; `worker.py` wires the worker on it and calls the consumer's
-helpers (rewinds, absent offsets, stall healing). The changes, split by concern:
+`SafeApp` puts them together; `worker.py` wires the worker on it, gives the record pump the
+consumer as `EventConsumer` (rewinds, absent offsets) and calls `heal_stalls`. The
+changes, split by concern:
 
 - `WholeFlushBuffer` (`producer.py`): a commit waits for every changelog record written
   before it.
@@ -31,11 +32,10 @@ from mode import ServiceT
 
 from stream.faust.consumer import (
     STALL_SECONDS,
+    EventConsumer,
     InOrderConsumer,
     heal_stalls,
     in_order_consumer,
-    mark_absent,
-    rewind,
 )
 from stream.faust.handoff import QuickHandoff
 from stream.faust.producer import TopicTrackingProducer, WholeFlushBuffer
@@ -47,8 +47,7 @@ __all__ = [
     "InOrderConsumer",
     "SafeApp",
     "in_order_consumer",
-    "rewind",
-    "mark_absent",
+    "EventConsumer",
     "heal_stalls",
     "STALL_SECONDS",
 ]

@@ -7,12 +7,13 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Callable
 
 import faust
 
 from stream.config import Settings
 
-__all__ = ["STOP_DEADLINE_SECONDS", "exit_after", "faust_url", "run_app"]
+__all__ = ["STOP_DEADLINE_SECONDS", "Stopper", "exit_after", "faust_url", "run_app"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,24 @@ def faust_url(settings: Settings) -> str:
     return settings.kafka.kafka_url()
 
 
+class Stopper:
+    """Stops a running app from inside, as SIGTERM does but without a signal: `run_app`
+    connects it to the app's runner. Called before the app runs, the app stops as soon as it
+    has started; called when no runner is connected (a unit test), it only records that."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._stop: Callable[[], None] | None = None
+
+    def __call__(self) -> None:
+        self.requested = True
+        if self._stop is not None:
+            self._stop()
+
+    def connect(self, stop: Callable[[], None]) -> None:
+        self._stop = stop
+
+
 class _SignalledWorker(faust.Worker):
     """Faust's worker, remembering the signal that stopped it."""
 
@@ -50,12 +69,22 @@ class _SignalledWorker(faust.Worker):
             self.stopped_by = signal.name
         super()._schedule_shutdown(signal)
 
+    def stop_soon(self) -> None:
+        """Stop as a SIGTERM would (callable from any thread): `stopped_by` stays None."""
+        self.loop.call_soon_threadsafe(super()._schedule_shutdown, signal.SIGTERM)
 
-def run_app(app: faust.App, *, loglevel: str = "warn") -> str | None:
-    """Run a bare Faust app until SIGTERM or SIGINT. Returns the signal's name (None: the
-    app stopped by itself)."""
+
+def run_app(
+    app: faust.App, *, loglevel: str = "warn", stopper: Stopper | None = None
+) -> str | None:
+    """Run a bare Faust app until SIGTERM or SIGINT, or `stopper` is called. Returns the
+    signal's name (None: the app stopped by itself or by `stopper`)."""
     # override_logging=False: our one log format (`configure_logging`) stays, not Faust's second
     worker = _SignalledWorker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    if stopper is not None:
+        stopper.connect(worker.stop_soon)
+        if stopper.requested:
+            worker.stop_soon()
     # Faust's start-up spinner sets the root logger to DEBUG for the life of the process, so
     # every debug call in Faust and aiokafka builds a log record: about a tenth of the CPU.
     worker.spinner = None

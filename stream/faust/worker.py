@@ -1,49 +1,40 @@
 """The worker: Faust wiring only (the app, its topics and table, the agent, the timers).
 
 One agent reads the input topic, the repartition topic and the tick topic (co-partitioned,
-so partition N of each lands on the same worker), puts each record through `InOrderDelivery`
-and hands it to `Processor`; syncs go to the destination lanes. The membership table is
-written only there, inside stream iteration, and a record is acknowledged only once the
-table holds its changes (the processor's journal writes them in bundles). The timer never
-touches state: when an idle partition's wall-clock watermark reaches a sync time, or its
-journal holds changes, it sends a tick record that the agent then processes. When a
-handled record may be acknowledged is `engine/acknowledgement.py`'s to say.
+so partition N of each lands on the same worker) and gives each record to the record pump
+(`engine/pump.py`), which delivers them in order to `Processor` and acknowledges each once
+the table holds its changes; syncs go to the destination lanes. The membership table is
+written only there, inside stream iteration. The timers never touch state: they send tick
+records that the agent then handles, when `engine/ticking.py` says a partition needs one.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import os
-import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import faust
-from faust.types import TP, EventT, Message
+from faust.types import TP, EventT
 
 from stream.config import Settings
 from stream.domain.partitioner import partition_for
 from stream.domain.wording import count
-from stream.engine.acknowledgement import FLUSH_SECONDS, Acknowledgements
-from stream.engine.catch_up import CatchUpGuard
-from stream.engine.delivery import InOrderDelivery
+from stream.engine.acknowledgement import FLUSH_SECONDS
 from stream.engine.processor import Processor
-from stream.errors import WorkerFault, WriteAbandoned, describe
-from stream.faust.consumer import (
-    InOrderConsumer,
-    heal_stalls,
-    in_order_consumer,
-    mark_absent,
-    rewind,
-)
+from stream.engine.pump import RecordPump
+from stream.engine.ticking import Tick, TickPolicy
+from stream.errors import WorkerFault, describe
+from stream.faust.consumer import EventConsumer, heal_stalls, in_order_consumer
 from stream.faust.fixes import SafeApp
 from stream.faust.outbox import FaustOutbox
 from stream.faust.recovery import RecoveryHealer
 from stream.faust.reload import ConfigReload
-from stream.faust.run import STOP_DEADLINE_SECONDS, exit_after, run_app
+from stream.faust.run import STOP_DEADLINE_SECONDS, Stopper, exit_after, run_app
 from stream.faust.security import faust_credentials, is_denial
 from stream.faust.web import add_web_views
 from stream.kafka.diagnosis import not_authorized
@@ -87,9 +78,9 @@ log = logging.getLogger(__name__)
 
 class Worker:
     """The Faust app and the processor it drives, wired step by step: the app, its topics
-    and table, the parts that write syncs, the agent, the callbacks of a rebalance and a
-    stop, and the timers. `fault` is set when the worker stopped itself because it cannot go
-    on (see `WorkerFault`)."""
+    and table, the parts that write syncs, the record pump and the agent, the callbacks of a
+    rebalance and a stop, and the timers. `fault` is set when the worker stopped itself
+    because it cannot go on (see `WorkerFault`); `stopper` is how it stops itself."""
 
     def __init__(
         self,
@@ -112,21 +103,22 @@ class Worker:
         """A reloaded config waiting for the agent to take it, between two records."""
         self.kafka = settings.kafka
         self.clock = clock
-        self.fault: str | None = None
+        self.stopper = Stopper()
         self.app = self._make_app(broker_url, faust_defaults)
         self._make_topics()
         self._make_output()
         self.processor = Processor(settings, self.table, self.outbox, partition_for, self.metrics)
-        self.delivery: InOrderDelivery[EventT] = InOrderDelivery(confirmations=3)
-        self.acks: Acknowledgements[Message] = Acknowledgements(self.processor)
-        self.progress: dict[TP, float] = {}
-        """When each partition last offered a record to `delivery` (time.monotonic)."""
-        self.last_record: dict[int, float] = {}
-        self.tick_sent: dict[int, int | None] = {}
-        self.busy: set[int] = set()
+        self.pump: RecordPump[EventT] = RecordPump(
+            EventConsumer(self.app),
+            self._handle,
+            self.processor,
+            locate=_locate,
+            stop=lambda _fault: self.stopper(),
+            monotonic=time.monotonic,
+        )
+        self.ticks_policy = TickPolicy(self.processor, self.kafka, started=clock())
         self.consuming: list[int] = []
         """The input partitions last logged as assigned."""
-        self.catch_up = CatchUpGuard(self.kafka)
         self._connect_callbacks()
         self._add_agent()
         add_web_views(self.app, self.processor, self.sinks, clock, self.warnings)
@@ -135,14 +127,13 @@ class Worker:
             reload = ConfigReload(config_path, lambda: self.settings, self._accept_reload)
             self.app.task(reload.listen)
 
+    @property
+    def fault(self) -> str | None:
+        return self.pump.fault
+
     def stop_for(self, fault: str) -> None:
-        """Stop the worker because of `fault`, as SIGTERM stops it: nothing is acknowledged
-        past the record in hand, so the next start delivers it again."""
-        if self.fault is not None:
-            return
-        self.fault = fault
-        log.critical("stopping: %s", fault)
-        os.kill(os.getpid(), signal.SIGTERM)
+        """Stop the worker because of `fault` (`RecordPump.stop_for`)."""
+        self.pump.stop_for(fault)
 
     # -- the app, its topics and table, the parts that write syncs
 
@@ -224,27 +215,24 @@ class Worker:
         if mine != self.consuming:
             self.consuming = mine
             log.info("ready: consuming %s partitions %s", self.kafka.topic, _ranges(mine))
-        for tp, offset in starts.items():
-            if tp.topic in self.own_topics:
-                self.progress[tp] = time.monotonic()
-                for duplicate in self.delivery.start(tp, offset):
-                    self._consumer.settle(duplicate.message)
+        self.pump.start(
+            {
+                TP(tp.topic, tp.partition): offset
+                for tp, offset in starts.items()
+                if tp.topic in self.own_topics
+            }
+        )
 
     def _revoking(self, revoked: set[TP]) -> None:
         """Give up the records held for revoked partitions: Faust waits for every record
         not acknowledged before it lets a rebalance go on, and their new owner reads them."""
-        for tp in revoked:
-            for record in self.delivery.forget(TP(tp.topic, tp.partition)):
-                self._consumer.abandon(record.message)
-            for message in self.acks.revoke(tp.topic, tp.partition):
-                self._consumer.abandon(message)
+        self.pump.revoke(TP(tp.topic, tp.partition) for tp in revoked)
 
     async def _on_revoked(self, sender: Any, revoked: set[TP], **_: Any) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == self.kafka.topic}
-        self.processor.forget(mine)
+        self.processor.revoke(mine)
         for partition in mine:
-            self.last_record.pop(partition, None)
-            self.catch_up.forget(partition)
+            self.ticks_policy.revoke(partition)
 
     async def _stopping(self) -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
@@ -252,14 +240,7 @@ class Worker:
         exit_after(STOP_DEADLINE_SECONDS)
         await self.lanes.drain(timeout=STOP_GRACE_SECONDS)
         self.writer.abandon()
-        for record in self.delivery.held():
-            self._consumer.abandon(record.message)
-        for message in self.acks.abandon_all():
-            self._consumer.abandon(message)
-
-    @property
-    def _consumer(self) -> InOrderConsumer:
-        return in_order_consumer(self.app)
+        self.pump.abandon_all()
 
     # -- the agent
 
@@ -267,72 +248,7 @@ class Worker:
         @self.app.agent(self.sources, name="cohort-sync-membership")
         async def membership(stream: Any) -> None:
             async for event in stream.noack().events():
-                await self._receive(event)
-
-    async def _receive(self, event: EventT) -> None:
-        """One record from Faust, acknowledged by hand and only once handled: a held record
-        is never committed. Nothing raised here may reach Faust: it would restart the agent
-        and a commit could pass the record. A record's own faults are dead-lettered by the
-        processor; any other exception is the worker's, which then stops and acknowledges
-        nothing more."""
-        message = event.message
-        if self.fault is not None:
-            self._consumer.abandon(message)
-            return
-        try:
-            await self._deliver(event)
-        except Exception as exc:
-            self.stop_for(
-                f"handling {message.topic}/{message.partition}@{message.offset} failed: "
-                f"{describe(exc)}"
-            )
-            self._consumer.abandon(message)
-
-    async def _deliver(self, event: EventT) -> None:
-        """Put the record through `InOrderDelivery`, then handle what it releases."""
-        message = event.message
-        tp = TP(message.topic, message.partition)
-        self.progress[tp] = time.monotonic()
-        released = self.delivery.offer(tp, message.offset, event)
-        for duplicate in released.duplicates:
-            self._consumer.settle(duplicate.message)
-        if released.rewind_to is not None:
-            await rewind(self.app, tp, released.rewind_to, message.offset)
-        tenure = self.delivery.tenure(tp)
-        for index, record in enumerate(released.records):
-            try:
-                if self.fault is not None:
-                    raise WriteAbandoned("stopping")
-                await self._handle(record)
-                if self.delivery.tenure(tp) != tenure:  # revoked while it was handled
-                    log.info(
-                        "%s/%d was revoked while offset %d was handled: left to its owner",
-                        tp.topic,
-                        tp.partition,
-                        record.message.offset,
-                    )
-                    self._abandon(tp, released.records[index:], stopping=False)
-                    return
-                self._acknowledge(record)
-            except WriteAbandoned:
-                self._abandon(tp, released.records[index:], stopping=True)
-                return
-            except Exception:
-                self._abandon(tp, released.records[index:], stopping=False)
-                raise
-        if released.absent is not None:
-            await mark_absent(self.app, tp, *released.absent)
-
-    def _abandon(self, tp: TP, records: list[EventT], *, stopping: bool) -> None:
-        if stopping:
-            log.warning(
-                "stopping: %s/%d from offset %d is left for the next start",
-                tp.topic,
-                tp.partition,
-                records[0].message.offset,
-            )
-        for record in records:
-            self._consumer.abandon(record.message)
+                await self.pump.receive(event)
 
     async def _handle(self, event: EventT) -> None:
         if self.reloaded is not None:
@@ -340,11 +256,10 @@ class Worker:
         message = event.message
         partition = message.partition
         if message.topic == self.ticks_topic:
-            self.tick_sent.pop(partition, None)
+            self.ticks_policy.ticked(partition)
             await self.processor.on_tick(partition, json.loads(event.value)["now"])
             return
-        self.last_record[partition] = self.clock()
-        self.busy.add(partition)
+        self.ticks_policy.record_began(partition, self.clock())
         try:
             await self.processor.on_record(
                 message.topic,
@@ -355,13 +270,7 @@ class Worker:
                 timestamp_ms=round(message.timestamp * 1000),  # Faust's are in seconds
             )
         finally:
-            self.busy.discard(partition)
-            self.last_record[partition] = self.clock()
-
-    def _acknowledge(self, record: EventT) -> None:
-        message = record.message
-        for ready in self.acks.handled(message.topic, message.partition, message, time.monotonic()):
-            self._consumer.settle(ready)
+            self.ticks_policy.record_ended(partition, self.clock())
 
     # -- reloading the config (SIGHUP)
 
@@ -370,8 +279,8 @@ class Worker:
         partition wakes it."""
         self.reloaded = replace(self.settings, destinations=new.destinations, syncs=new.syncs)
         for tp in sorted(self.app.consumer.assignment()):
-            if tp.topic == self.kafka.topic and tp.partition not in self.tick_sent:
-                await self._send_tick(tp.partition, None)
+            if tp.topic == self.kafka.topic and not self.ticks_policy.waiting(tp.partition):
+                await self._send_tick(tp.partition, Tick(None))
 
     def _take_reloaded(self) -> None:
         settings, self.reloaded = self.reloaded, None
@@ -393,11 +302,7 @@ class Worker:
     # -- the timers
 
     def _add_timers(self) -> None:
-        idle_timeout_ms = self.kafka.idle_timeout_ms
-        self.idle_after = None if idle_timeout_ms is None else idle_timeout_ms / 1000
-        self.started = self.clock()
-        interval = 1.0 if self.idle_after is None else min(1.0, max(self.idle_after / 4, 0.1))
-        self.app.timer(interval=interval)(self._tick_partitions)
+        self.app.timer(interval=self.ticks_policy.interval)(self._tick_partitions)
         self.app.timer(interval=FLUSH_SECONDS)(self._flush_quiet_partitions)
         self.app.task(self._watch_loop)
 
@@ -410,51 +315,43 @@ class Worker:
         then), and advance idle, caught-up partitions by the wall clock."""
         try:
             now = self.clock()
-            if not self.busy:
+            if not self.ticks_policy.busy:
                 await heal_stalls(
-                    self.app, self.delivery, self.progress, self.own_topics, time.monotonic()
+                    self.app,
+                    self.pump.delivery,
+                    self.pump.progress,
+                    self.own_topics,
+                    time.monotonic(),
                 )
             for tp in sorted(self.app.consumer.assignment()):
-                if tp.topic == self.kafka.topic and tp.partition not in self.tick_sent:
-                    await self._tick_partition(tp, now)
+                if tp.topic != self.kafka.topic:
+                    continue
+                partitions = (tp, TP(self.repartition_topic, tp.partition))
+                tick = await self.ticks_policy.tick_for(
+                    tp.partition, now, functools.partial(_caught_up, self.app, *partitions)
+                )
+                if tick is not None:
+                    await self._send_tick(tp.partition, tick)
         except Exception:  # a timer that raises stops the worker: log and try next time
             log.exception("partition timer failed")
 
-    async def _tick_partition(self, tp: TP, now: float) -> None:
-        partition = tp.partition
-        state = self.processor.state_of(partition)
-        if state is None or self.processor.unsettled(partition):
-            await self._send_tick(partition, None)  # load, forget, flush
-            return
-        quiet_since = self.last_record.get(partition, self.started)
-        if self.idle_after is None or now - quiet_since < self.idle_after:
-            return
-        if await _caught_up(self.app, tp, TP(self.repartition_topic, partition)):
-            due = self.processor.next_due(partition)
-            now_ms = int(now * 1000)
-            reached = due is not None and now_ms - self.kafka.allowed_lateness_ms >= due
-            if reached and not self.catch_up.holds_back(partition, state.watermark, now_ms):
-                await self._send_tick(partition, now_ms)
-
     def warnings(self) -> list[str]:
         """What an operator should know that is not a fault (`/health` and the status page)."""
-        return self.catch_up.warnings(int(self.clock() * 1000))
+        return self.ticks_policy.warnings(int(self.clock() * 1000))
 
     async def _flush_quiet_partitions(self) -> None:
         """A partition whose records stopped coming gets a tick, which flushes its journal:
         its last records are acknowledged, and committed, without waiting for more."""
         try:
-            for partition in self.acks.dirty_partitions():
-                if partition not in self.tick_sent:
-                    await self._send_tick(partition, None)
+            for partition in self.ticks_policy.flushes(self.pump.acks.dirty_partitions()):
+                await self._send_tick(partition, Tick(None))
         except Exception:
             log.exception("flush timer failed")
 
-    async def _send_tick(self, partition: int, now_ms: int | None) -> None:
-        """`{"now": ms}` advances the partition to the wall clock; `{"now": null}` only
-        loads it."""
-        self.tick_sent[partition] = now_ms
-        await self.ticks.send(value=json.dumps({"now": now_ms}).encode(), partition=partition)
+    async def _send_tick(self, partition: int, tick: Tick) -> None:
+        self.ticks_policy.sent(partition, tick)
+        value = json.dumps({"now": tick.now_ms}).encode()
+        await self.ticks.send(value=value, partition=partition)
 
 
 def stop_line(reason: str, topic: str, committed: Mapping[int, int]) -> str:
@@ -479,6 +376,11 @@ def _ranges(numbers: list[int]) -> str:
     return ", ".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]) for run in runs)
 
 
+def _locate(event: EventT) -> tuple[str, int, int]:
+    message = event.message
+    return message.topic, message.partition, message.offset
+
+
 async def _caught_up(app: faust.App, *partitions: TP) -> bool:
     for tp in partitions:
         if tp not in app.consumer.assignment():
@@ -498,13 +400,13 @@ def run_worker(worker: Worker, *, loglevel: str = "info") -> None:
     """Run until SIGTERM or SIGINT, then stop cleanly (Faust's worker owns the loop).
     Raises `WorkerFault` when the worker stopped itself."""
     try:
-        stopped_by = run_app(worker.app, loglevel=loglevel)
+        stopped_by = run_app(worker.app, loglevel=loglevel, stopper=worker.stopper)
     finally:
         worker.writer.close()
     topic = worker.kafka.topic
     if worker.fault is not None:  # the refused records' futures, collected at exit: noise now
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
     reason = worker.fault or stopped_by or "the app stopped"
-    log.info("%s", stop_line(reason, topic, worker._consumer.committed(topic)))
+    log.info("%s", stop_line(reason, topic, in_order_consumer(worker.app).committed(topic)))
     if worker.fault is not None:
         raise WorkerFault(worker.fault)

@@ -22,7 +22,7 @@ those are gone, then deleted.
 
 Durability is the caller's to honour: records whose changes are still in the journal
 (`dirty`) are not safe to acknowledge until `flush` has written them. Once a member is
-written, the journal settles it (`MemberIndex.settle`): nothing holds its objects to change
+written, the journal freezes it (`MemberIndex.freeze`): nothing holds its objects to change
 them any more, so the partition may pack it (`packed.py`).
 """
 
@@ -61,13 +61,13 @@ class MemberIndex(Protocol):
 
     def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None: ...
 
-    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
         """The member is written: its objects may be packed."""
 
 
 class Journal:
     """One partition's bundles in `store`; `members` finds a member's current state and
-    settles it once written."""
+    freezes it once written."""
 
     def __init__(
         self,
@@ -80,7 +80,7 @@ class Journal:
         stale_sweep_min: int = STALE_SWEEP_MIN,
     ) -> None:
         """`enabled=False`: a journal that writes nothing (state kept in memory only); it
-        still settles the members changed since its last flush. `forgetting`: the partition
+        still freezes the members changed since its last flush. `forgetting`: the partition
         forgets members (`forget`), so the journal tracks which bundles shadow which;
         `stale_sweep_min`: see `STALE_SWEEP_MIN`."""
         self.enabled = enabled
@@ -164,7 +164,7 @@ class Journal:
         entries, self._dirty = list(self._dirty.items()), {}
         if not self.enabled:
             for (cohort_id, amplitude_id), _ in entries:
-                self._members.settle(cohort_id, amplitude_id)
+                self._members.freeze(cohort_id, amplitude_id)
             return
         released, self._released = self._released, set()
         for seq in [seq for seq in released if self._live.get(seq) == 0]:
@@ -223,7 +223,7 @@ class Journal:
             if member.bundle is not None:
                 self._release(member.bundle, released)
             member.bundle = seq
-            self._members.settle(cohort_id, amplitude_id)
+            self._members.freeze(cohort_id, amplitude_id)
 
     def _shadow(self, seq: int, older: set[int]) -> None:
         """Record that `older` bundles (and whatever they shadow) may hold versions of the

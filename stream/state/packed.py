@@ -110,7 +110,7 @@ class Members(Mapping[int, Member]):
             return None if bundle < 0 else bundle
         return entry.bundle
 
-    def settle(self, amplitude_id: int) -> None:
+    def freeze(self, amplitude_id: int) -> None:
         """Pack the member if it packs: call once nothing holds its objects to change them
         (the journal has written it)."""
         entry = self._entries.get(amplitude_id)

@@ -73,7 +73,7 @@ class CohortState:
         latest = member.history[-1]
         if self.exits is not None and not latest.enter:
             self.exits.add(latest.stamp[0], amplitude_id)
-        self.members.settle(amplitude_id)
+        self.members.freeze(amplitude_id)
 
     def forget_absent(self, before: int, horizon: int) -> list[tuple[int, int | None]]:
         """Drop the members absent since an exit older than `before` that no sync from
@@ -104,7 +104,7 @@ class CohortState:
             {a for a, visible in zip(changes[0::2], changes[1::2], strict=True) if visible >= time}
         )
 
-    def forget_changes_before(self, horizon: int) -> None:
+    def drop_changes_before(self, horizon: int) -> None:
         self.writable()
         changes = self.changes
         if changes and min(changes[1::2]) < horizon:
@@ -217,7 +217,7 @@ class PartitionState:
         self._oldest_pending = min((sync.oldest_needed for sync in self.pending), default=None)
 
     def written(self, keys: set[tuple[str, str, int]]) -> bool:
-        """Forget the pending syncs now written; True when any was."""
+        """Retire the pending syncs now written; True when any was."""
         before = len(self.pending)
         self.pending = [sync for sync in self.pending if sync.key not in keys]
         self.add_pending(())

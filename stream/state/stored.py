@@ -116,7 +116,7 @@ class _PartitionMembers:
         cohort = self._cohorts.get(cohort_id)
         return None if cohort is None else cohort.members.bundle_of(amplitude_id)
 
-    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
         cohort = self._cohorts.get(cohort_id)
         if cohort is not None:
-            cohort.members.settle(amplitude_id)
+            cohort.members.freeze(amplitude_id)

@@ -53,7 +53,7 @@ def test_a_cohort_being_built_refuses_every_write_and_takes_them_again_after() -
     def write_meanwhile(*args: Any) -> Any:
         writes = {
             "apply": lambda: state.apply(enter, 1, None),
-            "forget_changes_before": lambda: cohort.forget_changes_before(JAN5),
+            "drop_changes_before": lambda: cohort.drop_changes_before(JAN5),
             "restore": lambda: cohort.restore(9, state.cohorts["c1"].members.get(1)),  # type: ignore[arg-type]
         }
         for name, write in writes.items():
@@ -66,6 +66,6 @@ def test_a_cohort_being_built_refuses_every_write_and_takes_them_again_after() -
     build = sync_builder(settings, cohort, job, InputPosition("in", 0, 1))
     with patch("stream.engine.building.diff_cohort", side_effect=write_meanwhile):
         build()
-    assert tried == ["apply", "forget_changes_before", "restore"]
+    assert tried == ["apply", "drop_changes_before", "restore"]
     assert cohort.building == 0
     state.apply(enter, 2, None)  # no build in flight: writes go through again

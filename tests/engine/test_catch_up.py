@@ -37,5 +37,5 @@ def test_a_live_feed_that_goes_quiet_follows_and_off_means_always() -> None:
     unlimited = CatchUpGuard(settings_from_mapping({"kafka": {"idle_catch_up": "off"}}).kafka)
     assert not unlimited.holds_back(0, JAN5, JAN5 + 300 * DAY)
     guard.holds_back(1, JAN5, JAN5 + 3 * DAY)
-    guard.forget(1)
+    guard.revoke(1)
     assert guard.warnings(JAN5 + 3 * DAY) == []

@@ -68,7 +68,7 @@ def test_partitions_are_independent_and_forget_returns_what_was_held() -> None:
     delivery.start("q", 0)
     delivery.offer("p", 1, "x")
     assert delivery.offer("q", 0, "y") == Released(["y"])
-    assert delivery.forget("p") == ["x"]
+    assert delivery.revoke("p") == ["x"]
     assert delivery.held() == []
 
 
@@ -100,7 +100,7 @@ def test_a_partition_revoked_and_assigned_again_is_another_tenure() -> None:
     first = delivery.tenure("p")
     delivery.offer("p", 0, "r0")
     assert delivery.tenure("p") == first  # records do not change it
-    delivery.forget("p")
+    delivery.revoke("p")
     assert delivery.tenure("p") is None
     delivery.start("p", 1)  # ours again: a record handled under `first` is not ours to ack
     assert delivery.tenure("p") not in (None, first)

@@ -446,7 +446,7 @@ def test_a_reload_adds_a_rule_that_starts_after_the_watermark_and_persists_it_la
     settings = with_quarter_rule()
     harness.processor.reconfigure(settings)
     assert harness.store == store_before  # outside the partition's own event: nothing written
-    assert harness.processor.unsettled(0)  # so the worker sends it a tick
+    assert harness.processor.needs_tick(0)  # so the worker sends it a tick
     harness.outbox.outputs.clear()
     harness.feed(event("c1", 3, "enter", 2 * H + 31 * MIN))
     assert sorted(o.manifest.key for o in harness.outbox.outputs) == [

@@ -63,7 +63,7 @@ def test_a_partition_taken_away_while_it_is_rebuilt_is_left_to_its_new_owner() -
         result = work()
         if taken_away.pop():
             assert processor is not None
-            processor.forget([0])  # a rebalance ran while the rebuild was in its thread
+            processor.revoke([0])  # a rebalance ran while the rebuild was in its thread
         return result
 
     processor, outbox = restarted(first.store, offload)

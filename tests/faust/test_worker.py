@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
-from typing import Any
 
-import pytest
 from faust.types import TP
 
 from stream.config import settings_from_mapping
+from stream.faust import worker as worker_module
 from stream.faust.worker import WORKER_FAUST_DEFAULTS, Worker, stop_line
 
 
@@ -36,7 +34,7 @@ def test_the_worker_reads_its_input_repartition_and_tick_topics_and_keeps_its_de
     assert (
         worker.app.conf.broker_max_poll_records == WORKER_FAUST_DEFAULTS["broker_max_poll_records"]
     )
-    assert worker.acks.dirty_partitions() == [] and worker.fault is None
+    assert worker.pump.acks.dirty_partitions() == [] and worker.fault is None
     worker.writer.close()
 
 
@@ -48,34 +46,24 @@ def test_the_stop_line_says_why_and_where_the_next_start_reads_on() -> None:
     assert stop_line("SIGINT", "in", {}) == "stopped (SIGINT): nothing committed on in"
 
 
-def test_a_record_whose_partition_is_revoked_while_it_is_handled_is_not_acknowledged(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_fault_stops_the_worker_in_process_without_a_signal() -> None:
     settings = settings_from_mapping({"kafka": {"app_id": "a", "topic": "in"}})
     worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
-    tp = TP("in", 0)
-    settled: list[int] = []
-    abandoned: list[int] = []
-    consumer = SimpleNamespace(
-        settle=lambda message: settled.append(message.offset),
-        abandon=lambda message: abandoned.append(message.offset),
-    )
+    worker.stop_for("writing to in-dlq failed: refused")
+    worker.stop_for("a second fault")
+    assert worker.fault == "writing to in-dlq failed: refused"  # the first one counts
+    assert worker.stopper.requested  # the app's runner stops it, as SIGTERM would
+    worker.writer.close()
 
-    def event(offset: int) -> Any:
-        return SimpleNamespace(message=SimpleNamespace(topic="in", partition=0, offset=offset))
 
-    async def handled_then_revoked(record: Any) -> None:
-        if record.message.offset == 1:
-            worker._revoking({tp})  # a rebalance runs while the record is in hand
-            worker.delivery.start(tp, 1)  # and gives the partition back at once
-
-    async def main() -> None:
-        worker.delivery.start(tp, 0)
-        await worker._deliver(event(0))
-        await worker._deliver(event(1))
-
-    monkeypatch.setattr(worker, "_handle", handled_then_revoked)
-    monkeypatch.setattr(Worker, "_consumer", property(lambda self: consumer))
-    asyncio.run(main())
-    assert settled == [0] and abandoned == [1]  # offset 1 is read again, not committed past
+def test_assigned_partitions_of_own_topics_start_the_pump_where_faust_sought_them() -> None:
+    settings = settings_from_mapping({"kafka": {"app_id": "a", "topic": "in"}})
+    worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
+    worker._start_partitions({TP("in", 3): 7, TP("a-ticks", 3): 0, TP("elsewhere", 0): 0})
+    assert worker.consuming == [3]
+    assert worker.pump.delivery.next_offset(TP("in", 3)) == 7
+    assert worker.pump.delivery.next_offset(TP("a-ticks", 3)) == 0
+    assert worker.pump.delivery.next_offset(TP("elsewhere", 0)) is None
+    event = SimpleNamespace(message=SimpleNamespace(topic="in", partition=3, offset=7))
+    assert worker_module._locate(event) == ("in", 3, 7)  # type: ignore[arg-type]
     worker.writer.close()

@@ -75,7 +75,7 @@ class _Index:
         member = self.members.get((cohort_id, amplitude_id))
         return None if member is None else member.bundle
 
-    def settle(self, cohort_id: str, amplitude_id: int) -> None:
+    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
         pass
 
 

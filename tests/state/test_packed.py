@@ -112,12 +112,12 @@ def one_event(at: int, plan: str) -> Member:
     return member
 
 
-def test_only_settled_members_are_packed_and_reads_do_not_unpack_them_for_good() -> None:
+def test_only_frozen_members_are_packed_and_reads_do_not_unpack_them_for_good() -> None:
     members = Members()
     members.add(1, one_event(10, "pro"))
     members.add(2, one_event(20, "free"))
     assert members.packed() == 0
-    members.settle(1)
+    members.freeze(1)
     assert members.packed() == 1
     assert fields(members[1]) == fields(one_event(10, "pro"))
     assert members.get(1) is not members.get(1)  # an unpacked copy each time
@@ -131,7 +131,7 @@ def test_a_member_with_several_snapshots_stays_objects() -> None:
     member.apply(Snapshot.of_event((20, 8, 0), 20, False, None, None, None), None)
     members = Members()
     members.add(1, member)
-    members.settle(1)
+    members.freeze(1)
     assert members.packed() == 0 and members.hot(1) is member
 
 
@@ -140,7 +140,7 @@ def test_the_bundle_is_read_without_unpacking() -> None:
     member = one_event(10, "pro")
     member.bundle = (1 << 20) + 3
     members.add(1, member)
-    members.settle(1)
+    members.freeze(1)
     assert members.bundle_of(1) == (1 << 20) + 3 and members.packed() == 1
     assert members.bundle_of(2) is None
 
@@ -185,14 +185,14 @@ def test_a_member_whose_events_were_folded_packs_again() -> None:
 @given(
     st.lists(
         st.tuples(
-            st.sampled_from(["add", "apply", "settle", "read"]),
+            st.sampled_from(["add", "apply", "freeze", "read"]),
             st.integers(0, 2),
             st.integers(1, 50),
         ),
         max_size=30,
     )
 )
-@example([("add", 1, 5), ("settle", 1, 1), ("apply", 1, 10)])
+@example([("add", 1, 5), ("freeze", 1, 1), ("apply", 1, 10)])
 def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, int, int]]) -> None:
     members, reference = Members(), {}
     for operation, amplitude_id, at in operations:
@@ -205,8 +205,8 @@ def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, i
             assert hot is not None
             hot.apply(event, None)
             reference[amplitude_id].apply(event, None)
-        elif operation == "settle":
-            members.settle(amplitude_id)
+        elif operation == "freeze":
+            members.freeze(amplitude_id)
         elif operation == "read" and amplitude_id in reference:
             packed = members.packed()
             assert fields(members[amplitude_id]) == fields(reference[amplitude_id])
