@@ -30,8 +30,12 @@ __all__ = [
 
 
 def describe(exc: BaseException) -> str:
-    """An exception for a log line or a dead letter's reason: `Type: message`."""
-    return f"{type(exc).__name__}: {exc}"
+    """An exception for a log line or a dead letter's reason: `Type: message` (once:
+    aiokafka's errors already name their type)."""
+    name, text = type(exc).__name__, str(exc)
+    if text.startswith(f"{name}: ") or f"] {name}: " in text[: len(name) + 16]:
+        return text
+    return f"{name}: {text}"
 
 
 class CohortSyncError(Exception):

@@ -4,6 +4,7 @@ README stays a product page."""
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 from typing import Any
@@ -73,3 +74,50 @@ def test_every_metric_family_served_has_a_row_in_the_monitoring_table() -> None:
 
 def test_the_readme_is_a_product_page_of_at_most_2000_words() -> None:
     assert len(README.split()) <= 2000
+
+
+def defined_names() -> tuple[dict[str, set[str]], set[str]]:
+    """Every class of `stream/` with the names its body defines, and every other name
+    defined at a module's top level."""
+    classes: dict[str, set[str]] = {}
+    names: set[str] = set()
+    for path in (ROOT / "stream").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                members = classes.setdefault(node.name, set())
+                for item in node.body:
+                    if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                        members.add(item.name)
+                    elif isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+                        members.add(item.target.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names.add(node.name)
+            elif isinstance(node, ast.AnnAssign | ast.Assign):
+                targets = [node.target] if isinstance(node, ast.AnnAssign) else node.targets
+                names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return classes, names
+
+
+def test_every_name_in_the_record_life_section_of_the_architecture_exists_in_the_code() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text[text.index("## One record's life") :]
+    section = section[: section.index("\n## ", 1)]
+    section = re.sub(r"```.*?```", "", section, flags=re.S)  # the picture
+    classes, names = defined_names()
+    config_keys = documented_rows(CONFIGURATION)
+    missing = []
+    for name in sorted(set(re.findall(r"`([^`]+)`", section))):
+        if name.endswith(".py"):
+            found = (ROOT / "stream" / name).is_file()
+        elif "." in name:
+            owner, attribute = name.split(".")
+            found = attribute in classes.get(owner, set())
+        else:
+            found = (
+                name in classes
+                or name in names
+                or any(key.endswith(f".{name}") for key in config_keys)
+            )
+        if not found:
+            missing.append(name)
+    assert missing == []

@@ -5,9 +5,11 @@ user's mistake."""
 from __future__ import annotations
 
 import pytest
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 import stream.errors as errors
 from stream.commands import cli
+from stream.errors import describe
 
 INTERNAL = {errors.WriteAbandoned, errors.WorkerFault, errors.RecordTooLarge}
 
@@ -39,3 +41,12 @@ def test_a_leaked_internal_signal_is_not_printed_as_a_user_mistake(
     with pytest.raises(errors.WriteAbandoned):
         cli.main(["policy", "--config", "unused.toml"])
     assert capsys.readouterr().err == ""
+
+
+def test_describe_names_the_type_once() -> None:
+    assert describe(ValueError("bad")) == "ValueError: bad"
+    assert describe(KafkaError("gone")) == "KafkaError: gone"  # aiokafka's str names it
+    assert (
+        describe(TopicAuthorizationFailedError("t"))
+        == "[Error 29] TopicAuthorizationFailedError: t"
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 from faust.types import TP
 
 from stream.config import settings_from_mapping
@@ -66,4 +68,30 @@ def test_assigned_partitions_of_own_topics_start_the_pump_where_faust_sought_the
     assert worker.pump.delivery.next_offset(TP("elsewhere", 0)) is None
     event = SimpleNamespace(message=SimpleNamespace(topic="in", partition=3, offset=7))
     assert worker_module._locate(event) == ("in", 3, 7)  # type: ignore[arg-type]
+    worker.writer.close()
+
+
+@pytest.mark.parametrize(
+    ("operation", "error", "line"),
+    [
+        (
+            "Write",
+            TopicAuthorizationFailedError("in-dlq"),
+            "not authorized: this client may not Write topic in-dlq on 127.0.0.1:1 "
+            "(the ACLs it needs: cohort-sync policy --kafka)",
+        ),
+        ("Write", KafkaError("gone"), "writing to in-dlq failed: KafkaError: gone"),
+        ("Read", KafkaError("gone"), "reading in-dlq failed: KafkaError: gone"),
+    ],
+)
+def test_a_refused_record_or_read_stops_the_worker_with_one_line_in_process(
+    operation: str, error: Exception, line: str
+) -> None:
+    settings = settings_from_mapping(
+        {"kafka": {"app_id": "a", "topic": "in", "broker": "127.0.0.1:1"}}
+    )
+    worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
+    assert worker.app.on_refused is not None
+    worker.app.on_refused(operation, "in-dlq", error)
+    assert worker.fault == line and worker.stopper.requested
     worker.writer.close()
