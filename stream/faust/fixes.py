@@ -61,7 +61,10 @@ class SafeApp(faust.App):
 
     Faust's recovery seeks stream partitions to their committed offsets, then resumes flow
     control, which clears the stream queues: records fetched in between never reach the
-    agent. Seeking again once the worker is ready re-delivers them. At every such seek
+    agent. Seeking again once the worker is ready re-delivers them at once. On any broker
+    this is for liveness, not safety: without it the agent's `InOrderDelivery` finds the
+    hole at the next record and rewinds, or `heal_stalls` reads the partition again after
+    `STALL_SECONDS`, and nothing is committed past the hole meanwhile. At every such seek
     `on_seeked` gets each assigned partition's starting offset (see `InOrderConsumer`).
     """
 

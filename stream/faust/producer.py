@@ -32,7 +32,9 @@ class WholeFlushBuffer(ProducerBuffer):
     for 0.1 s, or as soon as the queue is empty while its sender still holds the last
     message (waiting for room in the client: one round trip with one-record batches). The
     offsets were then committed ahead of the changelog, and a kill -9 at that moment lost
-    state for records the group would never re-deliver.
+    state for records the group would never re-deliver. Needed on every broker: the flush
+    test in `tests/integration/test_faust_edge.py` shows Faust's own buffer returning with
+    records in flight on Apache Kafka.
     """
 
     def __post_init__(self) -> None:
@@ -75,7 +77,11 @@ class TopicTrackingProducer(AIOKafkaProducer):
     fetch to the listed ones, and the others' partitions are forgotten. A record already
     waiting for such a partition then waits for a send to the same topic to add it back;
     with one-record batches (Tansu) that send waits behind the record, so the changelog
-    stopped, and the next rebalance's flush waited for ever.
+    stopped, and the next rebalance's flush waited for ever. On Tansu every start narrows
+    (its bootstrap metadata lists every topic); on Apache Kafka (whose bootstrap metadata
+    lists none) it takes a refresh of every topic before the first send to one:
+    `metadata.max.age` or a broker fault brings one (`tests/integration/test_faust_edge.py`
+    shows it on Apache Kafka with Faust's own producer).
     """
 
     failure: tuple[str, BaseException] | None = None
