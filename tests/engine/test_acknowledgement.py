@@ -6,21 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.engine.acknowledgement import Acknowledgements
-
-
-class Journals:
-    """Partitions whose journals hold unwritten changes, and the flushes asked for."""
-
-    def __init__(self) -> None:
-        self.dirty: set[int] = set()
-        self.flushed: list[int] = []
-
-    def durable(self, partition: int) -> bool:
-        return partition not in self.dirty
-
-    def flush(self, partition: int) -> None:
-        self.flushed.append(partition)
-        self.dirty.discard(partition)
+from tests.engine.fakes import Journals
 
 
 def test_a_record_that_left_nothing_unwritten_is_released_at_once() -> None:

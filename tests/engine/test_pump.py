@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from stream.engine.pump import PartitionKey, RecordPump
 from stream.errors import WriteAbandoned
+from tests.engine.fakes import Journals
 
 
 @dataclass(frozen=True)
@@ -38,19 +39,6 @@ class FakeConsumer:
 
     def of(self, kind: str) -> list[object]:
         return [what for called, what in self.calls if called == kind]
-
-
-class Journals:
-    def __init__(self) -> None:
-        self.dirty: set[int] = set()
-        self.flushed: list[int] = []
-
-    def durable(self, partition: int) -> bool:
-        return partition not in self.dirty
-
-    def flush(self, partition: int) -> None:
-        self.flushed.append(partition)
-        self.dirty.discard(partition)
 
 
 class Harness:

@@ -23,6 +23,8 @@ EXPECTED_KEYS = {
     "replay_events_ratio",
     "replay_changes_per_s",
     "replay_changes_ratio",
+    "replay_events_wall_ratio",
+    "replay_changes_wall_ratio",
     "recovery_seconds",
     "recovery_ratio",
     "first_sync_seconds",
