@@ -1,19 +1,17 @@
 """Table keys and values: domain state <-> compact JSON bytes for Faust's changelogs.
 
 Keys carry the input partition, so a worker rebuilds exactly the partitions it owns:
-`b␟{partition}␟{seq}` a bundle of members (`journal.py`), `c␟{partition}␟{cohort}` a
-cohort, `p␟{partition}` the partition's emitted watermark, rule starts and pending syncs
-(␟ is U+001F, which cohort ids cannot contain). `m␟{partition}␟{cohort}␟{amplitude_id}`, one
-member, is what versions before the journal wrote: it is still read. Values are bytes (the
-table's serializer is "raw"): one immutable object per key keeps memory down and the
+`b␟{partition}␟{seq}` a bundle of members (`journal.py`; its bytes are `bundles.py`'s),
+`c␟{partition}␟{cohort}` a cohort, `p␟{partition}` the partition's emitted watermark, rule
+starts and pending syncs (␟ is U+001F, which cohort ids cannot contain). Values are bytes
+(the table's serializer is "raw"): one immutable object per key keeps memory down and the
 garbage collector off millions of lists.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -25,9 +23,8 @@ __all__ = [
     "cohort_key",
     "partition_key",
     "parse_key",
-    "encode_bundle",
-    "decode_bundle",
-    "bundle_members",
+    "encode_history",
+    "decode_history",
 ]
 
 _SEP = "\x1f"
@@ -64,31 +61,13 @@ def decode_json(value: bytes) -> Any:
     return json.loads(value)
 
 
-def encode_bundle(members: Iterable[tuple[str, int, Member]]) -> bytes:
-    """Members as `[[cohort, amplitude_id, [snapshot, ...]], ...]`, zlib-compressed: members
-    look alike, so a bundle shrinks about 15 times (the table keeps it in memory) for about
-    0.15 µs a member."""
-    document = [
-        [cohort_id, amplitude_id, [_encode_snapshot(item) for item in member.history]]
-        for cohort_id, amplitude_id, member in members
-    ]
-    return zlib.compress(encode_json(document), 1)
+def encode_history(member: Member) -> bytes:
+    """A member's snapshots as JSON (a journal bundle's members that do not pack)."""
+    return encode_json([_encode_snapshot(item) for item in member.history])
 
 
-def decode_bundle(value: bytes) -> list[tuple[str, int, Member]]:
-    return [
-        (cohort_id, amplitude_id, Member([_decode_snapshot(item) for item in history]))
-        for cohort_id, amplitude_id, history in _bundle_document(value)
-    ]
-
-
-def bundle_members(value: bytes) -> list[tuple[str, int]]:
-    """Which members a bundle holds, without building them."""
-    return [(cohort_id, amplitude_id) for cohort_id, amplitude_id, _ in _bundle_document(value)]
-
-
-def _bundle_document(value: bytes) -> Any:
-    return decode_json(value if value[:1] == b"[" else zlib.decompress(value))
+def decode_history(value: bytes) -> Member:
+    return Member([_decode_snapshot(item) for item in decode_json(value)])
 
 
 def _encode_snapshot(item: Snapshot) -> tuple[Any, ...]:

@@ -3,9 +3,9 @@
 Every membership change used to be one table write, so one changelog record through Faust's
 producer: that cost more than the framework's whole per-message path (BENCHMARKS.md). The
 journal of a partition collects the members changed since its last flush and writes them
-together, each member's whole history once, under one key `b␟{partition}␟{seq}` (compressed
-JSON, `codec.encode_bundle`). Loading replays a partition's bundles in `seq` order, so each
-member's latest version wins.
+together, each member's whole history once, under one key `b␟{partition}␟{seq}` (an Arrow
+record batch, `bundles.py`). Loading reads a partition's bundles as columns and keeps each
+member's version of the highest `seq`.
 
 The table keeps at most two versions per member: a bundle all of whose members were written
 again later is deleted (a tombstone on the compacted changelog), and a bundle left holding
@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from stream.domain.membership import Member
 from stream.state import codec
+from stream.state.bundles import BundleRows, bundle_members, encode_bundle, read_bundles
 
 __all__ = ["Journal", "MemberIndex", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
 
@@ -177,41 +178,29 @@ class Journal:
         if self._stale_count >= self._stale_sweep_at:
             self._sweep_stale()
 
-    def load(self, bundles: Iterable[tuple[int, bytes]]) -> Iterable[tuple[str, int, Member]]:
-        """Decode the partition's bundles, oldest first: (cohort, amplitude id, member) in
-        write order, so a later one replaces an earlier one of the same member. Writes
-        nothing: the bundles it finds superseded are deleted at the next `flush`."""
-        latest: dict[MemberKey, Member] = {}
-        for seq, value in sorted(bundles, key=lambda item: item[0]):
-            entries = codec.decode_bundle(value)
-            self._size[seq] = len(entries)
-            self._live[seq] = 0
+    def load(self, bundles: Iterable[tuple[int, bytes]]) -> BundleRows:
+        """Read the partition's bundles: each member's last version (`read_bundles`).
+        Writes nothing: the bundles it finds superseded are deleted at the next `flush`."""
+        rows = read_bundles(list(bundles))
+        for seq in sorted(rows.size):
+            self._size[seq] = rows.size[seq]
+            self._live[seq] = rows.live[seq]
             self._next_seq = (seq // OWNER_BLOCK + 1) * OWNER_BLOCK
-            shadows: set[int] = set()
-            for cohort_id, amplitude_id, member in entries:
-                older = latest.get((cohort_id, amplitude_id))
-                if older is not None and older.bundle is not None:
-                    shadows.add(older.bundle)
-                member.bundle = seq
-                latest[(cohort_id, amplitude_id)] = member
-            self._shadow(seq, shadows)
-        for member in latest.values():
-            assert member.bundle is not None
-            self._live[member.bundle] += 1
+            self._shadow(seq, rows.shadows.get(seq, set()))
         for seq in [seq for seq, live in self._live.items() if live == 0]:
             self._delete(seq, deferred=True)
-        return ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in latest.items())
+        return rows
 
     def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
-        value = codec.encode_bundle(
-            (cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries
+        seq = self._next_seq
+        value = encode_bundle(
+            ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries), seq
         )
         if len(value) > MAX_BUNDLE_BYTES and len(entries) > 1:
             half = len(entries) // 2
             self._write(entries[:half], released)
             self._write(entries[half:], released)
             return
-        seq = self._next_seq
         self._next_seq += 1
         self.store[codec.bundle_key(self.partition, seq)] = value
         self._size[seq] = self._live[seq] = len(entries)
@@ -254,7 +243,7 @@ class Journal:
             if value is None:
                 continue
             carried: list[tuple[MemberKey, Member]] = []
-            for cohort_id, amplitude_id in codec.bundle_members(value):
+            for cohort_id, amplitude_id in bundle_members(value):
                 if self._members.bundle_of(cohort_id, amplitude_id) == seq:
                     member = self._members.hot(cohort_id, amplitude_id)
                     assert member is not None

@@ -12,18 +12,21 @@ offset and index in the message (I and H, or q and I when they do not fit: `_WID
 journal bundle (i, -1 for none); then, each only when it differs from the stamp, the visible
 time (q), the user id's stamp and the properties' stamp (qqq); per property its key id (H,
 see `_key_id`), a type tag (B) and the value; last, the user id in UTF-8. A key id is this
-process's: packed bytes are never stored.
+process's: a journal bundle that stores packed bytes stores the key table with them
+(`key_table`), and a process that loads it numbers its keys the same way when it can
+(`adopt_keys`), or unpacks with the bundle's table (`unpack(packed, keys)`).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from stream.domain.membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
 
-__all__ = ["Members", "pack", "unpack"]
+__all__ = ["Members", "adopt_keys", "key_table", "pack", "unpack"]
 
 _NARROW = struct.Struct("<BHqIHi")
 _WIDE = struct.Struct("<BHqqIi")
@@ -42,6 +45,8 @@ _CONSTANTS: dict[int, Any] = {_NONE: None, _TRUE: True, _FALSE: False}
 
 _KEYS: list[PropertyKey] = []
 _KEY_IDS: dict[PropertyKey, int] = {}
+_KEYS_LOCK = threading.Lock()
+"""Numbering a key: a rebuild in a pool thread numbers keys while the loop's thread may."""
 _MAX_KEYS = 1 << 16
 _PROPERTY_BYTES: dict[tuple[PropertyKey, str], bytes] = {}
 _FLATS: dict[bytes, tuple[Any, ...]] = {}
@@ -96,6 +101,10 @@ class Members(Mapping[int, Member]):
     def add(self, amplitude_id: int, member: Member) -> None:
         self._entries[amplitude_id] = member
 
+    def add_packed(self, amplitude_ids: Iterable[int], packed: Iterable[bytes]) -> None:
+        """Members already packed (with this process's key ids), in bulk."""
+        self._entries.update(zip(amplitude_ids, packed, strict=True))
+
     def remove(self, amplitude_id: int) -> None:
         del self._entries[amplitude_id]
 
@@ -124,8 +133,9 @@ class Members(Mapping[int, Member]):
         return sum(1 for entry in self._entries.values() if isinstance(entry, bytes))
 
 
-def pack(member: Member) -> bytes | None:
-    """The member in bytes, or None if it does not pack (see the module docstring)."""
+def pack(member: Member, bundle: int | None = None) -> bytes | None:
+    """The member in bytes, or None if it does not pack (see the module docstring), with
+    `bundle` as its journal bundle (None: the member's own)."""
     history = member.history
     if len(history) != 1:
         return None
@@ -152,7 +162,8 @@ def pack(member: Member) -> bytes | None:
             extra += _STAMP.pack(*properties_stamp)
         packed_properties = b"".join(map(_property_bytes, flat[0::2], flat[1::2]))
         user = user_id.encode("utf-8") if user_id is not None else b""
-        bundle = -1 if member.bundle is None else member.bundle
+        if bundle is None:
+            bundle = -1 if member.bundle is None else member.bundle
         length = len(packed_properties)
         if 0 <= offset < 1 << 32 and 0 <= index < 1 << 16:
             head = _NARROW.pack(flags, length, time, offset, index, bundle)
@@ -215,7 +226,9 @@ def _encode_property(key: PropertyKey, value: Any) -> bytes:
     raise _Unpackable(value)
 
 
-def unpack(packed: bytes) -> Member:
+def unpack(packed: bytes, keys: Sequence[PropertyKey] | None = None) -> Member:
+    """The member `pack` made; `keys`: the key table it was packed with, when it is not
+    this process's (`key_table`)."""
     flags = packed[0]
     head = _WIDE if flags & _WIDE_HEAD else _NARROW
     _, length, time, offset, index, bundle = head.unpack_from(packed)
@@ -236,11 +249,15 @@ def unpack(packed: bytes) -> Member:
             at += _STAMP.size
     end = at + length
     region = packed[at:end]
-    flat = _FLATS.get(region)
-    if flat is None:
-        flat = _unpack_properties(region)
-        if len(_FLATS) < _MAX_CACHED:
-            _FLATS[region] = flat
+    if keys is not None:
+        flat = _unpack_properties(region, keys)
+    else:
+        cached = _FLATS.get(region)
+        if cached is None:
+            cached = _unpack_properties(region, _KEYS)
+            if len(_FLATS) < _MAX_CACHED:
+                _FLATS[region] = cached
+        flat = cached
     member = Member(
         (
             Snapshot(
@@ -258,13 +275,13 @@ def unpack(packed: bytes) -> Member:
     return member
 
 
-def _unpack_properties(region: bytes) -> tuple[Any, ...]:
+def _unpack_properties(region: bytes, keys: Sequence[PropertyKey]) -> tuple[Any, ...]:
     flat: list[Any] = []
     at = 0
     while at < len(region):
         key_id, tag = _KEY.unpack_from(region, at)
         value, at = _unpack_value(region, tag, at + _KEY.size)
-        flat += (_KEYS[key_id], value)
+        flat += (keys[key_id], value)
     return tuple(flat)
 
 
@@ -285,7 +302,31 @@ def _unpack_value(packed: bytes, tag: int, at: int) -> tuple[Any, int]:
 def _key_id(key: PropertyKey) -> int | None:
     """A property key's number in this process (None once `_MAX_KEYS` are numbered)."""
     key_id = _KEY_IDS.get(key)
-    if key_id is None and len(_KEYS) < _MAX_KEYS:
-        key_id = _KEY_IDS[key] = len(_KEYS)
-        _KEYS.append(key)
+    if key_id is None:
+        with _KEYS_LOCK:
+            key_id = _KEY_IDS.get(key)
+            if key_id is None and len(_KEYS) < _MAX_KEYS:
+                key_id = _KEY_IDS[key] = len(_KEYS)
+                _KEYS.append(key)
     return key_id
+
+
+def key_table() -> list[PropertyKey]:
+    """This process's property keys, by their number: what packed bytes mean."""
+    return list(_KEYS)
+
+
+def adopt_keys(table: Sequence[PropertyKey]) -> bool:
+    """Whether bytes packed with `table` (another process's `key_table`) mean the same here,
+    numbering its keys this process has not numbered yet in its order when they can. False:
+    unpack them with `table`."""
+    with _KEYS_LOCK:
+        known = len(_KEYS)
+        if any(_KEYS[key_id] != key for key_id, key in enumerate(table[:known])):
+            return False
+        for key in table[known:]:
+            if key in _KEY_IDS or len(_KEYS) >= _MAX_KEYS:
+                return False
+            _KEY_IDS[key] = len(_KEYS)
+            _KEYS.append(key)
+        return True

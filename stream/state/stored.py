@@ -61,7 +61,16 @@ def load_partition(
             state.add_cohort(rest[0], codec.decode_json(value)["first"])
         elif kind == "b":
             bundles.append((int(rest[0]), value))
-    for cohort_id, amplitude_id, member in members.load(bundles):
+    rows = members.load(bundles)
+    for cohort_id, start, stop in rows.runs:
+        _cohort(state, cohort_id).restore_packed(
+            rows.amplitude_id[start:stop],
+            rows.packed[start:stop],
+            rows.visible[start:stop],
+            rows.time[start:stop],
+            rows.enter[start:stop],
+        )
+    for cohort_id, amplitude_id, member in rows.objects:
         _cohort(state, cohort_id).restore(amplitude_id, member)
     for cohort in state.cohorts.values():
         if cohort.exits is not None:

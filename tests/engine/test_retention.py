@@ -19,7 +19,7 @@ from stream.config import Settings, settings_from_mapping
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.output.sync import SyncOutput
-from stream.state import codec
+from stream.state.bundles import bundle_members
 from tests.scenario import JAN5, MIN, H, iso
 
 
@@ -119,7 +119,7 @@ def stored_members(store: dict[str, Any]) -> set[int]:
         amplitude_id
         for key, value in store.items()
         if key.startswith("b")
-        for _, amplitude_id in codec.bundle_members(value)
+        for _, amplitude_id in bundle_members(value)
     }
 
 
@@ -159,7 +159,7 @@ def stored_versions(store: dict[str, Any], amplitude_id: int) -> int:
         aid == amplitude_id
         for key, value in store.items()
         if key.startswith("b")
-        for _, aid in codec.bundle_members(value)
+        for _, aid in bundle_members(value)
     )
 
 

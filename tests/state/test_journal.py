@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from stream.domain.membership import Member, Snapshot
 from stream.state import codec
+from stream.state.bundles import bundle_members
 from stream.state.journal import MAX_BUNDLE_BYTES, OWNER_BLOCK, Journal
 
 H = 3_600_000
@@ -54,12 +55,12 @@ class Partition:
 
     def restarted(self) -> "Partition":
         again = Partition(self.store, sweep_min=self.sweep_min)
-        for cohort, amplitude_id, loaded in again.journal.load(bundles(self.store)):
+        for cohort, amplitude_id, loaded in again.journal.load(bundles(self.store)).members():
             again.members[(cohort, amplitude_id)] = loaded
         return again
 
     def stored_versions(self) -> int:
-        return sum(len(codec.bundle_members(value)) for _, value in bundles(self.store))
+        return sum(len(bundle_members(value)) for _, value in bundles(self.store))
 
 
 class _Index:
@@ -334,7 +335,7 @@ def test_a_load_writes_nothing_and_the_next_flush_deletes_the_bundles_it_found_s
     store = _WriteRecordingStore({**partition.store, **superseded})  # its delete was lost
     assert len(bundles(store)) == 2
     journal = Journal(0, store, _Index({}), forgetting=True)
-    loaded = list(journal.load(bundles(store)))
+    loaded = list(journal.load(bundles(store)).members())
     assert [member.history[-1].stamp for _, _, member in loaded] == [(2, 2, 0)]
     assert store.writes == []
     journal.flush()

@@ -6,6 +6,7 @@ from typing import Any
 
 from stream.domain.events import MembershipEvent
 from stream.state import codec
+from stream.state.bundles import encode_bundle
 from stream.state.partition import PartitionState, PendingSync
 from stream.state.stored import load_partition, partition_meta
 from tests.scenario import JAN5, MIN, H
@@ -26,7 +27,7 @@ def test_the_metadata_and_the_members_come_back_for_their_own_partition_only() -
     written = PartitionState()
     written.apply([MembershipEvent("c1", 7, "u7", True, JAN5 + MIN)], 3, None)
     member = written.cohorts["c1"].members.hot(7)
-    store[codec.bundle_key(0, 0)] = codec.encode_bundle([("c1", 7, member)])
+    store[codec.bundle_key(0, 0)] = encode_bundle([("c1", 7, member)], 0)
     store[codec.cohort_key(1, "c9")] = codec.encode_json({"first": JAN5})  # another partition
 
     loaded = load_partition(store, 0)
