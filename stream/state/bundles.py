@@ -5,7 +5,9 @@ packed bytes (`packed.py`: one snapshot, the usual case) or, for a member that d
 pack, its history as JSON (`codec.encode_history`). Beside them, the columns a restart needs
 without unpacking a member: its newest snapshot's visible time, event time and presence.
 The key table the packed bytes were made with (`packed.key_table`) is in the batch's
-metadata, and the batch is compressed (zstd: members look alike).
+metadata, and the batch is compressed (zstd: members look alike). A process that has
+numbered more than `MAX_TABLE_KEYS` property keys (input with ever new property names)
+writes every member's history as JSON instead, so no bundle carries a large table.
 
 So a restart reads a partition's bundles as columns (`read_bundles`), keeps each member's
 last version with vectorised operations, and hands the packed bytes to the cohorts as they
@@ -16,6 +18,7 @@ process's (then those members are unpacked with its table and packed again).
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,7 +29,17 @@ from stream.domain.membership import Member, PropertyKey, shared
 from stream.state import codec
 from stream.state.packed import adopt_keys, key_table, pack, unpack
 
-__all__ = ["BundleRows", "encode_bundle", "decode_bundle", "bundle_members", "read_bundles"]
+__all__ = [
+    "BundleRows",
+    "MAX_TABLE_KEYS",
+    "encode_bundle",
+    "decode_bundle",
+    "bundle_members",
+    "read_bundles",
+]
+
+#: The most property keys a bundle's key table lists: past it, members are stored as JSON.
+MAX_TABLE_KEYS = 256
 
 _SCHEMA = pa.schema(
     [
@@ -45,28 +58,26 @@ _KEYS_FIELD = b"keys"
 
 def encode_bundle(members: Iterable[tuple[str, int, Member]], seq: int) -> bytes:
     """The members as bundle `seq`'s bytes (their packed bytes name `seq` as their bundle)."""
-    cohorts: list[str] = []
-    ids: list[int] = []
-    packed: list[bytes | None] = []
-    histories: list[bytes | None] = []
-    visible: list[int] = []
-    times: list[int] = []
-    enter: list[bool] = []
-    for cohort_id, amplitude_id, member in members:
-        cohorts.append(cohort_id)
-        ids.append(amplitude_id)
-        as_bytes = pack(member, seq)
-        packed.append(as_bytes)
-        histories.append(None if as_bytes is not None else codec.encode_history(member))
-        latest = member.history[-1]
-        visible.append(latest.visible)
-        times.append(latest.stamp[0])
-        enter.append(latest.enter)
-    keys = json.dumps(key_table(), separators=(",", ":")).encode()
-    batch = pa.record_batch(
-        [cohorts, ids, packed, histories, visible, times, enter],
-        schema=_SCHEMA.with_metadata({_KEYS_FIELD: keys}),
-    )
+    rows = list(members)
+    packed = [pack(member, seq) for _, _, member in rows]
+    table = key_table()  # after packing: every key the members were packed with
+    if len(table) > MAX_TABLE_KEYS:
+        packed, table = [None] * len(rows), []
+    latest = [member.history[-1] for _, _, member in rows]
+    columns = [
+        [cohort_id for cohort_id, _, _ in rows],
+        [amplitude_id for _, amplitude_id, _ in rows],
+        packed,
+        [
+            None if as_bytes is not None else codec.encode_history(member)
+            for as_bytes, (_, _, member) in zip(packed, rows, strict=True)
+        ],
+        [snapshot.visible for snapshot in latest],
+        [snapshot.stamp[0] for snapshot in latest],
+        [snapshot.enter for snapshot in latest],
+    ]
+    keys = zlib.compress(json.dumps(table, separators=(",", ":")).encode())
+    batch = pa.record_batch(columns, schema=_SCHEMA.with_metadata({_KEYS_FIELD: keys}))
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=_OPTIONS) as writer:
         writer.write_batch(batch)
@@ -77,7 +88,8 @@ def _read(value: bytes) -> tuple[pa.Table, list[PropertyKey]]:
     with pa.ipc.open_stream(value) as reader:
         table = reader.read_all()
     metadata = table.schema.metadata or {}
-    keys = [shared(name, app) for name, app in json.loads(metadata.get(_KEYS_FIELD, b"[]"))]
+    listed = json.loads(zlib.decompress(metadata[_KEYS_FIELD])) if _KEYS_FIELD in metadata else []
+    keys = [shared(name, app) for name, app in listed]
     return table, keys
 
 

@@ -4,12 +4,15 @@ read back as each member's last version, packed as this process packs."""
 from __future__ import annotations
 
 import json
+import zlib
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.domain.membership import Member, Snapshot
+from stream.state import bundles
 from stream.state.bundles import bundle_members, decode_bundle, encode_bundle, read_bundles
 from stream.state.packed import pack
 from tests.state.test_codec import snapshots, stamps
@@ -86,10 +89,10 @@ def test_a_bundle_whose_key_table_this_process_cannot_adopt_is_read_with_its_own
     bundle = encode_bundle([("c", 1, member)], 0)
     with pa.ipc.open_stream(bundle) as reader:
         table = reader.read_all()
-    keys = json.loads(table.schema.metadata[b"keys"])
+    keys = json.loads(zlib.decompress(table.schema.metadata[b"keys"]))
     first, second = keys.index(["zz_first", None]), keys.index(["zz_second", None])
     keys[first], keys[second] = keys[second], keys[first]  # the other process's numbering
-    table = table.replace_schema_metadata({b"keys": json.dumps(keys).encode()})
+    table = table.replace_schema_metadata({b"keys": zlib.compress(json.dumps(keys).encode())})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -100,3 +103,16 @@ def test_a_bundle_whose_key_table_this_process_cannot_adopt_is_read_with_its_own
         ("zz_first", None): ("b", (10, 0, 0)),
         ("zz_second", None): ("a", (10, 0, 0)),
     }
+
+
+def test_past_max_table_keys_members_are_stored_as_json_and_read_back_the_same(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bundles, "MAX_TABLE_KEYS", 0)  # this process has numbered more
+    member = member_of(event(10, plan="pro"))
+    value = encode_bundle([("c", 1, member)], 3)
+    with pa.ipc.open_stream(value) as reader:
+        table = reader.read_all()
+    assert table.column("packed").null_count == 1
+    [(_, _, restored)] = read_bundles([(3, value)]).objects
+    assert stamps(restored) == stamps(member) and restored.bundle == 3
