@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+import pyarrow as pa
+
 from stream.config import Settings, settings_from_mapping
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
@@ -173,6 +175,7 @@ def memory_child(members: int) -> float:
         }
     )
     processor, close = flush_processor(settings)
+    pa.array([0])  # pyarrow's first conversion imports pandas when installed: not a member's
     gc.collect()
     before = _rss()
     loop = asyncio.new_event_loop()

@@ -33,6 +33,7 @@ __all__ = [
     "BundleRows",
     "MAX_TABLE_KEYS",
     "encode_bundle",
+    "encode_members",
     "decode_bundle",
     "bundle_members",
     "read_bundles",
@@ -58,6 +59,14 @@ _KEYS_FIELD = b"keys"
 
 def encode_bundle(members: Iterable[tuple[str, int, Member]], seq: int) -> bytes:
     """The members as bundle `seq`'s bytes (their packed bytes name `seq` as their bundle)."""
+    return encode_members(members, seq)[0]
+
+
+def encode_members(
+    members: Iterable[tuple[str, int, Member]], seq: int
+) -> tuple[bytes, list[bytes | None]]:
+    """`encode_bundle`, with each member's packed bytes as the bundle holds them (None:
+    stored as JSON), for the caller to keep."""
     rows = list(members)
     packed = [pack(member, seq) for _, _, member in rows]
     table = key_table()  # after packing: every key the members were packed with
@@ -81,7 +90,7 @@ def encode_bundle(members: Iterable[tuple[str, int, Member]], seq: int) -> bytes
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=_OPTIONS) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
+    return bytes(sink.getvalue().to_pybytes()), packed
 
 
 def _read(value: bytes) -> tuple[pa.Table, list[PropertyKey]]:

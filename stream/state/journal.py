@@ -33,7 +33,7 @@ from typing import Any, Protocol
 
 from stream.domain.membership import Member
 from stream.state import codec
-from stream.state.bundles import BundleRows, bundle_members, encode_bundle, read_bundles
+from stream.state.bundles import BundleRows, bundle_members, encode_members, read_bundles
 
 __all__ = ["Journal", "MemberIndex", "FLUSH_MEMBERS", "MAX_BUNDLE_BYTES", "OWNER_BLOCK"]
 
@@ -62,8 +62,9 @@ class MemberIndex(Protocol):
 
     def bundle_of(self, cohort_id: str, amplitude_id: int) -> int | None: ...
 
-    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
-        """The member is written: its objects may be packed."""
+    def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
+        """The member is written: its objects may be packed (`packed`: its bytes as its
+        bundle holds them, None: pack it if it packs)."""
 
 
 class Journal:
@@ -193,7 +194,7 @@ class Journal:
 
     def _write(self, entries: list[tuple[MemberKey, Member]], released: set[int]) -> None:
         seq = self._next_seq
-        value = encode_bundle(
+        value, packed = encode_members(
             ((cohort, amplitude_id, member) for (cohort, amplitude_id), member in entries), seq
         )
         if len(value) > MAX_BUNDLE_BYTES and len(entries) > 1:
@@ -208,11 +209,11 @@ class Journal:
             older = {m.bundle for _, m in entries if m.bundle is not None}
             older |= {old for key, _ in entries if (old := self._stale_seq(key)) is not None}
             self._shadow(seq, older)
-        for (cohort_id, amplitude_id), member in entries:
+        for ((cohort_id, amplitude_id), member), as_bytes in zip(entries, packed, strict=True):
             if member.bundle is not None:
                 self._release(member.bundle, released)
             member.bundle = seq
-            self._members.freeze(cohort_id, amplitude_id)
+            self._members.freeze(cohort_id, amplitude_id, as_bytes)
 
     def _shadow(self, seq: int, older: set[int]) -> None:
         """Record that `older` bundles (and whatever they shadow) may hold versions of the

@@ -119,12 +119,13 @@ class Members(Mapping[int, Member]):
             return None if bundle < 0 else bundle
         return entry.bundle
 
-    def freeze(self, amplitude_id: int) -> None:
+    def freeze(self, amplitude_id: int, packed: bytes | None = None) -> None:
         """Pack the member if it packs: call once nothing holds its objects to change them
-        (the journal has written it)."""
+        (the journal has written it). `packed`: its bytes, packed already."""
         entry = self._entries.get(amplitude_id)
         if isinstance(entry, Member):
-            packed = pack(entry)
+            if packed is None:
+                packed = pack(entry)
             if packed is not None:
                 self._entries[amplitude_id] = packed
 

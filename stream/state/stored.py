@@ -125,7 +125,7 @@ class _PartitionMembers:
         cohort = self._cohorts.get(cohort_id)
         return None if cohort is None else cohort.members.bundle_of(amplitude_id)
 
-    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
+    def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
         cohort = self._cohorts.get(cohort_id)
         if cohort is not None:
-            cohort.members.freeze(amplitude_id)
+            cohort.members.freeze(amplitude_id, packed)

@@ -76,7 +76,7 @@ class _Index:
         member = self.members.get((cohort_id, amplitude_id))
         return None if member is None else member.bundle
 
-    def freeze(self, cohort_id: str, amplitude_id: int) -> None:
+    def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
         pass
 
 
