@@ -173,13 +173,11 @@ def read_bundles(bundles: Sequence[tuple[int, bytes]]) -> BundleRows:
     """Read `(seq, value)` bundles and keep each member's version of the highest `seq`."""
     tables: list[pa.Table] = []
     seqs: list[np.ndarray] = []
-    objects_from: set[int] = set()
     size: dict[int, int] = {}
     for seq, value in sorted(bundles, key=lambda item: item[0]):
         table, keys = _read(value)
         size[seq] = table.num_rows
-        if not adopt_keys(keys):
-            objects_from.add(seq)
+        if not adopt_keys(keys):  # keep its members as JSON: read with its own table
             members = [_member(b, h, keys) for b, h in _bytes_columns(table)]
             table = table.set_column(2, "packed", pa.array([None] * table.num_rows, pa.binary()))
             table = table.set_column(
@@ -195,16 +193,7 @@ def read_bundles(bundles: Sequence[tuple[int, bytes]]) -> BundleRows:
     cohort_codes = pa.chunked_array(rows.column("cohort")).combine_chunks().dictionary_encode()
     codes = cohort_codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     ids = rows.column("amplitude_id").to_numpy()
-    order = np.lexsort((np.arange(len(ids)), ids, codes))  # by member, then as written
-    same_as_next = (codes[order][1:] == codes[order][:-1]) & (ids[order][1:] == ids[order][:-1])
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = ~same_as_next
-    winners = order[last]  # each member's last version, by cohort, then amplitude id
-    later, earlier = order[1:][same_as_next], order[:-1][same_as_next]
-    shadows: dict[int, set[int]] = {}
-    for newer, older in set(zip(seq_of[later].tolist(), seq_of[earlier].tolist(), strict=True)):
-        if newer != older:
-            shadows.setdefault(newer, set()).add(older)
+    winners, shadows = _last_versions(codes, ids, seq_of)
     live_seqs, live_counts = np.unique(seq_of[winners], return_counts=True)
     live = {seq: 0 for seq in size}
     live.update(zip(live_seqs.tolist(), live_counts.tolist(), strict=True))
@@ -232,6 +221,23 @@ def read_bundles(bundles: Sequence[tuple[int, bytes]]) -> BundleRows:
         live=live,
         shadows=shadows,
     )
+
+
+def _last_versions(
+    codes: np.ndarray, ids: np.ndarray, seq_of: np.ndarray
+) -> tuple[np.ndarray, dict[int, set[int]]]:
+    """Rows (written in `seq` order) of each member's last version, ordered by cohort code,
+    then amplitude id; and per bundle, the bundles holding a member's version just before."""
+    order = np.lexsort((np.arange(len(ids)), ids, codes))  # by member, then as written
+    same_as_next = (codes[order][1:] == codes[order][:-1]) & (ids[order][1:] == ids[order][:-1])
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = ~same_as_next
+    later, earlier = order[1:][same_as_next], order[:-1][same_as_next]
+    shadows: dict[int, set[int]] = {}
+    for newer, older in set(zip(seq_of[later].tolist(), seq_of[earlier].tolist(), strict=True)):
+        if newer != older:
+            shadows.setdefault(newer, set()).add(older)
+    return order[last], shadows
 
 
 def _objects(rows: pa.Table, seqs: np.ndarray) -> list[tuple[str, int, Member]]:
