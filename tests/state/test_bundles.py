@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -116,3 +117,52 @@ def test_past_max_table_keys_members_are_stored_as_json_and_read_back_the_same(
     assert table.column("packed").null_count == 1
     [(_, _, restored)] = read_bundles([(3, value)]).objects
     assert stamps(restored) == stamps(member) and restored.bundle == 3
+
+
+@settings(max_examples=100)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(0, 6), st.booleans()),
+            min_size=1,
+            max_size=6,
+            unique_by=lambda row: row[:2],
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_reading_bundles_keeps_what_replaying_them_in_order_keeps(
+    written: list[list[tuple[str, int, bool]]], shuffle: Any
+) -> None:
+    """The model: replay the bundles oldest first, each member's later version replacing
+    the earlier (what the journal's load did one member at a time)."""
+    values = []
+    latest: dict[tuple[str, int], tuple[int, bool]] = {}
+    live: dict[int, int] = {}
+    shadows: dict[int, set[int]] = {}
+    for seq, rows in enumerate(written):
+        values.append(
+            (
+                seq,
+                encode_bundle([(c, a, member_of(event(seq, enter))) for c, a, enter in rows], seq),
+            )
+        )
+        live[seq] = 0
+        for cohort_id, amplitude_id, enter in rows:
+            older = latest.get((cohort_id, amplitude_id))
+            if older is not None:
+                shadows.setdefault(seq, set()).add(older[0])
+            latest[(cohort_id, amplitude_id)] = (seq, enter)
+    for seq, _ in latest.values():
+        live[seq] += 1
+    shuffle.shuffle(values)  # the store's order is not the bundles' order
+    rows = read_bundles(values)
+    assert {(c, a): (m.bundle, m.history[-1].enter) for c, a, m in rows.members()} == latest
+    assert rows.live == live
+    assert rows.shadows == shadows
+    assert rows.size == {seq: len(bundle) for seq, bundle in enumerate(written)}
+    for cohort_id, start, stop in rows.runs:  # each cohort's rows, by amplitude id
+        assert [cohort_id] * (stop - start) == [c for c, _, _ in list(rows.members())[start:stop]]
+        assert rows.amplitude_id[start:stop].tolist() == sorted(rows.amplitude_id[start:stop])
