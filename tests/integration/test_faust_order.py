@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from stream.engine.pump import RecordPump
-from stream.faust.consumer import EventConsumer
+from stream.faust.consumer import EventConsumer, heal_stalls
 from stream.faust.fixes import SafeApp
 from stream.faust.run import Stopper, run_app
 from tests.brokers import Broker
@@ -38,8 +39,10 @@ class _Durable:
 
 @pytest.mark.parametrize("pumped", [True, False], ids=["RecordPump", "faust-own"])
 def test_records_a_flow_control_resume_clears_are_still_handled_in_order(
-    broker: Broker, pumped: bool
+    broker: Broker, pumped: bool, tmp_path: Path
 ) -> None:
+    """With the pump wired as the worker wires it: its rewinds, and `heal_stalls` for a
+    rewind whose seek a fetch in flight overtook."""
     suffix = uuid.uuid4().hex[:8]
     topic = f"order-{suffix}"
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
@@ -57,6 +60,7 @@ def test_records_a_flow_control_resume_clears_are_still_handled_in_order(
         f"order-{suffix}",
         broker=broker.url,
         store="memory://",
+        datadir=str(tmp_path),
         stream_wait_empty=False,
         **broker.faust,
     )
@@ -102,6 +106,11 @@ def test_records_a_flow_control_resume_clears_are_still_handled_in_order(
                 await pump.receive(event)
             else:
                 await handle(event)
+
+    @app.timer(interval=1.0)
+    async def heal() -> None:
+        if pumped:
+            await heal_stalls(app, pump.delivery, pump.progress, {topic}, time.monotonic())
 
     @app.timer(interval=DEADLINE_S)
     async def give_up() -> None:
