@@ -77,6 +77,9 @@ class TickPolicy:
         self._sent.pop(partition, None)
 
     def revoke(self, partition: int) -> None:
+        """The partition is no longer ours: a tick sent to it may be handled by its new
+        owner, so it no longer waits for one (else a later assignment would get none)."""
+        self._sent.pop(partition, None)
         self._last_record.pop(partition, None)
         self.catch_up.revoke(partition)
 

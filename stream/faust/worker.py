@@ -116,7 +116,7 @@ class Worker:
             stop=lambda _fault: self.stopper(),
             monotonic=time.monotonic,
         )
-        self.ticks_policy = TickPolicy(self.processor, self.kafka, started=clock())
+        self.tick_policy = TickPolicy(self.processor, self.kafka, started=clock())
         self.consuming: list[int] = []
         """The input partitions last logged as assigned."""
         self._connect_callbacks()
@@ -232,7 +232,7 @@ class Worker:
         mine = {tp.partition for tp in revoked if tp.topic == self.kafka.topic}
         self.processor.revoke(mine)
         for partition in mine:
-            self.ticks_policy.revoke(partition)
+            self.tick_policy.revoke(partition)
 
     async def _stopping(self) -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
@@ -256,10 +256,10 @@ class Worker:
         message = event.message
         partition = message.partition
         if message.topic == self.ticks_topic:
-            self.ticks_policy.ticked(partition)
+            self.tick_policy.ticked(partition)
             await self.processor.on_tick(partition, json.loads(event.value)["now"])
             return
-        self.ticks_policy.record_began(partition, self.clock())
+        self.tick_policy.record_began(partition, self.clock())
         try:
             await self.processor.on_record(
                 message.topic,
@@ -270,7 +270,7 @@ class Worker:
                 timestamp_ms=round(message.timestamp * 1000),  # Faust's are in seconds
             )
         finally:
-            self.ticks_policy.record_ended(partition, self.clock())
+            self.tick_policy.record_ended(partition, self.clock())
 
     # -- reloading the config (SIGHUP)
 
@@ -279,7 +279,7 @@ class Worker:
         partition wakes it."""
         self.reloaded = replace(self.settings, destinations=new.destinations, syncs=new.syncs)
         for tp in sorted(self.app.consumer.assignment()):
-            if tp.topic == self.kafka.topic and not self.ticks_policy.waiting(tp.partition):
+            if tp.topic == self.kafka.topic and not self.tick_policy.waiting(tp.partition):
                 await self._send_tick(tp.partition, Tick(None))
 
     def _take_reloaded(self) -> None:
@@ -302,7 +302,7 @@ class Worker:
     # -- the timers
 
     def _add_timers(self) -> None:
-        self.app.timer(interval=self.ticks_policy.interval)(self._tick_partitions)
+        self.app.timer(interval=self.tick_policy.interval)(self._tick_partitions)
         self.app.timer(interval=FLUSH_SECONDS)(self._flush_quiet_partitions)
         self.app.task(self._watch_loop)
 
@@ -315,7 +315,7 @@ class Worker:
         then), and advance idle, caught-up partitions by the wall clock."""
         try:
             now = self.clock()
-            if not self.ticks_policy.busy:
+            if not self.tick_policy.busy:
                 await heal_stalls(
                     self.app,
                     self.pump.delivery,
@@ -327,7 +327,7 @@ class Worker:
                 if tp.topic != self.kafka.topic:
                     continue
                 partitions = (tp, TP(self.repartition_topic, tp.partition))
-                tick = await self.ticks_policy.tick_for(
+                tick = await self.tick_policy.tick_for(
                     tp.partition, now, functools.partial(_caught_up, self.app, *partitions)
                 )
                 if tick is not None:
@@ -337,19 +337,19 @@ class Worker:
 
     def warnings(self) -> list[str]:
         """What an operator should know that is not a fault (`/health` and the status page)."""
-        return self.ticks_policy.warnings(int(self.clock() * 1000))
+        return self.tick_policy.warnings(int(self.clock() * 1000))
 
     async def _flush_quiet_partitions(self) -> None:
         """A partition whose records stopped coming gets a tick, which flushes its journal:
         its last records are acknowledged, and committed, without waiting for more."""
         try:
-            for partition in self.ticks_policy.flushes(self.pump.acks.dirty_partitions()):
+            for partition in self.tick_policy.flushes(self.pump.acks.dirty_partitions()):
                 await self._send_tick(partition, Tick(None))
         except Exception:
             log.exception("flush timer failed")
 
     async def _send_tick(self, partition: int, tick: Tick) -> None:
-        self.ticks_policy.sent(partition, tick)
+        self.tick_policy.sent(partition, tick)
         value = json.dumps({"now": tick.now_ms}).encode()
         await self.ticks.send(value=value, partition=partition)
 

@@ -1,7 +1,7 @@
 """A journal bundle's bytes: the changed members of one flush as one Arrow IPC record batch.
 
-One row a member: its cohort, amplitude id, the journal bundle's number, and either its
-packed bytes (`packed.py`: one snapshot, the usual case) or, for a member that does not
+One row a member: its cohort, amplitude id, and either its packed bytes (`packed.py`: one
+snapshot, the usual case; their head names the bundle) or, for a member that does not
 pack, its history as JSON (`codec.encode_history`). Beside them, the columns a restart needs
 without unpacking a member: its newest snapshot's visible time, event time and presence.
 The key table the packed bytes were made with (`packed.key_table`) is in the batch's
@@ -90,7 +90,7 @@ def encode_members(
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema, options=_OPTIONS) as writer:
         writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes()), packed
+    return sink.getvalue().to_pybytes(), packed
 
 
 def _read(value: bytes) -> tuple[pa.Table, list[PropertyKey]]:

@@ -97,6 +97,14 @@ def test_one_tick_at_a_time_per_partition() -> None:
     assert tick_for(ticks, 0, NOW_S) == Tick(None)
 
 
+def test_a_revoked_partition_no_longer_waits_for_the_tick_its_new_owner_may_handle() -> None:
+    ticks = policy(FakeProcessor())
+    ticks.sent(0, Tick(None))
+    ticks.revoke(0)  # the tick record now belongs to the partition's new owner
+    assert not ticks.waiting(0)
+    assert tick_for(ticks, 0, NOW_S) == Tick(None)  # assigned back: it is loaded again
+
+
 def test_a_partition_far_behind_the_wall_clock_is_held_back() -> None:
     processor = FakeProcessor(states={0: loaded(JAN5)}, due=JAN5 + H)
     ticks = policy(processor)
