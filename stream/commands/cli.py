@@ -158,7 +158,24 @@ def _add_replay(commands: _Commands) -> None:
         help="replace existing files that hold other bytes (by default files are never "
         "replaced: identical ones are left alone, different ones kept and counted)",
     )
+    replay.add_argument(
+        "--processes",
+        type=_positive_int,
+        metavar="N",
+        help="share the partitions among N processes (default: one per CPU this process "
+        "may use, at most one per partition)",
+    )
     replay.set_defaults(run=_run_replay)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _add_lag(commands: _Commands) -> None:
@@ -393,6 +410,7 @@ def _run_replay(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         destination=args.destination,
         overwrite=args.overwrite,
+        processes=args.processes,
     )
     configure_logging("warn")
     tune_gc()

@@ -4,29 +4,32 @@ The replay reads every partition from its beginning to the end offsets it saw at
 with no consumer group and no table topics: its state lives in memory and the live worker
 is left untouched. Records go through the same `Processor` as in the worker, on event time
 only (no idle ticks), so for the same input it writes the same bytes under the same keys.
+
+The partitions are shared among processes (`--processes`, by default one per CPU this
+process may use), so that every core works: a cohort's records and state live on its home
+partition, and each partition's records are handled in order, whichever process holds it.
+Each share runs in `replay_share.py`; this module starts them, shows their progress as one
+and sums their summaries.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
+from stream.commands.replay_processes import replay_in_processes
+from stream.commands.replay_share import Forwarded, ShareReport, replay_share, with_partitions
 from stream.config import Settings
 from stream.domain.events import parse_time
-from stream.domain.partitioner import partition_for
 from stream.domain.wording import count
-from stream.engine.processor import Processor
 from stream.errors import InvalidEvent, OptionError
-from stream.kafka.client import TopicReader
-from stream.metrics import Metrics
+from stream.kafka.client import topic_partitions
 from stream.ops.progress import Progress
-from stream.output.sync import SyncOutput
-from stream.output.writer import SyncWriter
-from stream.sinks import open_sink
 from stream.state.partition import SyncJob
 
 __all__ = ["ReplayOptions", "ReplaySummary", "parse_moment", "replay_settings", "run_replay"]
@@ -42,6 +45,9 @@ class ReplayOptions:
     destination: str | None = None
     overwrite: bool = False
     """Replace existing objects that hold other bytes (by default they are kept)."""
+    processes: int | None = None
+    """How many processes share the partitions (None: one per CPU this process may use,
+    at most one per partition)."""
 
     def wants(self, job: SyncJob) -> bool:
         after_since = self.since is None or job.sync_time >= self.since
@@ -96,103 +102,126 @@ def replay_settings(settings: Settings, options: ReplayOptions) -> Settings:
     return replace(settings, destinations=destinations, syncs=syncs)
 
 
-class _ReplayOutbox:
-    """Writes syncs; keeps dead letters and forwarded records for the replay loop."""
-
-    def __init__(self, writer: SyncWriter) -> None:
-        self.writer = writer
-        self.forwarded: list[tuple[bytes, bytes, int]] = []
-        self.dead_letters = 0
-
-    async def dead_letter(self, **_: object) -> None:
-        self.dead_letters += 1  # already on the dead-letter topic from the live worker
-
-    async def forward(self, *, key: bytes, value: bytes, partition: int) -> None:
-        self.forwarded.append((key, value, partition))
-
-    async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
-        await self.writer.write(build)
-        written()
-
-
 def run_replay(
     settings: Settings, options: ReplayOptions, *, out: TextIO = sys.stdout, tty: bool | None = None
 ) -> ReplaySummary:
-    return asyncio.run(_replay(replay_settings(settings, options), options, out, tty))
+    settings = replay_settings(settings, options)
+    # aiokafka warns of what the reader raises again as one line (a denied fetch, say)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    partitions = topic_partitions(settings.kafka)
+    settings = with_partitions(settings, len(partitions))
+    processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
+    shares = [partitions[index::processes] for index in range(processes)]
+    tally = Tally(len(shares), out, tty)
+    if len(shares) == 1:
+        link = _AloneLink(tally)
+        report = asyncio.run(
+            replay_share(
+                settings, shares[0], link, overwrite=options.overwrite, wanted=options.wants
+            )
+        )
+    else:
+        report = replay_in_processes(
+            settings, shares, tally, overwrite=options.overwrite, wanted=options.wants
+        )
+    return tally.finish(report)
 
 
-async def _replay(
-    settings: Settings, options: ReplayOptions, out: TextIO, tty: bool | None
-) -> ReplaySummary:
-    loop = asyncio.get_running_loop()
-    reader = TopicReader(settings.kafka)
-    await loop.run_in_executor(None, reader.start)
-    settings = replace(settings, kafka=replace(settings.kafka, partitions=len(reader.end)))
-    metrics = Metrics()
-    sinks = {
-        name: open_sink(dest, overwrite=options.overwrite)
-        for name, dest in settings.destinations.items()
-    }
-    writer = SyncWriter(sinks, metrics)
-    outbox = _ReplayOutbox(writer)
-    processor = Processor(
-        settings, {}, outbox, partition_for, metrics, wanted=options.wants, journal=False
-    )
-    progress = Progress(reader.total, out, tty=tty)
-    repartitioned = settings.kafka.repartition_topic
-    next_forwarded = dict.fromkeys(reader.end, 0)
-    done = 0
-    try:
-        while not reader.done():
-            for record in await loop.run_in_executor(None, reader.poll):
-                await processor.on_record(
-                    settings.kafka.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    timestamp_ms=record.timestamp_ms,
-                )
-                while outbox.forwarded:
-                    key, value, home = outbox.forwarded.pop(0)
-                    await processor.on_record(repartitioned, home, next_forwarded[home], key, value)
-                    next_forwarded[home] += 1
-                done += 1
-            progress.update(done=done, event_time_ms=_newest(processor), files=_files(metrics))
-    finally:
-        writer.close()
-        await loop.run_in_executor(None, reader.close)
-    progress.update(done=done, event_time_ms=_newest(processor), files=_files(metrics), force=True)
-    summary = ReplaySummary(
-        records=done,
-        syncs=sum(metrics.syncs.values()),
-        files=_files(metrics),
-        bytes=metrics.bytes,
-        seconds=progress.elapsed,
-    )
-    progress.finish(_summary_line(summary, metrics, outbox.dead_letters))
-    return summary
+class Tally:
+    """The shares' progress as one line, and their summaries as one."""
+
+    def __init__(self, shares: int, out: TextIO, tty: bool | None) -> None:
+        self.shares = shares
+        self.out = out
+        self.tty = tty
+        self.totals: dict[int, int] = {}
+        self.done: dict[int, int] = {}
+        self.event_times: dict[int, int] = {}
+        self.files: dict[int, int] = {}
+        self.progress: Progress | None = None
+
+    def started(self, share: int, total: int) -> None:
+        """Progress is timed from when every share knows its records."""
+        self.totals[share] = total
+        if len(self.totals) == self.shares:
+            self.progress = Progress(sum(self.totals.values()), self.out, tty=self.tty)
+
+    def update(
+        self, share: int, *, done: int, event_time_ms: int | None, files: int, force: bool = False
+    ) -> None:
+        self.done[share] = done
+        self.files[share] = files
+        if event_time_ms is not None:
+            self.event_times[share] = event_time_ms
+        if self.progress is not None:
+            self.progress.update(
+                done=sum(self.done.values()),
+                event_time_ms=max(self.event_times.values(), default=None),
+                files=sum(self.files.values()),
+                force=force,
+            )
+
+    def finish(self, report: ShareReport) -> ReplaySummary:
+        progress = self.progress or Progress(0, self.out, tty=self.tty)
+        progress.update(
+            done=report.records,
+            event_time_ms=max(self.event_times.values(), default=None),
+            files=_files(report),
+            force=True,
+        )
+        summary = ReplaySummary(
+            records=report.records,
+            syncs=report.syncs,
+            files=_files(report),
+            bytes=report.bytes,
+            seconds=progress.elapsed,
+        )
+        progress.finish(_summary_line(summary, report))
+        return summary
 
 
-def _files(metrics: Metrics) -> int:
-    """Files of the syncs so far, whether written now or found there already."""
-    return metrics.new_objects + metrics.unchanged_objects + metrics.kept_objects
+class _AloneLink:
+    """The link of a replay in one process: every home partition is its own."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+
+    def started(self, total: int) -> None:
+        self.tally.started(0, total)
+
+    def progress(self, *, done: int, event_time_ms: int | None, files: int) -> None:
+        self.tally.update(0, done=done, event_time_ms=event_time_ms, files=files)
+
+    def forward(self, item: Forwarded) -> None:
+        raise AssertionError(f"partition {item[2]} belongs to the only share")
+
+    def arrived(self) -> list[Forwarded]:
+        return []
+
+    async def rest(self) -> list[Forwarded]:
+        return []
 
 
-def _summary_line(summary: ReplaySummary, metrics: Metrics, dead_letters: int) -> str:
+def _files(report: ShareReport) -> int:
+    """Files of the syncs, whether written now or found there already."""
+    return report.new_objects + report.unchanged_objects + report.kept_objects
+
+
+def _summary_line(summary: ReplaySummary, report: ShareReport) -> str:
     line = (
         f"replay done: {count(summary.records, 'record')}, {count(summary.syncs, 'sync')}, "
-        f"{count(summary.files, 'file')} ({metrics.new_objects:,} new, "
-        f"{metrics.unchanged_objects:,} identical already, {metrics.kept_objects:,} kept), "
+        f"{count(summary.files, 'file')} ({report.new_objects:,} new, "
+        f"{report.unchanged_objects:,} identical already, {report.kept_objects:,} kept), "
         f"{summary.bytes:,} bytes written in {summary.seconds:.1f}s"
     )
-    if dead_letters:
-        line += f"; {count(dead_letters, 'invalid record')} skipped"
-    if metrics.kept_objects:
+    if report.dead_letters:
+        line += f"; {count(report.dead_letters, 'invalid record')} skipped"
+    if report.kept_objects:
         line += "; kept = existing files with other bytes, left alone (--overwrite replaces them)"
+    if report.handed_over:
+        line += (
+            f"; {count(report.handed_over, 'record')} not keyed by their cohort went to "
+            "another process: where they fall among their cohort's records depends on timing, "
+            "as in the live worker (--processes 1 replays them where the reader meets them)"
+        )
     return line
-
-
-def _newest(processor: Processor) -> int | None:
-    marks = [s.watermark for s in processor.partitions.values() if s.watermark is not None]
-    return max(marks) if marks else None

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import faust
-from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
@@ -14,7 +11,8 @@ from aiokafka.errors import (
 from faust.types.auth import CredentialsT
 
 from stream.config.security import PASSWORD_MECHANISMS, KafkaSecurity
-from stream.kafka.tokens import CachedToken, token_source
+from stream.kafka.security import AsyncTokens
+from stream.kafka.tokens import token_source
 
 __all__ = ["faust_credentials", "is_denial"]
 
@@ -33,21 +31,10 @@ def faust_credentials(security: KafkaSecurity) -> CredentialsT | None:
         )
     source = token_source(security)
     if source is not None:  # OAUTHBEARER, and MSK IAM's tokens over it
-        return faust.OAuthCredentials(oauth_cb=_TokenProvider(source), ssl_context=context)
+        return faust.OAuthCredentials(oauth_cb=AsyncTokens(source), ssl_context=context)
     if context is not None:
         return faust.SSLCredentials(context)
     return None
-
-
-class _TokenProvider(AbstractTokenProvider):
-    """aiokafka's token provider over the process's `CachedToken`: a fetch blocks, so it
-    runs in a thread, never on the event loop."""
-
-    def __init__(self, source: CachedToken) -> None:
-        self.source = source
-
-    async def token(self) -> str:
-        return await asyncio.get_running_loop().run_in_executor(None, self.source.token)
 
 
 def is_denial(error: BaseException) -> bool:

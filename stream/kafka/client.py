@@ -1,11 +1,10 @@
 """kafka-python at the edge: how its clients reach the cluster, the producer behind
-`cohort-sync produce`, the reader behind `replay`, group and end offsets. The worker's
+`cohort-sync produce`, the partitions `replay` reads, group and end offsets. The worker's
 topics are `topics.py`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Iterator
@@ -23,7 +22,6 @@ from stream.kafka.security import security_options
 
 __all__ = [
     "Record",
-    "TopicReader",
     "admin_client",
     "connection",
     "produce_lines",
@@ -34,6 +32,7 @@ __all__ = [
     "end_offsets",
     "end_offsets_of",
     "partitions_of",
+    "topic_partitions",
 ]
 
 log = logging.getLogger(__name__)
@@ -99,74 +98,18 @@ class Record:
     """The record's Kafka timestamp (-1: none, a record of the oldest message format)."""
 
 
-class TopicReader:
-    """Reads every partition of a topic from its beginning up to the end offsets seen at
-    start, with no consumer group (nothing is committed, no live worker is disturbed).
-
-    End offsets come from the high watermark of Fetch responses, which is right on Tansu
-    too (its ListOffsets(LATEST) is not). Blocking: call it from a thread.
-    """
-
-    def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 30.0) -> None:
-        self.kafka = kafka
-        self.topic = kafka.topic
-        with explained(kafka):
-            self._consumer = KafkaConsumer(
-                **connection(kafka),
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-                max_poll_records=5000,
-            )
-        self._timeout_s = timeout_s
-        self._pending: list[Record] = []
-        self.begin: dict[int, int] = {}
-        self.end: dict[int, int] = {}
-        self._next: dict[int, int] = {}
-
-    def start(self) -> None:
-        """Assign every partition from its beginning and learn the end offsets."""
-        with self._reading():
-            self._start()
-
-    def _start(self) -> None:
-        partitions = partitions_of(self._consumer, self.topic, self._timeout_s)
-        tps = [TopicPartition(self.topic, p) for p in partitions]
-        self._consumer.assign(tps)
-        self._consumer.seek_to_beginning(*tps)
-        self.begin = {tp.partition: self._consumer.position(tp) for tp in tps}
-        self._next = dict(self.begin)
-        highwaters = _highwaters(self._consumer, tps, self._timeout_s, self._pending.extend)
-        self.end = {tp.partition: highwaters[tp] for tp in tps}
-
-    @property
-    def total(self) -> int:
-        return sum(self.end[p] - self.begin[p] for p in self.end)
-
-    def done(self) -> bool:
-        return all(self._next[p] >= self.end[p] for p in self.end)
-
-    def poll(self) -> list[Record]:
-        """The next records below the end offsets (an empty list when none came in 1 s)."""
-        if not self._pending and not self.done():
-            with self._reading():
-                self._pending.extend(_records_of(self._consumer.poll(timeout_ms=1000)))
-        batch, self._pending = self._pending, []
-        wanted = [r for r in batch if self._next[r.partition] <= r.offset < self.end[r.partition]]
-        for record in wanted:
-            self._next[record.partition] = record.offset + 1
-        return wanted
-
-    def close(self) -> None:
-        self._consumer.close()
-
-    @contextlib.contextmanager
-    def _reading(self) -> Iterator[None]:
-        try:
-            yield
-        except KafkaError as exc:
-            line = denied(self.kafka, exc, "Read", f"topic {self.topic}")
-            raise BrokerError(line or f"reading {self.topic} failed: {exc}") from None
+def topic_partitions(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[int]:
+    """The partitions of the input topic, sorted: what `replay` learns before it starts
+    reading (connection failures and denials explained in one line)."""
+    with explained(kafka):
+        consumer = KafkaConsumer(**connection(kafka), group_id=None, enable_auto_commit=False)
+    try:
+        return partitions_of(consumer, kafka.topic, timeout_s)
+    except KafkaError as exc:
+        line = denied(kafka, exc, "Read", f"topic {kafka.topic}")
+        raise BrokerError(line or f"reading {kafka.topic} failed: {exc}") from None
+    finally:
+        consumer.close()
 
 
 def committed_offsets(kafka: KafkaSettings, group: str) -> dict[int, int | None]:

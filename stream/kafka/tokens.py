@@ -4,8 +4,8 @@ token signed from the AWS credential chain (MSK takes those over OAUTHBEARER too
 `CachedToken` fetches a token once and again only when most of its lifetime has passed, so
 every connection of every client gets an unexpired token and a refresh never leaves a gap.
 Fetching blocks (HTTP, or AWS's signer): kafka-python calls it from its own threads, the
-worker's aiokafka clients through an executor (`stream/faust/security.py`). Its errors name
-the endpoint and the key, never the secret.
+aiokafka clients (the worker's, the replay's) through an executor (`stream/kafka/security.py`).
+Its errors name the endpoint and the key, never the secret.
 """
 
 from __future__ import annotations

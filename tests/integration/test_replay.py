@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stream.config import settings_from_mapping
+from stream.domain.partitioner import partition_for
+from stream.kafka.scan import send_records
 from tests.brokers import Broker
-from tests.scenario import C1, C2, expected_csvs
+from tests.scenario import C1, C2, MIN, H, event, expected_csvs
 
 from .conftest import read_bucket
 from .support import (
@@ -16,6 +19,7 @@ from .support import (
     produce,
     replay,
     s3_destination,
+    toml_of,
     wait_for_objects,
     write_config,
 )
@@ -197,3 +201,48 @@ def test_every_format_is_written_live_and_a_replay_finds_the_same_bytes(
     assert result.returncode == 0, result.stderr
     assert "96 files (0 new, 96 identical already, 0 kept)" in result.stdout.splitlines()[-1]
     assert read_bucket(s3, bucket) == live
+
+
+def test_replay_in_two_processes_writes_what_one_writes_with_records_handed_between_them(
+    s3: Any,
+    bucket: str,
+    s3_config: Callable[..., Path],
+) -> None:
+    """Two processes share the four partitions ([0, 2] and [1, 3]). Cohort `moved`'s
+    records sit on a partition of the other process (keyed by user), so they are handed
+    over; no other cohort lives on its home partition, so where they fall there cannot
+    change a byte."""
+    config = s3_config()
+    produce(config, C1 + C2)
+    kafka = settings_from_mapping(toml_of(config), {}).kafka
+    partitions = kafka.partitions
+    homes = {partition_for(cohort.encode(), partitions) for cohort in ("c1", "c2")}
+    moved = next(
+        f"m{n}" for n in range(1000) if partition_for(f"m{n}".encode(), partitions) not in homes
+    )
+    home = partition_for(moved.encode(), partitions)
+    key = next(
+        f"user-{n}".encode()
+        for n in range(1000)
+        if partition_for(f"user-{n}".encode(), partitions) % 2 != home % 2
+    )
+    events = [
+        event(moved, 7, "enter", 5 * MIN, plan="pro"),
+        event(moved, 8, "enter", 70 * MIN),
+        event(moved, 7, "exit", 2 * H + 10 * MIN),
+        event(moved, 9, "enter", 3 * H + 30 * MIN),
+    ]
+    send_records(kafka, kafka.topic, [(key, value, ()) for value in events])
+    two = replay(config, "--processes", "2", "--prefix", "two")
+    assert two.returncode == 0, two.stderr
+    assert "4 records not keyed by their cohort went to another process" in two.stdout
+    one = replay(config, "--processes", "1", "--prefix", "one")
+    assert one.returncode == 0, one.stderr
+    assert "not keyed" not in one.stdout
+    in_two, in_one = read_bucket(s3, bucket, "two/"), read_bucket(s3, bucket, "one/")
+    assert {
+        key.removeprefix("two/"): data for key, data in in_two.items() if key.endswith(".csv")
+    } == {key.removeprefix("one/"): data for key, data in in_one.items() if key.endswith(".csv")}
+    assert any(f"_{moved}_" in key for key in in_two)
+    assert two.stdout.splitlines()[-1].startswith(f"replay done: {len(C1 + C2) + 4} records")
+
