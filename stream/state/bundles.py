@@ -147,7 +147,7 @@ class BundleRows:
 
     runs: list[tuple[str, int, int]]
     amplitude_id: np.ndarray
-    packed: list[bytes]
+    packed: pa.LargeBinaryArray
     visible: np.ndarray
     time: np.ndarray
     enter: np.ndarray
@@ -163,7 +163,9 @@ class BundleRows:
         """Every member as objects: (cohort, amplitude id, member), packed ones unpacked."""
         for cohort_id, start, stop in self.runs:
             for amplitude_id, as_bytes in zip(
-                self.amplitude_id[start:stop].tolist(), self.packed[start:stop], strict=True
+                self.amplitude_id[start:stop].tolist(),
+                self.packed[start:stop].to_pylist(),
+                strict=True,
             ):
                 yield cohort_id, amplitude_id, unpack(as_bytes)
         yield from self.objects
@@ -187,7 +189,8 @@ def read_bundles(bundles: Sequence[tuple[int, bytes]]) -> BundleRows:
         seqs.append(np.full(table.num_rows, seq, dtype=np.int64))
     if not tables:
         empty = np.empty(0, dtype=np.int64)
-        return BundleRows([], empty, [], empty, empty, np.empty(0, bool), [], size, {}, {})
+        nothing = pa.array([], type=pa.large_binary())
+        return BundleRows([], empty, nothing, empty, empty, np.empty(0, bool), [], size, {}, {})
     rows = pa.concat_tables(tables)
     seq_of = np.concatenate(seqs)
     cohort_codes = pa.chunked_array(rows.column("cohort")).combine_chunks().dictionary_encode()
@@ -212,7 +215,7 @@ def read_bundles(bundles: Sequence[tuple[int, bytes]]) -> BundleRows:
             if stop > start
         ],
         amplitude_id=packed_rows.column("amplitude_id").to_numpy(),
-        packed=packed_rows.column("packed").to_pylist(),
+        packed=packed_rows.column("packed").combine_chunks().cast(pa.large_binary()),
         visible=packed_rows.column("visible").to_numpy(),
         time=packed_rows.column("time").to_numpy(),
         enter=packed_rows.column("enter").to_numpy(zero_copy_only=False),

@@ -1,4 +1,4 @@
-"""A cohort's members in memory, most of them packed into one `bytes` object each.
+"""A member packed into one `bytes` object, and unpacked.
 
 A member as Python objects (`Member`, its history tuple, a `Snapshot`, its stamp tuple, its
 properties) costs about 500 bytes; most members are one snapshot (one event's, or older
@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stream.domain.membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
 
-__all__ = ["Members", "adopt_keys", "key_table", "pack", "unpack"]
+__all__ = ["adopt_keys", "bundle_in", "key_table", "pack", "unpack"]
 
 _NARROW = struct.Struct("<BHqIHi")
 _WIDE = struct.Struct("<BHqqIi")
@@ -54,84 +54,11 @@ _FLATS: dict[bytes, tuple[Any, ...]] = {}
 _MAX_CACHED = 100_000
 
 
-class Members(Mapping[int, Member]):
-    """A cohort's members by amplitude id. Reading a packed member (`[]`, `get`) unpacks a
-    copy: change members only through `hot`, which keeps the unpacked one."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self) -> None:
-        self._entries: dict[int, Member | bytes] = {}
-
-    def __getitem__(self, amplitude_id: int) -> Member:
-        entry = self._entries[amplitude_id]
-        return unpack(entry) if isinstance(entry, bytes) else entry
-
-    def get(self, amplitude_id: int, default: Any = None) -> Any:
-        entry = self._entries.get(amplitude_id)
-        if entry is None:
-            return default
-        return unpack(entry) if isinstance(entry, bytes) else entry
-
-    def __contains__(self, amplitude_id: object) -> bool:
-        return amplitude_id in self._entries
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def items(self) -> Iterator[tuple[int, Member]]:  # type: ignore[override]
-        """(amplitude id, member) in no particular order, packed ones unpacked as copies.
-        The ids are copied first (one C call, under the GIL): members added meanwhile by
-        another thread are not seen, and do not break the iteration."""
-        entries = self._entries
-        for amplitude_id in list(entries):
-            entry = entries[amplitude_id]
-            yield amplitude_id, unpack(entry) if isinstance(entry, bytes) else entry
-
-    def hot(self, amplitude_id: int) -> Member | None:
-        """The member as objects, kept so: the one to change."""
-        entry = self._entries.get(amplitude_id)
-        if isinstance(entry, bytes):
-            entry = self._entries[amplitude_id] = unpack(entry)
-        return entry
-
-    def add(self, amplitude_id: int, member: Member) -> None:
-        self._entries[amplitude_id] = member
-
-    def add_packed(self, amplitude_ids: Iterable[int], packed: Iterable[bytes]) -> None:
-        """Members already packed (with this process's key ids), in bulk."""
-        self._entries.update(zip(amplitude_ids, packed, strict=True))
-
-    def remove(self, amplitude_id: int) -> None:
-        del self._entries[amplitude_id]
-
-    def bundle_of(self, amplitude_id: int) -> int | None:
-        """The journal bundle holding the member's latest version, without unpacking it."""
-        entry = self._entries.get(amplitude_id)
-        if entry is None:
-            return None
-        if isinstance(entry, bytes):
-            head = _WIDE if entry[0] & _WIDE_HEAD else _NARROW
-            bundle: int = head.unpack_from(entry)[5]
-            return None if bundle < 0 else bundle
-        return entry.bundle
-
-    def freeze(self, amplitude_id: int, packed: bytes | None = None) -> None:
-        """Pack the member if it packs: call once nothing holds its objects to change them
-        (the journal has written it). `packed`: its bytes, packed already."""
-        entry = self._entries.get(amplitude_id)
-        if isinstance(entry, Member):
-            if packed is None:
-                packed = pack(entry)
-            if packed is not None:
-                self._entries[amplitude_id] = packed
-
-    def packed(self) -> int:
-        """How many members are packed (for tests)."""
-        return sum(1 for entry in self._entries.values() if isinstance(entry, bytes))
+def bundle_in(packed: bytes) -> int | None:
+    """The journal bundle a packed member names (None: none), without unpacking it."""
+    head = _WIDE if packed[0] & _WIDE_HEAD else _NARROW
+    bundle: int = head.unpack_from(packed)[5]
+    return None if bundle < 0 else bundle
 
 
 def pack(member: Member, bundle: int | None = None) -> bytes | None:

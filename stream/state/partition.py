@@ -16,12 +16,13 @@ from itertools import chain
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from stream.domain.events import MembershipEvent
 from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
 from stream.domain.windows import NEVER, Schedule
-from stream.state.packed import Members
+from stream.state.members import Members
 
 if TYPE_CHECKING:
     from stream.output.sync import SyncedRows
@@ -67,7 +68,7 @@ class CohortState:
     def restore_packed(
         self,
         amplitude_ids: np.ndarray,
-        packed: list[bytes],
+        packed: pa.Array,
         visible: np.ndarray,
         time: np.ndarray,
         enter: np.ndarray,
@@ -75,7 +76,7 @@ class CohortState:
         """Put back members read from the store already packed (one snapshot each, with
         its visible time, event time and presence), as `restore` does, in bulk."""
         self.writable()
-        self.members.add_packed(amplitude_ids.tolist(), packed)
+        self.members.add_packed(amplitude_ids, packed)
         pairs = np.empty(2 * len(amplitude_ids), dtype=np.int64)
         pairs[0::2] = amplitude_ids
         pairs[1::2] = visible

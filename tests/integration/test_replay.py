@@ -245,4 +245,3 @@ def test_replay_in_two_processes_writes_what_one_writes_with_records_handed_betw
     } == {key.removeprefix("one/"): data for key, data in in_one.items() if key.endswith(".csv")}
     assert any(f"_{moved}_" in key for key in in_two)
     assert two.stdout.splitlines()[-1].startswith(f"replay done: {len(C1 + C2) + 4} records")
-

@@ -69,7 +69,7 @@ def test_each_member_keeps_its_last_version_and_bundles_count_their_live_members
 def test_packed_rows_are_the_bytes_this_process_packs() -> None:
     member = member_of(event(10, plan="pro"))
     rows = read_bundles([(4, encode_bundle([("c", 1, member)], 4))])
-    assert rows.packed == [pack(member, 4)]
+    assert rows.packed.to_pylist() == [pack(member, 4)]
     assert rows.objects == []
 
 
@@ -77,7 +77,7 @@ def test_a_member_that_does_not_pack_comes_back_as_objects() -> None:
     member = member_of(event(10, plan="pro"), event(20, plan="team"))  # two snapshots
     assert pack(member) is None
     rows = read_bundles([(0, encode_bundle([("c", 1, member)], 0))])
-    assert rows.packed == [] and rows.runs == []
+    assert rows.packed.to_pylist() == [] and rows.runs == []
     [(cohort_id, amplitude_id, restored)] = rows.objects
     assert (cohort_id, amplitude_id, restored.bundle) == ("c", 1, 0)
     assert stamps(restored) == stamps(member)
@@ -98,7 +98,7 @@ def test_a_bundle_whose_key_table_this_process_cannot_adopt_is_read_with_its_own
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     rows = read_bundles([(0, sink.getvalue().to_pybytes())])
-    assert rows.packed == []
+    assert rows.packed.to_pylist() == []
     [(_, _, restored)] = rows.objects
     assert dict(restored.history[-1].properties) == {
         ("zz_first", None): ("b", (10, 0, 0)),

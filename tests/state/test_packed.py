@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from stream.domain.membership import Member, Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
-from stream.state.packed import Members, pack, unpack
+from stream.state.members import Members
+from stream.state.packed import pack, unpack
 from tests.engine.test_incremental import SETTINGS, Collect
 
 values = st.one_of(
