@@ -59,7 +59,14 @@ class PartitionFetcher:
 
     async def start(self) -> None:
         """Assign the partitions from their beginning and learn their end offsets (the
-        records fetched meanwhile are kept for `fetch`)."""
+        records fetched meanwhile are kept for `fetch`). A failure closes the client."""
+        try:
+            await self._start()
+        except BaseException:
+            await self._consumer.stop()
+            raise
+
+    async def _start(self) -> None:
         with self._reading():
             await self._consumer.start()
             tps = list(self._tps.values())
