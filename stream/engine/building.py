@@ -1,5 +1,6 @@
 """How one sync's files are built from a cohort's state: from the rows of the rule's last
-sync and the members changed since when it can, else from every member (the same bytes)."""
+sync and the members changed since when it can, else from every member's columns (the same
+bytes)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from collections.abc import Callable
 
 from stream.config import Settings, SyncRule
 from stream.domain.membership import diff_cohort
-from stream.output.sync import InputPosition, SyncOutput, SyncSpec, build_next_sync, build_sync
+from stream.output.sync import (
+    InputPosition,
+    SyncOutput,
+    SyncSpec,
+    build_next_sync,
+    build_sync_from_columns,
+)
+from stream.state.columns import diff_columns
 from stream.state.partition import CohortState, SyncJob
 
 __all__ = ["sync_builder"]
@@ -43,9 +51,9 @@ def sync_builder(
                 changed = cohort.changed_since(last.sync_time)
                 diff = diff_cohort(cohort.members, job.sync_time, job.previous, changed)
                 built = build_next_sync(spec, last, changed, diff)
-            if built is None:
-                diff = diff_cohort(cohort.members, job.sync_time, job.previous)
-                built = build_sync(spec, job.previous, diff)
+            if built is None:  # from every member: their columns
+                columns = diff_columns(cohort.members, job.sync_time, job.previous)
+                built = build_sync_from_columns(spec, job.previous, columns)
             output, cohort.synced[rule.rule_id] = built
             return output
         finally:

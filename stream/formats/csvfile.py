@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -63,7 +64,7 @@ def render_csv(header: Sequence[str], columns: Sequence[Sequence[str | int | Non
     return render_lines(header, csv_lines(columns))
 
 
-def csv_lines(columns: Sequence[Sequence[str | int | None]]) -> pa.StringArray:
+def csv_lines(columns: Sequence[Sequence[str | int | None] | pa.Array]) -> pa.StringArray:
     """One CSV line per row of the column-major cells, each ending in "\n"."""
     if not columns or len(columns[0]) == 0:
         return pa.array([], type=pa.string())
@@ -119,7 +120,7 @@ class Rows:
     lines: pa.StringArray
 
     @classmethod
-    def of(cls, ids: Sequence[int], lines: pa.StringArray) -> Rows:
+    def of(cls, ids: Sequence[int] | np.ndarray, lines: pa.StringArray) -> Rows:
         return cls(pa.array(ids, type=pa.int64()), lines)
 
     def __len__(self) -> int:
@@ -184,7 +185,9 @@ def _concatenated(strings: pa.StringArray) -> bytes:
     return bytes(memoryview(data)[start:end])
 
 
-def _as_text(column: Sequence[str | int | None]) -> pa.Array:
+def _as_text(column: Sequence[str | int | None] | pa.Array) -> pa.Array:
+    if isinstance(column, pa.Array):  # columns already (`columns.py`)
+        return column if column.type == pa.string() else column.cast(pa.string())
     if column and isinstance(column[0], int):
         return pa.array(column, type=pa.int64()).cast(pa.string())
     return pa.array(column, type=pa.string())

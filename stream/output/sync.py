@@ -8,17 +8,21 @@ partial sync; it blocks, so the worker runs it in a thread.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stream.config import Destination, SyncRule
 from stream.domain.membership import CohortDiff, PropertyKey, Snapshot
 from stream.domain.naming import DIFF_TYPES, object_key
 from stream.domain.windows import format_time
+from stream.formats.columns import ColumnDiff, column_lines
 from stream.formats.csvfile import Rows, csv_lines, format_cell, guard_formula
 from stream.formats.encoding import encoder
 from stream.sinks import Body, Put, Sink
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "SyncFile",
@@ -28,6 +32,7 @@ __all__ = [
     "InputPosition",
     "build_sync",
     "build_next_sync",
+    "build_sync_from_columns",
     "write_sync",
     "columns_for",
 ]
@@ -73,8 +78,14 @@ def columns_for(
 ) -> list[tuple[str, PropertyKey]]:
     """Property columns: one per property, or in portfolio data one per property and
     source app (`{property}_{app_id}`, apps ascending, values without an app first)."""
+    return _columns_of(properties, (view.properties for _, view in rows))
+
+
+def _columns_of(
+    properties: Sequence[str], property_sets: Iterable[Iterable[PropertyKey]]
+) -> list[tuple[str, PropertyKey]]:
     wanted = set(properties)
-    apps = {app for _, view in rows for name, app in view.properties if name in wanted}
+    apps = {app for keys in property_sets for name, app in keys if name in wanted}
     if not apps - {None}:
         return [(name, (name, None)) for name in properties]
     ordered = sorted(apps, key=lambda app: (app is not None, app or 0))
@@ -114,8 +125,31 @@ def build_sync(
     """The sync's files from the diff of every member of the cohort."""
     destination = spec.destination
     columns = columns_for(spec.rule.properties(destination), list(diff.all_rows()))
-    existing = _rows(diff.existing, columns, destination.csv_formula_guard)
-    output = _output(spec, previous, diff, existing, columns)
+    guard = destination.csv_formula_guard
+    existing = _rows(diff.existing, columns, guard)
+    entering = _entering(diff.entering, existing, columns, guard)
+    output = _output(
+        spec, previous, entering, _lines(diff.exiting, columns, guard), existing, columns
+    )
+    return output, SyncedRows(spec.sync_time, tuple(columns), existing)
+
+
+def build_sync_from_columns(
+    spec: SyncSpec, previous: int | None, diff: ColumnDiff
+) -> tuple[SyncOutput, SyncedRows]:
+    """`build_sync`'s files and rows, from the diff as columns (`formats/columns.py`)."""
+    destination = spec.destination
+    used = [*diff.existing.used_sets(), *diff.exiting.used_sets()]
+    columns = _columns_of(spec.rule.properties(destination), used)
+    guard = destination.csv_formula_guard
+    existing = Rows.of(diff.existing.ids, column_lines(diff.existing, columns, guard))
+    entering = (  # entering is a part of existing: as many rows, the same rows
+        existing.lines
+        if len(diff.entering) == len(existing)
+        else column_lines(diff.entering, columns, guard)
+    )
+    exiting = column_lines(diff.exiting, columns, guard)
+    output = _output(spec, previous, entering, exiting, existing, columns)
     return output, SyncedRows(spec.sync_time, tuple(columns), existing)
 
 
@@ -131,14 +165,17 @@ def build_next_sync(
         return None
     guard = destination.csv_formula_guard
     existing = last.rows.replaced(changed, _rows(diff.existing, columns, guard))
-    output = _output(spec, last.sync_time, diff, existing, columns)
+    entering = _lines(diff.entering, columns, guard)
+    exiting = _lines(diff.exiting, columns, guard)
+    output = _output(spec, last.sync_time, entering, exiting, existing, columns)
     return output, SyncedRows(spec.sync_time, tuple(columns), existing)
 
 
 def _output(
     spec: SyncSpec,
     previous: int | None,
-    diff: CohortDiff,
+    entering: pa.StringArray,
+    exiting: pa.StringArray,
     existing: Rows,
     columns: Sequence[tuple[str, PropertyKey]],
 ) -> SyncOutput:
@@ -157,21 +194,12 @@ def _output(
             file_format=destination.format,
         )
 
-    guard = destination.csv_formula_guard
-    lines = {
-        "entering": csv_lines(_cells(diff.entering, columns, guard)),
-        "exiting": csv_lines(_cells(diff.exiting, columns, guard)),
-        "existing": existing.lines,
-    }
+    lines = {"entering": entering, "exiting": exiting, "existing": existing.lines}
     files = tuple(
         SyncFile(key(kind), Body(encoder(header, lines[kind], destination.format)))
         for kind in DIFF_TYPES
     )
-    counts = {
-        "entering": len(diff.entering),
-        "exiting": len(diff.exiting),
-        "existing": len(existing),
-    }
+    counts = {kind: len(lines[kind]) for kind in DIFF_TYPES}
     return SyncOutput(
         destination=destination.name,
         cohort_id=spec.cohort_id,
@@ -195,8 +223,26 @@ def _rows(
     columns: Sequence[tuple[str, PropertyKey]],
     guard: bool,
 ) -> Rows:
-    cells = _cells(rows, columns, guard)
-    return Rows.of([amplitude_id for amplitude_id, _ in rows], csv_lines(cells))
+    return Rows.of([amplitude_id for amplitude_id, _ in rows], _lines(rows, columns, guard))
+
+
+def _lines(
+    rows: Sequence[tuple[int, Snapshot]],
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool,
+) -> pa.StringArray:
+    return csv_lines(_cells(rows, columns, guard))
+
+
+def _entering(
+    rows: Sequence[tuple[int, Snapshot]],
+    existing: Rows,
+    columns: Sequence[tuple[str, PropertyKey]],
+    guard: bool,
+) -> pa.StringArray:
+    """The entering file's lines: entering is a part of existing, so when it has as many
+    rows (a first sync) it is the same lines."""
+    return existing.lines if len(rows) == len(existing) else _lines(rows, columns, guard)
 
 
 def _cells(

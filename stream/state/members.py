@@ -250,6 +250,26 @@ class Members(Mapping[int, Member]):
         folded.delta = staying
         self._layers = folded  # one store: a reader has the old layers or the new
 
+    def columns(self) -> tuple[np.ndarray, pa.LargeBinaryArray, dict[int, Member]]:
+        """The packed members as columns (amplitude ids ascending, their packed bytes) and
+        the members held as objects: every member once, as one consistent state."""
+        layers = self._layers
+        delta = dict(layers.delta)  # one C call: a consistent copy
+        ids, packed = layers.ids, layers.packed
+        if delta:
+            replaced = np.fromiter(delta, dtype=np.int64, count=len(delta))
+            keep = ~np.isin(ids, replaced, assume_unique=True)
+            ids, packed = ids[keep], packed.filter(pa.array(keep))
+        newer = [(a, e) for a, e in delta.items() if isinstance(e, bytes) and e is not _GONE]
+        if newer:
+            ids = np.concatenate([ids, np.fromiter((a for a, _ in newer), np.int64, len(newer))])
+            packed = pa.concat_arrays(
+                [packed, pa.array([e for _, e in newer], type=pa.large_binary())]
+            )
+            order = np.argsort(ids, kind="stable")
+            ids, packed = ids[order], packed.take(pa.array(order))
+        return ids, packed, {a: e for a, e in delta.items() if isinstance(e, Member)}
+
     def packed(self) -> int:
         """How many members are packed (for tests)."""
         return sum(1 for _, entry in self._entries() if isinstance(entry, bytes))

@@ -8,9 +8,9 @@ from unittest.mock import patch
 import pytest
 
 from stream.domain.events import MembershipEvent
-from stream.domain.membership import diff_cohort
 from stream.engine.building import sync_builder
 from stream.output.sync import InputPosition, SyncOutput
+from stream.state.columns import diff_columns
 from stream.state.partition import PartitionState, SyncJob
 from tests.engine.test_processor import config
 from tests.scenario import JAN5, MIN, H
@@ -60,11 +60,11 @@ def test_a_cohort_being_built_refuses_every_write_and_takes_them_again_after() -
             with pytest.raises(RuntimeError, match="while a sync of it was being built"):
                 write()
             tried.append(name)
-        return diff_cohort(*args)
+        return diff_columns(*args)
 
     job = SyncJob(rule, "c1", JAN5 + H, None)
     build = sync_builder(settings, cohort, job, InputPosition("in", 0, 1))
-    with patch("stream.engine.building.diff_cohort", side_effect=write_meanwhile):
+    with patch("stream.engine.building.diff_columns", side_effect=write_meanwhile):
         build()
     assert tried == ["apply", "drop_changes_before", "restore"]
     assert cohort.building == 0
