@@ -27,5 +27,23 @@ parser.add_argument(
     default="apache",
     help="Apache Kafka (default; needs a JDK and Maven, as make test) or the embedded Tansu",
 )
+parser.add_argument(
+    "--scale",
+    action="store_true",
+    help="instead: one cohort of 10,000,000 members on one worker's state, in this process "
+    "(no broker): bytes per member, restart to ready, the first and a steady sync against "
+    "a bare pyarrow write (about 10 minutes and 3 GB)",
+)
+parser.add_argument(
+    "--members",
+    type=int,
+    default=10_000_000,
+    help="the cohort's members with --scale (default: 10,000,000)",
+)
 arguments = parser.parse_args()
-run_bench(quick=arguments.quick, broker_kind=arguments.broker)
+if arguments.scale:
+    from benchmarks.one_cohort import run_scale
+
+    run_scale(arguments.members)
+else:
+    run_bench(quick=arguments.quick, broker_kind=arguments.broker)

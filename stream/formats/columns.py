@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from stream.domain.membership import PropertyKey, Snapshot
-from stream.formats.csvfile import csv_lines, format_cell, guard_formula
+from stream.formats.csvfile import format_cell, guard_formula, joined_lines, quote_cell, quoted
 
 __all__ = ["ColumnDiff", "RowColumns", "column_lines"]
 
@@ -104,14 +104,15 @@ def column_lines(
     users = rows.user_ids.cast(pa.string())
     if guard:  # amplitude ids are digits: only the other columns can hold a formula
         users = _guarded(users)
-    cells: list[Any] = [pa.array(rows.ids, type=pa.int64()), users]
+    # Amplitude ids are digits: never quoted. A property cell is quoted once per set.
+    cells: list[Any] = [pa.array(rows.ids, type=pa.int64()).cast(pa.string()), quoted(users)]
     take = pa.array(rows.set_index)
     for _, prop in columns:
         texts = [_cell(properties, prop) for properties in rows.property_sets]
         if guard:
             texts = [guard_formula(text) for text in texts]
-        cells.append(pa.array(texts, type=pa.string()).take(take))
-    return csv_lines(cells)
+        cells.append(pa.array([quote_cell(t) for t in texts], type=pa.string()).take(take))
+    return joined_lines(cells)
 
 
 def _cell(properties: Properties, prop: PropertyKey) -> str | None:

@@ -25,6 +25,9 @@ __all__ = [
     "csv_lines",
     "render_lines",
     "header_line",
+    "joined_lines",
+    "quote_cell",
+    "quoted",
     "line_chunks",
     "Rows",
 ]
@@ -68,7 +71,11 @@ def csv_lines(columns: Sequence[Sequence[str | int | None] | pa.Array]) -> pa.St
     """One CSV line per row of the column-major cells, each ending in "\n"."""
     if not columns or len(columns[0]) == 0:
         return pa.array([], type=pa.string())
-    arrays = [_quote(_as_text(column)) for column in columns]
+    return joined_lines([_quote(_as_text(column)) for column in columns])
+
+
+def joined_lines(arrays: Sequence[pa.Array]) -> pa.StringArray:
+    """`csv_lines` of cells already quoted (`quoted`), as text arrays of equal length."""
     if len(arrays) == 1:
         lines = pc.fill_null(arrays[0], "")
     else:
@@ -200,6 +207,16 @@ def _quote(cells: pa.Array) -> pa.Array:
     escaped = pc.replace_substring(cells, '"', '""')
     wrapped = pc.binary_join_element_wise('"', escaped, '"', "")
     return pc.if_else(needs_quotes, wrapped, cells)
+
+
+def quoted(cells: pa.Array) -> pa.Array:
+    """Text cells as CSV fields (quoted where they need it)."""
+    return _quote(cells)
+
+
+def quote_cell(text: str | None) -> str | None:
+    """One text cell as a CSV field (None stays an empty field)."""
+    return None if text is None else _quote_one(text)
 
 
 def _quote_one(text: str) -> str:

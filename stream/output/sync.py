@@ -195,8 +195,14 @@ def _output(
         )
 
     lines = {"entering": entering, "exiting": exiting, "existing": existing.lines}
+    bodies: dict[int, Body] = {}  # a first sync's entering and existing: one body
     files = tuple(
-        SyncFile(key(kind), Body(encoder(header, lines[kind], destination.format)))
+        SyncFile(
+            key(kind),
+            bodies.setdefault(
+                id(lines[kind]), Body(encoder(header, lines[kind], destination.format))
+            ),
+        )
         for kind in DIFF_TYPES
     )
     counts = {kind: len(lines[kind]) for kind in DIFF_TYPES}

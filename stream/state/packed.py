@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from stream.domain.membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
 
@@ -266,16 +265,15 @@ def adopt_keys(table: Sequence[PropertyKey]) -> bool:
 
 def decode_columns(
     packed: pa.LargeBinaryArray,
-) -> tuple[np.ndarray, np.ndarray, pa.LargeStringArray, pa.LargeBinaryArray]:
+) -> tuple[np.ndarray, np.ndarray, pa.StringArray, pa.BinaryArray]:
     """Packed members as columns, with vectorised gathers (no Python object a member):
     each one's visible time, whether it entered, its user id (null: none) and its
     properties' packed bytes (`properties_of` reads them)."""
     count = len(packed)
     _, offset_buffer, data_buffer = packed.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[
-        packed.offset : packed.offset + count + 1
-    ]
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[packed.offset :][: count + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
+    data = np.concatenate([data, np.zeros(_VIEW, dtype=np.uint8)])  # windows may run past
     start, end = offsets[:-1], offsets[1:]
     flags = data[start].astype(np.int64)
     time = _int64_at(data, start + 3)
@@ -288,11 +286,11 @@ def decode_columns(
     at = at + ((flags & _USER_STAMPED) != 0) * _STAMP.size
     at = at + ((flags & _PROPERTIES_STAMPED) != 0) * _STAMP.size
     length = data[start + 1].astype(np.int64) | (data[start + 2].astype(np.int64) << 8)
-    regions = _slices(data, at, at + length, pa.large_binary())
     has_user = (flags & _USER) != 0
-    users = _slices(data, at + length, np.where(has_user, end, at + length), pa.large_string())
-    if not has_user.all():
-        users = pc.if_else(pa.array(has_user), users, pa.scalar(None, pa.large_string()))
+    regions = _slices(data, at, length, pa.binary(), None)
+    users = _slices(
+        data, at + length, np.where(has_user, end - at - length, 0), pa.string(), has_user
+    )
     return visible, (flags & _ENTER) != 0, users, regions
 
 
@@ -312,24 +310,49 @@ def _cached_flat(region: bytes) -> tuple[Any, ...]:
 
 
 def _int64_at(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The little-endian int64 at each position of `data`: the rows of an 8-byte window
-    that slides over `data` (a view: nothing is copied but the rows taken)."""
-    if len(data) < 8:
-        return np.zeros(len(positions), dtype=np.int64)
-    windows = np.lib.stride_tricks.as_strided(data, shape=(len(data) - 7, 8), strides=(1, 1))
-    return np.ascontiguousarray(windows[positions]).view("<i8").ravel()
+    """The little-endian int64 at each position of `data` (padded past its last one)."""
+    return np.ascontiguousarray(_windows(data, 8)[positions]).view("<i8").ravel()
 
 
-def _slices(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, kind: pa.DataType) -> Any:
-    """`data[starts[i]:ends[i]]` for every i (ascending, not overlapping), as one Arrow
-    array of `kind`: the bytes inside the slices are kept, end to end."""
-    lengths = ends - starts
-    offsets = np.zeros(len(starts) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    edges = np.zeros(len(data) + 1, dtype=np.int8)
-    edges[starts] += 1  # no two starts (nor two ends) are at one place: no lost updates
-    edges[ends] -= 1
-    inside = np.cumsum(edges[:-1], dtype=np.int8).view(np.bool_)
-    return pa.Array.from_buffers(
-        kind, len(starts), [None, pa.py_buffer(offsets), pa.py_buffer(data[inside])]
+def _windows(data: np.ndarray, size: int) -> np.ndarray:
+    """A window of `size` bytes sliding over `data`: a view, nothing is copied."""
+    return np.lib.stride_tricks.as_strided(data, shape=(len(data) - size + 1, size), strides=(1, 1))
+
+
+_VIEW = 16
+"""A view of Arrow's string_view layout: its length, then its bytes when they fit in the
+next 12, else their first 4, the buffer's number and their offset in it."""
+_INLINE = 12
+
+
+def _slices(
+    data: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    kind: pa.DataType,
+    valid: np.ndarray | None,
+) -> Any:
+    """`data[starts[i]:starts[i] + lengths[i]]` for every i as an Arrow array of `kind`
+    (null where `valid` is False), through a view array that points into `data`: only
+    the views are built, then Arrow copies the bytes in C."""
+    count = len(starts)
+    if len(data) >= 1 << 31:  # past a view's int32 offset: copy them here
+        return pa.array(
+            [bytes(data[a : a + n]) for a, n in zip(starts, lengths, strict=True)], kind
+        )
+    # As int32 words: the length, then 12 bytes (inline: the value; else its first 4
+    # bytes, the buffer's number and the offset). The view array is only cast (below),
+    # which reads `length` bytes: an inline value's padding is not zeroed.
+    views = np.empty((count, _VIEW // 4), dtype="<i4")
+    views[:, 0] = lengths
+    views[:, 1:] = np.ascontiguousarray(_windows(data, _INLINE)[starts]).view("<i4")
+    outside = lengths > _INLINE
+    if outside.any():
+        views[outside, 2] = 0
+        views[outside, 3] = starts[outside]
+    view_kind = pa.string_view() if kind == pa.string() else pa.binary_view()
+    validity = None if valid is None else pa.array(valid).buffers()[1]
+    array = pa.Array.from_buffers(
+        view_kind, count, [validity, pa.py_buffer(views), pa.py_buffer(data)]
     )
+    return array.cast(kind)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -125,17 +124,20 @@ class CohortState:
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
         whose view can differ between a sync at `time` and any later one."""
-        changes = self.changes
-        return sorted(
-            {a for a, visible in zip(changes[0::2], changes[1::2], strict=True) if visible >= time}
-        )
+        pairs = _pairs(self.changes)
+        return np.unique(pairs[pairs[:, 1] >= time, 0]).tolist()
 
     def drop_changes_before(self, horizon: int) -> None:
         self.writable()
-        changes = self.changes
-        if changes and min(changes[1::2]) < horizon:
-            pairs = zip(changes[0::2], changes[1::2], strict=True)
-            self.changes = array("q", chain.from_iterable(p for p in pairs if p[1] >= horizon))
+        pairs = _pairs(self.changes)
+        if len(pairs) and pairs[:, 1].min() < horizon:
+            kept = pairs[pairs[:, 1] >= horizon]
+            self.changes = array("q", kept.tobytes())
+
+
+def _pairs(changes: array[int]) -> np.ndarray:
+    """The (amplitude id, visible) pairs of a cohort's changes, as rows (a view)."""
+    return np.frombuffer(changes, dtype=np.int64).reshape(-1, 2)
 
 
 @dataclass(frozen=True, slots=True)
