@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test test-compat test-tansu kafka-prerequisites lint bench bench-quick clean
+.PHONY: run test test-compat test-tansu kafka-prerequisites lint bench bench-quick bench-scale clean
 
 # The Apache Kafka versions `make test-compat` runs the Kafka-facing tests on as well: the
 # oldest 4.0 and the 3.9 line that many MSK clusters run (tests/brokers/apache.py has the
@@ -60,3 +60,6 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
+
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks --scale

@@ -8,7 +8,7 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 import pyarrow as pa
@@ -86,10 +86,17 @@ def batch_messages(count: int, users: int = 1000) -> list[bytes]:
 
 
 def one_cohort(members: int, at_ms: int, per_message: int = 10_000) -> list[bytes]:
-    return [
-        json.dumps(
+    return list(one_cohort_messages(members, at_ms, per_message))
+
+
+def one_cohort_messages(
+    members: int, at_ms: int, per_message: int = 10_000, cohort: str = "big"
+) -> Iterator[bytes]:
+    """`members` members entering `cohort` at `at_ms`, in batch messages, made as read."""
+    for start in range(0, members, per_message):
+        yield json.dumps(
             {
-                "cohort_id": "big",
+                "cohort_id": cohort,
                 "in_cohort": True,
                 "computed_time": at_ms / 1000,
                 "users": [
@@ -103,8 +110,6 @@ def one_cohort(members: int, at_ms: int, per_message: int = 10_000) -> list[byte
             },
             separators=(",", ":"),
         ).encode()
-        for start in range(0, members, per_message)
-    ]
 
 
 def trigger(at_ms: int, n: int) -> bytes:

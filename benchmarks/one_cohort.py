@@ -27,7 +27,7 @@ from typing import Any, TextIO
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from benchmarks.benchwork import HOUR_MS, PARTITIONS, T0, _rss
+from benchmarks.benchwork import HOUR_MS, PARTITIONS, T0, _rss, one_cohort_messages
 from stream.config import settings_from_mapping
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
@@ -80,7 +80,9 @@ class _Scale:
         before = _rss()
         processor, close = self.processor()
         self.say(f"loading {members:,} members in one cohort")
-        load_seconds = self.feed(processor, _messages(members, T0 + 1000))
+        load_seconds = self.feed(
+            processor, one_cohort_messages(members, T0 + 1000, PER_MESSAGE, COHORT)
+        )
         gc.collect()
         bytes_per_member = (_rss() - before) / members
         self.say(f"  {load_seconds:.1f} s, {bytes_per_member:.0f} bytes a member")
@@ -181,26 +183,6 @@ class _Scale:
             runs.append(time.perf_counter() - started)
         self.say(f"  {table.num_rows:,} rows, {len(buffer.getvalue()):,} bytes")
         return statistics.median(runs)
-
-
-def _messages(members: int, at_ms: int) -> Iterator[bytes]:
-    for start in range(0, members, PER_MESSAGE):
-        yield json.dumps(
-            {
-                "cohort_id": COHORT,
-                "in_cohort": True,
-                "computed_time": at_ms / 1000,
-                "users": [
-                    {
-                        "amplitude_id": n,
-                        "user_id": f"user-{n}",
-                        "user_properties": {"plan": ("free", "pro", "team")[n % 3]},
-                    }
-                    for n in range(start, min(start + PER_MESSAGE, members))
-                ],
-            },
-            separators=(",", ":"),
-        ).encode()
 
 
 def _event(at_ms: int, n: int) -> bytes:
