@@ -15,6 +15,7 @@ no member's value, only where it is kept.
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -104,7 +105,11 @@ class Members(Mapping[int, Member]):
         return unpack(entry) if isinstance(entry, bytes) else entry
 
     def __contains__(self, amplitude_id: object) -> bool:
-        return isinstance(amplitude_id, int) and self._entry(amplitude_id) is not None
+        try:
+            key = operator.index(amplitude_id)  # type: ignore[arg-type]
+        except TypeError:
+            return False
+        return self._entry(key) is not None
 
     def __iter__(self) -> Iterator[int]:
         return (amplitude_id for amplitude_id, _ in self._entries())
