@@ -41,7 +41,16 @@ _GONE = b""
 class _Layers:
     """The base columns and the delta above them."""
 
-    __slots__ = ("ids", "packed", "id_view", "offsets", "data", "delta", "packed_in_delta")
+    __slots__ = (
+        "ids",
+        "packed",
+        "id_view",
+        "offsets",
+        "data",
+        "delta",
+        "packed_in_delta",
+        "fold_at",
+    )
 
     def __init__(self, ids: np.ndarray, packed: pa.LargeBinaryArray) -> None:
         self.ids = ids
@@ -56,10 +65,13 @@ class _Layers:
         self.delta: dict[int, Member | bytes] = {}
         self.packed_in_delta = 0
         """The delta's packed members and removals: what a fold would move."""
+        self.fold_at = max(_MIN_FOLD, int(_FOLD_SHARE * len(ids)))
 
     def index(self, amplitude_id: int) -> int:
         """The member's row in the base, or -1."""
         view = self.id_view
+        if not view:
+            return -1
         at = bisect_left(view, amplitude_id)
         return at if at < len(view) and view[at] == amplitude_id else -1
 
@@ -226,7 +238,7 @@ class Members(Mapping[int, Member]):
 
     def _fold_when_due(self) -> None:
         layers = self._layers
-        if layers.packed_in_delta > max(_MIN_FOLD, _FOLD_SHARE * len(layers.ids)):
+        if layers.packed_in_delta > layers.fold_at:
             self.fold()
 
     def fold(self) -> None:
