@@ -1,8 +1,9 @@
 """One sync: its three CSV files and its manifest, built from a cohort diff, then written.
 
-`build_sync` is pure: the same state gives the same keys and bytes. `write_sync` puts the
-CSVs first and the manifest last, so a reader that waits for the manifest never sees a
-partial sync; it blocks, so the worker runs it in a thread.
+`build_sync` is pure: the same state gives the same keys and bytes. A sync is put in two
+rounds (`SyncOutput.rounds`): the CSVs, then the manifest once every CSV is stored, so a
+reader that waits for the manifest never sees a partial sync. `write_sync` puts them one
+after another and blocks; the worker's writer puts a round's files at once.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ class SyncOutput:
     def size(self) -> int:
         """The bytes of its files, manifest included."""
         return sum(file.body.size for file in (*self.csv_files, self.manifest))
+
+    @property
+    def rounds(self) -> tuple[tuple[SyncFile, ...], tuple[SyncFile, ...]]:
+        """The files in the order they are put: the CSVs (in any order, or at once), then
+        the manifest, only once every CSV is stored (a sync is complete once it exists)."""
+        return self.csv_files, (self.manifest,)
 
 
 def columns_for(
@@ -217,11 +224,9 @@ def _output(
 
 
 def write_sync(sink: Sink, output: SyncOutput) -> dict[str, Put]:
-    """Put the three CSVs, then the manifest (a sync is complete once it exists).
+    """Put the sync's files one after another, round by round (`SyncOutput.rounds`).
     Returns what each put did, by key: written, unchanged or kept (see `Sink`)."""
-    return {
-        file.key: sink.put(file.key, file.body) for file in (*output.csv_files, output.manifest)
-    }
+    return {file.key: sink.put(file.key, file.body) for files in output.rounds for file in files}
 
 
 def _rows(

@@ -1,7 +1,9 @@
 """Writes built syncs to their destinations from a thread pool, retrying until they land.
 
 The event loop only awaits: building the files (CPU) and uploading them (I/O) both run in
-worker threads. A failed write is retried with exponential backoff and jitter, for ever:
+worker threads. A sync's three CSVs are put at once, each in a thread of its own, and its
+manifest once all three are stored: an upload waits on the network, not on the one before.
+A failed write is retried with exponential backoff and jitter, for ever:
 skipping a sync would break every later diff, so the partition waits for its destination.
 Only `abandon` (the worker is stopping) ends the wait: `write` then raises `WriteAbandoned`
 and the record that made the sync due is not acknowledged, so a restart writes it.
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 
 from stream.errors import PermanentSinkError, SinkError, WriteAbandoned
 from stream.metrics import Metrics, RecentSync
-from stream.output.sync import SyncOutput, write_sync
+from stream.output.sync import SyncOutput
 from stream.sinks import Put, Sink
 
 __all__ = ["SyncWriter"]
@@ -97,15 +99,12 @@ class SyncWriter:
 
     async def land(self, output: SyncOutput) -> SyncOutput:
         """Write a built sync until it has landed, retrying with backoff."""
-        loop = asyncio.get_running_loop()
         sink = self.sinks[output.destination]
         backoff = self._first_backoff
         while True:
             started = time.monotonic()
             try:
-                puts = await self.unless_abandoned(
-                    loop.run_in_executor(self._pool, write_sync, sink, output)
-                )
+                puts = await self.unless_abandoned(self._put_rounds(sink, output))
                 break
             except SinkError as exc:
                 self.metrics.upload_retries += 1
@@ -154,6 +153,23 @@ class SyncWriter:
             output.counts["existing"],
         )
         return output
+
+    async def _put_rounds(self, sink: Sink, output: SyncOutput) -> dict[str, Put]:
+        """Put each round of the sync's files at once (`SyncOutput.rounds`), the next round
+        only once every put of the one before succeeded. A round waits for all its puts
+        before it raises the first failure, so a retry never races a put still running."""
+        loop = asyncio.get_running_loop()
+        puts: dict[str, Put] = {}
+        for files in output.rounds:
+            outcomes = await asyncio.gather(
+                *(loop.run_in_executor(self._pool, sink.put, f.key, f.body) for f in files),
+                return_exceptions=True,
+            )
+            for file, outcome in zip(files, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                puts[file.key] = outcome
+        return puts
 
     def close(self) -> None:
         """Wait for the threads, unless abandoned (a late upload is harmless: same bytes)."""
