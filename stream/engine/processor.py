@@ -35,7 +35,7 @@ from stream.domain.retention import too_late_before
 from stream.engine.admission import too_far_ahead, too_late
 from stream.engine.building import sync_builder
 from stream.engine.outbox import Outbox
-from stream.engine.slot import Position, Slot
+from stream.engine.slot import Position, Rebuild, Slot
 from stream.errors import InvalidEvent, RecordTooLarge, describe
 from stream.metrics import Metrics
 from stream.output.sync import InputPosition
@@ -68,6 +68,12 @@ class Offload(Protocol):
 
 async def _in_thread(work: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, work)
+
+
+def _observed(future: asyncio.Future[Any]) -> None:
+    """Retrieve a finished future's outcome, so that one nobody awaits logs no error."""
+    if not future.cancelled():
+        future.exception()
 
 
 class _Revoked(Exception):
@@ -365,18 +371,46 @@ class Processor:
         for partition in partitions:
             self._slots.pop(partition, None)
 
+    def assigned(self, partitions: Iterable[int]) -> None:
+        """Start rebuilding each of `partitions` not held yet, all at once and off the event
+        loop, so that a partition's first record or tick finds its rebuild done or under way
+        rather than starting it then, one partition after another. Call it on the event
+        loop when the partitions are assigned; a rebuild begun before the store held all of
+        the partition's state is found out when it is installed, and made again."""
+        for partition in partitions:
+            slot = self._slot(partition)
+            if slot.state is None and slot.rebuild is None:
+                slot.rebuild = self._start_rebuild(partition)
+
+    def _start_rebuild(self, partition: int) -> asyncio.Future[Rebuild]:
+        """Rebuild `partition` off the event loop, from a copy of its keys (the store may
+        change meanwhile)."""
+        items = partition_items(self.store, partition)
+        rebuild = asyncio.ensure_future(
+            self.offload(functools.partial(self._read, partition, items))
+        )
+        rebuild.add_done_callback(_observed)  # a revoked partition's rebuild is never awaited
+        return rebuild
+
     async def _rebuilt(self, partition: int) -> PartitionState:
         """`partition`'s state; one this worker has not yet is rebuilt from the table off
-        the event loop (from a copy of its keys: the store may change meanwhile), and
-        `_Revoked` raised when the partition was taken away before it was done."""
+        the event loop (or its rebuild since the assignment awaited) and installed if the
+        table still holds what it was rebuilt from; `_Revoked` is raised when the partition
+        was taken away before it was done."""
         slot = self._slot(partition)
-        if slot.state is None:
-            items = partition_items(self.store, partition)
-            loaded = await self.offload(functools.partial(self._read, partition, items))
+        while slot.state is None:
+            rebuild = slot.rebuild
+            if rebuild is None:
+                rebuild = slot.rebuild = self._start_rebuild(partition)
+            try:
+                made = await asyncio.shield(rebuild)  # others may await it too
+            finally:
+                if rebuild.done() and slot.rebuild is rebuild:
+                    slot.rebuild = None  # installed below, or made again
             if self._slots.get(partition) is not slot:
                 raise _Revoked(partition)
-            if slot.state is None:
-                self._install(slot, partition, loaded)
+            if slot.state is None and made.items_are(partition_items(self.store, partition)):
+                self._install(slot, partition, made.loaded)
         return self.partition(partition)
 
     def partition(self, partition: int) -> PartitionState:
@@ -384,7 +418,7 @@ class Processor:
         slot = self._slot(partition)
         if slot.state is None:
             items = partition_items(self.store, partition)
-            self._install(slot, partition, self._read(partition, items))
+            self._install(slot, partition, self._read(partition, items).loaded)
         state = slot.state
         assert state is not None
         if slot.meta_changed:
@@ -515,15 +549,16 @@ class Processor:
             state, next_offset=position.next_offset if position else None
         )
 
-    def _read(self, partition: int, items: dict[str, Any]) -> LoadedPartition:
+    def _read(self, partition: int, items: dict[str, Any]) -> Rebuild:
         """The partition rebuilt from `items`; reads nothing else and writes nothing."""
-        return load_partition(
+        loaded = load_partition(
             self.store,
             partition,
             items=items,
             journal=self.journal,
             track_exits=self.settings.kafka.retain_exited_ms is not None,
         )
+        return Rebuild(items, loaded)
 
     def _install(self, slot: Slot, partition: int, loaded: LoadedPartition) -> None:
         """Make a rebuilt partition this worker's, then write what its rebuild decided."""

@@ -3,18 +3,36 @@ whole, and a rebuild in flight checks it is still the same slot."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from stream.state.journal import Journal
 from stream.state.partition import PartitionState
+from stream.state.stored import LoadedPartition
 
-__all__ = ["Position", "Slot"]
+__all__ = ["Position", "Rebuild", "Slot"]
 
 
 @dataclass
 class Position:
     topic: str
     next_offset: int
+
+
+@dataclass(frozen=True, eq=False)
+class Rebuild:
+    """A partition rebuilt from `items`, a copy of the table's keys and values of it."""
+
+    items: dict[str, Any]
+    loaded: LoadedPartition
+
+    def items_are(self, now: dict[str, Any]) -> bool:
+        """Whether the table holds what the partition was rebuilt from: the same keys, each
+        with the very value object (a recovered or rewritten value is a new one)."""
+        return now.keys() == self.items.keys() and all(
+            value is self.items[key] for key, value in now.items()
+        )
 
 
 @dataclass(eq=False)
@@ -28,6 +46,9 @@ class Slot:
     dead-lettered need none)."""
     journal: Journal | None = None
     """Set with `state`."""
+    rebuild: asyncio.Future[Rebuild] | None = None
+    """The rebuild in flight, from the assignment or the first record or tick (its result is
+    installed as `state` at the partition's next record or tick, in stream iteration)."""
     position: Position | None = None
     """After the last record applied or dead-lettered: what syncs decided now cover."""
     input_next_offset: int | None = None

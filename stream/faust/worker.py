@@ -211,7 +211,10 @@ class Worker:
             self.stop_for(f"{doing} {topic} failed: {describe(error)}")
 
     def _start_partitions(self, starts: Mapping[TP, int | None]) -> None:
+        """The assignment's tables are recovered and its partitions about to be read: every
+        input partition starts its rebuild now, side by side (`Processor.assigned`)."""
         mine = sorted(tp.partition for tp in starts if tp.topic == self.kafka.topic)
+        self.processor.assigned(mine)
         if mine != self.consuming:
             self.consuming = mine
             log.info("ready: consuming %s partitions %s", self.kafka.topic, _ranges(mine))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -61,7 +62,11 @@ def test_a_fault_stops_the_worker_in_process_without_a_signal() -> None:
 def test_assigned_partitions_of_own_topics_start_the_pump_where_faust_sought_them() -> None:
     settings = settings_from_mapping({"kafka": {"app_id": "a", "topic": "in"}})
     worker = Worker(settings, broker_url="kafka://127.0.0.1:1")
-    worker._start_partitions({TP("in", 3): 7, TP("a-ticks", 3): 0, TP("elsewhere", 0): 0})
+
+    async def seeked() -> None:  # Faust's consumer calls it on the event loop
+        worker._start_partitions({TP("in", 3): 7, TP("a-ticks", 3): 0, TP("elsewhere", 0): 0})
+
+    asyncio.run(seeked())
     assert worker.consuming == [3]
     assert worker.pump.delivery.next_offset(TP("in", 3)) == 7
     assert worker.pump.delivery.next_offset(TP("a-ticks", 3)) == 0
