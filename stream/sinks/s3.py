@@ -64,7 +64,8 @@ class S3Sink:
         """`path`: the destination's folder in the bucket (keys passed in include it).
         `put_arguments`: PutObject parameters every object carries (encryption, ACL,
         storage class: `config.Placement`). `role`: write with the credentials of an
-        assumed role, refreshed by botocore before they expire (`role_seconds` each)."""
+        assumed role, refreshed by botocore before they expire (`role_seconds` each).
+        `max_attempts`: tries of each request, the first included, before it fails."""
         self.bucket = bucket
         self.path = path
         self.put_arguments = dict(put_arguments or {})
@@ -246,7 +247,9 @@ def _assuming(
 
 def _config(max_attempts: int, *, connect_timeout: float = 5) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        # botocore's `max_attempts` counts retries after the first; `total_max_attempts`
+        # counts every attempt, as our `max_attempts` does.
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=60,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import os
 import subprocess
 import sys
@@ -73,13 +74,21 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
     workers: Any,
 ) -> None:
     requests = Counter[str]()
+    attempts = inspect.signature(S3Sink).parameters["max_attempts"].default
+    first_put: list[str] = []
 
     def bursts(method: str, path: str) -> Fault | None:
+        # The first object put fails more often than botocore retries it, so the writer's
+        # own backoff must retry it. It is counted by path: a sync's files are put at once,
+        # so a burst counted over all requests would be shared out among them.
         requests["all"] += 1
-        number = requests["all"]
-        if 5 <= number < 15:  # longer than botocore's own retries: the writer's backoff
-            return SLOW_DOWN
-        return INTERNAL_ERROR if number % 7 == 0 else None
+        if method == "PUT":
+            first_put[:] = first_put or [path]
+            if path == first_put[0]:
+                requests[path] += 1
+                if requests[path] <= attempts:
+                    return SLOW_DOWN
+        return INTERNAL_ERROR if requests["all"] % 7 == 0 else None
 
     with FaultyS3Proxy(s3_endpoint, bursts) as proxy:
         destination = s3_destination("s3", bucket, proxy.url)
@@ -89,7 +98,7 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
         objects = wait_for_objects(s3, bucket, 32, worker)
         worker.stop()
     assert csvs_in(objects) == expected_csvs("exports/hourly")
-    assert proxy.injected["SlowDown"] == 10 and proxy.injected["InternalError"] > 0
+    assert proxy.injected["SlowDown"] == attempts and proxy.injected["InternalError"] > 0
     assert "not written, retrying" in worker.log()
 
 
