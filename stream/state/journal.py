@@ -64,10 +64,7 @@ class MemberIndex(Protocol):
 
     def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
         """The member is written: its objects may be packed (`packed`: its bytes as its
-        bundle holds them, None: pack it if it packs). Folding waits for `fold_when_due`."""
-
-    def fold_when_due(self) -> None:
-        """Fold the members frozen since the last call where their cohort's share is due."""
+        bundle holds them, None: pack it if it packs)."""
 
 
 class Journal:
@@ -170,7 +167,6 @@ class Journal:
         if not self.enabled:
             for (cohort_id, amplitude_id), _ in entries:
                 self._members.freeze(cohort_id, amplitude_id)
-            self._members.fold_when_due()
             return
         released, self._released = self._released, set()
         for seq in [seq for seq in released if self._live.get(seq) == 0]:
@@ -178,7 +174,6 @@ class Journal:
             released.discard(seq)
         if entries:
             self._write(entries, released)
-            self._members.fold_when_due()
         self._compact(released)
         self._unpin()
         if self._stale_count >= self._stale_sweep_at:

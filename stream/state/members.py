@@ -182,7 +182,7 @@ class Members(Mapping[int, Member]):
             return
         for amplitude_id, as_bytes in zip(amplitude_ids.tolist(), packed.to_pylist(), strict=True):
             self._put(amplitude_id, as_bytes)
-        self.fold_when_due()
+        self._fold_when_due()
 
     def _put(self, amplitude_id: int, entry: Member | bytes) -> None:
         layers = self._layers
@@ -223,11 +223,9 @@ class Members(Mapping[int, Member]):
             return bundle_in(entry)
         return entry.bundle
 
-    def freeze(self, amplitude_id: int, packed: bytes | None = None, *, fold: bool = True) -> None:
+    def freeze(self, amplitude_id: int, packed: bytes | None = None) -> None:
         """Pack the member if it packs: call once nothing holds its objects to change them
-        (the journal has written it). `packed`: its bytes, packed already. `fold=False`
-        leaves the fold to a later `fold_when_due` (one fold after many freezes, not one each
-        time the delta passes its threshold)."""
+        (the journal has written it). `packed`: its bytes, packed already."""
         layers = self._layers
         entry = layers.delta.get(amplitude_id)
         if isinstance(entry, Member):
@@ -236,11 +234,9 @@ class Members(Mapping[int, Member]):
             if packed is not None:
                 layers.delta[amplitude_id] = packed
                 layers.packed_in_delta += 1
-                if fold:
-                    self.fold_when_due()
+                self._fold_when_due()
 
-    def fold_when_due(self) -> None:
-        """Fold once the delta's packed members pass their share of the base."""
+    def _fold_when_due(self) -> None:
         layers = self._layers
         if layers.packed_in_delta > layers.fold_at:
             self.fold()

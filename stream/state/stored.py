@@ -116,8 +116,6 @@ class _PartitionMembers:
 
     def __init__(self, state: PartitionState) -> None:
         self._cohorts = state.cohorts
-        self._frozen: set[str] = set()
-        """The cohorts with members frozen since the last `fold_when_due`."""
 
     def hot(self, cohort_id: str, amplitude_id: int) -> Member | None:
         cohort = self._cohorts.get(cohort_id)
@@ -130,12 +128,4 @@ class _PartitionMembers:
     def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
         cohort = self._cohorts.get(cohort_id)
         if cohort is not None:
-            cohort.members.freeze(amplitude_id, packed, fold=False)
-            self._frozen.add(cohort_id)
-
-    def fold_when_due(self) -> None:
-        for cohort_id in self._frozen:
-            cohort = self._cohorts.get(cohort_id)
-            if cohort is not None:
-                cohort.members.fold_when_due()
-        self._frozen.clear()
+            cohort.members.freeze(amplitude_id, packed)

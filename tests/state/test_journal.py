@@ -79,9 +79,6 @@ class _Index:
     def freeze(self, cohort_id: str, amplitude_id: int, packed: bytes | None = None) -> None:
         pass
 
-    def fold_when_due(self) -> None:
-        pass
-
 
 def bundles(store: dict[str, Any]) -> list[tuple[int, bytes]]:
     return [

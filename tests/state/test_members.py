@@ -101,17 +101,6 @@ def test_packed_members_are_folded_into_the_base_and_reads_find_them_there() -> 
     assert fields(members[3]) == fields(one_event(5, "bulk"))
 
 
-def test_freezes_that_leave_the_fold_to_later_fold_once_when_asked() -> None:
-    members = Members()
-    for amplitude_id in range(1, 1001):  # four times the smallest fold
-        members.add(amplitude_id, one_event(7, "pro"))
-        members.freeze(amplitude_id, fold=False)
-    assert len(members._layers.ids) == 0 and members._layers.packed_in_delta == 1000
-    members.fold_when_due()
-    assert len(members._layers.ids) == 1000 and members._layers.packed_in_delta == 0
-    assert fields(members[500]) == fields(one_event(7, "pro"))
-
-
 def test_a_reader_that_took_the_layers_before_a_fold_reads_the_same_members() -> None:
     members = Members()
     for amplitude_id in range(1, 6):

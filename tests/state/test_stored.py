@@ -38,17 +38,3 @@ def test_the_metadata_and_the_members_come_back_for_their_own_partition_only() -
     assert set(loaded.state.cohorts) == {"c1"}
     restored = loaded.state.cohorts["c1"].members.get(7)
     assert restored is not None and restored.history[-1].user_id == "u7"
-
-
-def test_a_journal_flush_folds_the_members_it_wrote_into_their_cohorts_columns() -> None:
-    loaded = load_partition({}, 0)
-    changed = loaded.state.apply(
-        [MembershipEvent("c1", a, f"u{a}", True, JAN5 + MIN) for a in range(1, 1001)], 3, None
-    )
-    for amplitude_id, member in changed:
-        loaded.journal.touch("c1", amplitude_id, member)
-    loaded.journal.flush()
-    members = loaded.state.cohorts["c1"].members
-    ids, packed, objects = members.columns()
-    assert ids.tolist() == list(range(1, 1001)) and objects == {}
-    assert len(members._layers.ids) == 1000  # in the base: folded once, after the flush
