@@ -105,6 +105,11 @@ class WorkerFault(InternalSignal):
     """The worker cannot go on (a bug, a broker that stays unreachable): it stops, and the
     record it was handling is delivered again at the next start."""
 
+    @staticmethod
+    def line(fault: str) -> str:
+        """The one line a user reads last when the worker stopped itself for `fault`."""
+        return f"cohort-sync: the worker stopped: {fault}"
+
 
 class RecordTooLarge(InternalSignal):
     """A record is larger than the worker may produce (to forward it to its cohort's

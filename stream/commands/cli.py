@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
         return code
     except WorkerFault as exc:
-        print(f"cohort-sync: the worker stopped: {exc}", file=sys.stderr)
+        print(WorkerFault.line(str(exc)), file=sys.stderr)
         return 1
     except CohortSyncError as exc:
         for line in str(exc).splitlines():  # a config's problems: one line each

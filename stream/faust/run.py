@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 
 import faust
 
 from stream.config import Settings
+from stream.errors import WorkerFault
 
 __all__ = ["STOP_DEADLINE_SECONDS", "Stopper", "exit_after", "faust_url", "run_app"]
 
@@ -22,13 +24,18 @@ log = logging.getLogger(__name__)
 STOP_DEADLINE_SECONDS = 30.0
 
 
-def exit_after(seconds: float) -> None:
+def exit_after(seconds: float, fault: Callable[[], str | None] = lambda: None) -> None:
     """End the process `seconds` from now unless it has ended by then (a daemon thread:
-    it cannot hold the process up, and a stuck event loop cannot hold it back)."""
+    it cannot hold the process up, and a stuck event loop cannot hold it back). When the
+    worker was stopping itself, `fault()` gives why: it is still the last line printed, as
+    when the stop ends in time (a stop hung inside Faust must not hide the reason)."""
 
     def expire() -> None:
         log.error("the stop did not end within %.0fs: exiting now", seconds)
         logging.shutdown()
+        why = fault()
+        if why is not None:
+            print(WorkerFault.line(why), file=sys.stderr, flush=True)
         os._exit(1)
 
     timer = threading.Timer(seconds, expire)

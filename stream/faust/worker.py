@@ -240,7 +240,7 @@ class Worker:
     async def _stopping(self) -> None:
         """Let the lanes finish for a moment, then give up what waits, so the stop does
         not: the next start does it (it is pending in the table)."""
-        exit_after(STOP_DEADLINE_SECONDS)
+        exit_after(STOP_DEADLINE_SECONDS, lambda: self.fault)
         await self.lanes.drain(timeout=STOP_GRACE_SECONDS)
         self.writer.abandon()
         self.pump.abandon_all()

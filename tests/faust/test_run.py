@@ -15,12 +15,27 @@ threading.Event().wait()  # a stop that never ends
 """
 
 
+STUCK_AFTER_A_FAULT = STUCK.replace("exit_after(0.2)", "exit_after(0.2, lambda: 'no luck')")
+
+
 def test_exit_after_ends_a_stuck_process_with_code_1() -> None:
     result = subprocess.run(
         [sys.executable, "-c", STUCK], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
-    assert "the stop did not end within 0s: exiting now" in result.stderr
+    assert result.stderr.splitlines()[-1].endswith(
+        "the stop did not end within 0s: exiting now"
+    )
+
+
+def test_a_stuck_stop_of_a_worker_stopping_itself_still_ends_with_the_reason() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", STUCK_AFTER_A_FAULT], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1
+    lines = result.stderr.splitlines()
+    assert lines[-2].endswith("the stop did not end within 0s: exiting now")
+    assert lines[-1] == "cohort-sync: the worker stopped: no luck"
 
 
 def test_the_broker_setting_becomes_faust_s_url_list() -> None:
