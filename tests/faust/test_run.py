@@ -23,9 +23,7 @@ def test_exit_after_ends_a_stuck_process_with_code_1() -> None:
         [sys.executable, "-c", STUCK], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
-    assert result.stderr.splitlines()[-1].endswith(
-        "the stop did not end within 0s: exiting now"
-    )
+    assert result.stderr.splitlines()[-1].endswith("the stop did not end within 0s: exiting now")
 
 
 def test_a_stuck_stop_of_a_worker_stopping_itself_still_ends_with_the_reason() -> None:
