@@ -156,20 +156,24 @@ def restart_figures(settings: Settings, members: int, run: WorkerRun) -> Restart
     return RestartFigures(ingest_seconds, recovery_seconds, stall)
 
 
+def _metrics(port: int) -> str:
+    """The worker's `/metrics` page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        return str(answer.read().decode())
+
+
 def _syncs_written(port: int) -> int:
     """Syncs the worker has written since it started, by its `/metrics` (0 until it
     serves them)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
-            text = answer.read().decode()
+        text = _metrics(port)
     except OSError:  # not listening yet
         return 0
     return sum(round(float(count)) for count in _SYNCS_WRITTEN.findall(text))
 
 
 def _loop_lag_max(port: int) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
-        found = _LOOP_LAG_MAX.search(answer.read().decode())
+    found = _LOOP_LAG_MAX.search(_metrics(port))
     if found is None:
         raise CohortSyncError("the worker's /metrics has no cohort_sync_event_loop_lag_max")
     return float(found.group(1))

@@ -28,7 +28,7 @@ from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError, describe
 from stream.sinks import Body, Inspection, Put
 
-__all__ = ["MIB", "S3Sink", "chain_region"]
+__all__ = ["MAX_ATTEMPTS", "MIB", "S3Sink", "chain_region"]
 
 MIB = 1024 * 1024
 
@@ -45,6 +45,11 @@ _PERMANENT_CODES = {
 }
 
 
+#: Tries of each S3 request, the first included, before a put fails to the writer (which
+#: then retries the whole sync with its own backoff).
+MAX_ATTEMPTS = 6
+
+
 class S3Sink:
     def __init__(
         self,
@@ -58,7 +63,7 @@ class S3Sink:
         role_seconds: int = 3600,
         multipart_threshold: int = 64 * MIB,
         part_size: int = 8 * MIB,
-        max_attempts: int = 6,
+        max_attempts: int = MAX_ATTEMPTS,
         overwrite: bool = False,
     ) -> None:
         """`path`: the destination's folder in the bucket (keys passed in include it).

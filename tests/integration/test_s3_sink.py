@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import inspect
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from stream.config.destinations import Placement, Role
 from stream.errors import PermanentSinkError, TransientSinkError
 from stream.sinks import Body, Put
-from stream.sinks.s3 import MIB, S3Sink
+from stream.sinks.s3 import MAX_ATTEMPTS, MIB, S3Sink
 from tests.brokers import Broker
 from tests.scenario import C1, C2, expected_csvs
 
@@ -74,7 +73,6 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
     workers: Any,
 ) -> None:
     requests = Counter[str]()
-    attempts = inspect.signature(S3Sink).parameters["max_attempts"].default
     first_put: list[str] = []
 
     def bursts(method: str, path: str) -> Fault | None:
@@ -86,7 +84,7 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
             first_put[:] = first_put or [path]
             if path == first_put[0]:
                 requests[path] += 1
-                if requests[path] <= attempts:
+                if requests[path] <= MAX_ATTEMPTS:
                     return SLOW_DOWN
         return INTERNAL_ERROR if requests["all"] % 7 == 0 else None
 
@@ -98,7 +96,7 @@ def test_worker_lands_every_sync_through_bursts_of_5xx(
         objects = wait_for_objects(s3, bucket, 32, worker)
         worker.stop()
     assert csvs_in(objects) == expected_csvs("exports/hourly")
-    assert proxy.injected["SlowDown"] == attempts and proxy.injected["InternalError"] > 0
+    assert proxy.injected["SlowDown"] == MAX_ATTEMPTS and proxy.injected["InternalError"] > 0
     assert "not written, retrying" in worker.log()
 
 
