@@ -518,7 +518,12 @@ class Processor:
         changed: list[tuple[int, Member]] = []
         try:
             state.apply(
-                events, offset, horizon, note_change=self._synced(cohort_id), changed=changed
+                events,
+                offset,
+                horizon,
+                note_change=self._synced(cohort_id),
+                changed=changed,
+                pack_fresh=not self.journal,  # nothing to journal: members packed at once
             )
         except Exception as exc:  # what was applied before the fault is journaled below
             failure: Exception | None = exc

@@ -184,6 +184,33 @@ class Members(Mapping[int, Member]):
             self._put(amplitude_id, as_bytes)
         self._fold_when_due()
 
+    def untouched(self, amplitude_ids: np.ndarray) -> np.ndarray:
+        """Which of `amplitude_ids` are in neither layer: not members, nor removed ones
+        (`add_fresh` takes those)."""
+        layers = self._layers
+        delta = layers.delta
+        absent = np.fromiter(
+            (amplitude_id not in delta for amplitude_id in amplitude_ids.tolist()),
+            dtype=bool,
+            count=len(amplitude_ids),
+        )
+        base = layers.ids
+        if len(base):
+            at = np.minimum(np.searchsorted(base, amplitude_ids), len(base) - 1)
+            absent &= base[at] != amplitude_ids
+        return absent
+
+    def add_fresh(self, amplitude_ids: np.ndarray, packed: pa.Array) -> None:
+        """Members packed already, none of them held now (`untouched`), once each."""
+        if self._length == 0 and len(self._layers.ids) == 0:
+            self.add_packed(amplitude_ids, packed)
+            return
+        layers = self._layers
+        layers.delta.update(zip(amplitude_ids.tolist(), packed.to_pylist(), strict=True))
+        layers.packed_in_delta += len(amplitude_ids)
+        self._length += len(amplitude_ids)
+        self._fold_when_due()
+
     def _put(self, amplitude_id: int, entry: Member | bytes) -> None:
         layers = self._layers
         old = layers.delta.get(amplitude_id)

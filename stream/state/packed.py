@@ -26,8 +26,18 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from stream.domain.membership import NO_STAMP, EventProperties, Member, PropertyKey, Snapshot, Stamp
+from stream.domain.events import MembershipEvent
+from stream.domain.membership import (
+    NO_STAMP,
+    EventProperties,
+    Member,
+    PropertyKey,
+    Snapshot,
+    Stamp,
+    shared,
+)
 
 __all__ = [
     "adopt_keys",
@@ -35,6 +45,7 @@ __all__ = [
     "decode_columns",
     "key_table",
     "pack",
+    "pack_fresh",
     "properties_of",
     "unpack",
 ]
@@ -111,6 +122,122 @@ def pack(member: Member, bundle: int | None = None) -> bytes | None:
     except (struct.error, UnicodeEncodeError, _Unpackable):  # too big, a lone surrogate...
         return None
     return head + extra + packed_properties + user
+
+
+def pack_fresh(
+    events: Sequence[MembershipEvent], indices: np.ndarray, offset: int
+) -> tuple[pa.BinaryArray, np.ndarray]:
+    """The events at `indices` (ascending) of one message at `offset`, each packed as the
+    member it makes in a cohort that had none: `pack(Member([Snapshot.of_event(...)]))` of
+    an on-time event, built column by column; and which of them packed (the others need
+    objects: see the module docstring). Every event is its member's only one: no journal
+    bundle, no late visibility, every field stamped by it."""
+    count = len(indices)
+    if not count:
+        return pa.array([], pa.binary()), np.zeros(0, dtype=bool)
+    chosen = [events[index] for index in indices.tolist()]
+    regions = [_event_properties(event.user_properties, event.app_id) for event in chosen]
+    users = [event.user_id for event in chosen]
+    packs = np.fromiter((region is not None for region in regions), dtype=bool, count=count)
+    lengths = np.fromiter((len(region or b"") for region in regions), dtype=np.int64, count=count)
+    packs &= lengths < 1 << 16
+    user_bytes = _utf8(users, packs)
+    enter = np.fromiter((event.enter for event in chosen), dtype=bool, count=count)
+    has_user = np.fromiter((user is not None for user in users), dtype=bool, count=count)
+    # `pack`'s head is narrow while the offset and the index fit it: indices ascend, so
+    # the narrow heads are the first ones
+    fits = 0 <= offset < 1 << 32
+    narrow = int(np.searchsorted(indices, 1 << 16)) if fits else 0
+    heads = []
+    for rows, layout in ((slice(0, narrow), _NARROW_ROW), (slice(narrow, count), _WIDE_ROW)):
+        head = np.zeros(len(indices[rows]), dtype=layout)
+        if not len(head):
+            continue
+        head["flags"] = np.where(enter[rows], _ENTER, 0) | np.where(has_user[rows], _USER, 0)
+        if layout is _WIDE_ROW:
+            head["flags"] |= _WIDE_HEAD
+        head["length"] = np.where(packs[rows], lengths[rows], 0)
+        head["time"] = [event.time_ms for event in chosen[rows]]
+        head["offset"] = offset
+        head["index"] = indices[rows]
+        head["bundle"] = -1
+        heads.append(
+            pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(layout.itemsize), len(head), [None, pa.py_buffer(head.tobytes())]
+            ).cast(pa.binary())
+        )
+    packed = pc.binary_join_element_wise(
+        pa.concat_arrays(heads),
+        pa.array([region if region is not None else b"" for region in regions], pa.binary()),
+        user_bytes,
+        b"",
+        null_handling="replace",
+        null_replacement=b"",
+    )
+    return packed, packs
+
+
+_NARROW_ROW = np.dtype(
+    [
+        ("flags", "u1"),
+        ("length", "<u2"),
+        ("time", "<i8"),
+        ("offset", "<u4"),
+        ("index", "<u2"),
+        ("bundle", "<i4"),
+    ]
+)
+"""`_NARROW` as a numpy row (packed, no alignment), and `_WIDE` below."""
+_WIDE_ROW = np.dtype(
+    [
+        ("flags", "u1"),
+        ("length", "<u2"),
+        ("time", "<i8"),
+        ("offset", "<i8"),
+        ("index", "<u4"),
+        ("bundle", "<i4"),
+    ]
+)
+_EVENT_PROPERTY_BYTES: dict[tuple[str, int | None, str], bytes] = {}
+"""`_property_bytes` by (name, app id, text), without making the key: a batch repeats them."""
+
+
+def _event_properties(properties: dict[str, Any] | None, app_id: int | None) -> bytes | None:
+    """An event's properties packed as `pack` packs them (None: they do not pack)."""
+    if not properties:
+        return b""
+    parts = []
+    try:
+        for name, value in properties.items():
+            if type(value) is str:  # by type: True and 1 are equal keys, not equal bytes
+                cache_key = (name, app_id, value)
+                part = _EVENT_PROPERTY_BYTES.get(cache_key)
+                if part is None:
+                    part = _property_bytes(shared(name, app_id), value)
+                    if len(value) <= 64 and len(_EVENT_PROPERTY_BYTES) < _MAX_CACHED:
+                        _EVENT_PROPERTY_BYTES[cache_key] = part
+            else:
+                part = _property_bytes(shared(name, app_id), value)
+            parts.append(part)
+    except (_Unpackable, struct.error, UnicodeEncodeError):  # as `pack`
+        return None
+    return b"".join(parts)
+
+
+def _utf8(texts: list[str | None], packs: np.ndarray) -> pa.BinaryArray:
+    """`texts` in UTF-8 (null for None); one that cannot be encoded (a lone surrogate) is
+    null, and marked as not packing in `packs`."""
+    try:
+        return pa.array(texts, pa.string()).cast(pa.binary())
+    except (UnicodeEncodeError, pa.ArrowException):
+        encoded: list[bytes | None] = []
+        for at, text in enumerate(texts):
+            try:
+                encoded.append(None if text is None else text.encode("utf-8"))
+            except UnicodeEncodeError:
+                packs[at] = False
+                encoded.append(None)
+        return pa.array(encoded, pa.binary())
 
 
 def _flat(

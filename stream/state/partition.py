@@ -22,11 +22,16 @@ from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
 from stream.domain.windows import NEVER, Schedule
 from stream.state.members import Members
+from stream.state.packed import pack_fresh
 
 if TYPE_CHECKING:
     from stream.output.sync import SyncedRows
 
 __all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
+
+_FRESH_MIN = 32
+"""The fewest events of a message that `apply(pack_fresh=True)` packs in bulk: below it,
+the columns cost more than the objects."""
 
 
 class Rule(Protocol):
@@ -76,10 +81,35 @@ class CohortState:
         its visible time, event time and presence), as `restore` does, in bulk."""
         self.writable()
         self.members.add_packed(amplitude_ids, packed)
-        pairs = np.empty(2 * len(amplitude_ids), dtype=np.int64)
-        pairs[0::2] = amplitude_ids
-        pairs[1::2] = visible
-        self.changes.frombytes(pairs.tobytes())
+        self._note_packed(amplitude_ids, visible, time, enter)
+
+    def add_fresh(
+        self,
+        amplitude_ids: np.ndarray,
+        packed: pa.Array,
+        time: np.ndarray,
+        enter: np.ndarray,
+        *,
+        note_change: bool,
+    ) -> None:
+        """Members new to the cohort, each made by one on-time event, already packed."""
+        self.writable()
+        self.members.add_fresh(amplitude_ids, packed)
+        self._note_packed(amplitude_ids, time if note_change else None, time, enter)
+
+    def _note_packed(
+        self,
+        amplitude_ids: np.ndarray,
+        visible: np.ndarray | None,
+        time: np.ndarray,
+        enter: np.ndarray,
+    ) -> None:
+        """Each member's change (None: not noted), and its exit when it is out."""
+        if visible is not None:
+            pairs = np.empty(2 * len(amplitude_ids), dtype=np.int64)
+            pairs[0::2] = amplitude_ids
+            pairs[1::2] = visible
+            self.changes.frombytes(pairs.tobytes())
         if self.exits is not None:
             exited = ~enter
             for exit_time, amplitude_id in zip(
@@ -262,11 +292,15 @@ class PartitionState:
         *,
         note_change: bool = True,
         changed: list[tuple[int, Member]] | None = None,
+        pack_fresh: bool = False,
     ) -> list[tuple[int, Member]]:
         """Apply one message's events (all of one cohort, `index` in the message the last
         part of their stamps); returns the members that changed, appended to `changed` as
         they change (so a caller still has them when an event raises). `note_change=False`
-        for a cohort no rule syncs (nothing would prune its changes)."""
+        for a cohort no rule syncs (nothing would prune its changes).
+
+        `pack_fresh`: a large message's members new to the cohort are made packed, in bulk
+        (`_apply_fresh`), and not returned: for a caller that journals nothing."""
         floor = self.emitted_through
         cohort_id = events[0].cohort_id
         cohort = self.cohorts.get(cohort_id)
@@ -277,7 +311,11 @@ class PartitionState:
         members, changes, exits = cohort.members, cohort.changes, cohort.exits
         if changed is None:
             changed = []
-        for index, event in enumerate(events):
+        indices: Iterable[int] = range(len(events))
+        if pack_fresh and len(events) >= _FRESH_MIN:
+            indices = self._apply_fresh(cohort, events, offset, note_change)
+        for index in indices:
+            event = events[index]
             visible = event.time_ms if floor is None else max(event.time_ms, floor)
             amplitude_id = event.amplitude_id
             member = members.hot(amplitude_id)
@@ -300,6 +338,42 @@ class PartitionState:
                 if exits is not None and not event.enter:
                     exits.add(event.time_ms, amplitude_id)
         return changed
+
+    def _apply_fresh(
+        self,
+        cohort: CohortState,
+        events: Sequence[MembershipEvent],
+        offset: int,
+        note_change: bool,
+    ) -> list[int]:
+        """Apply, packed and column by column, the events that make a member the cohort
+        does not hold (its first event in the message, on time, whose fields pack); the
+        indices of the others, ascending, for `apply` to apply one by one. The result is
+        the same members, only held packed from the start."""
+        count = len(events)
+        ids = np.fromiter((event.amplitude_id for event in events), dtype=np.int64, count=count)
+        time = np.fromiter((event.time_ms for event in events), dtype=np.int64, count=count)
+        fresh = cohort.members.untouched(ids)
+        first = np.zeros(count, dtype=bool)
+        first[np.unique(ids, return_index=True)[1]] = True
+        fresh &= first
+        if self.emitted_through is not None:  # a late event's visible time is not its own
+            fresh &= time >= self.emitted_through
+        candidates = np.flatnonzero(fresh)
+        packed, packs = pack_fresh(events, candidates, offset)
+        taken = candidates[packs]
+        if len(taken):
+            enter = np.fromiter((events[at].enter for at in taken.tolist()), bool, len(taken))
+            cohort.add_fresh(
+                ids[taken],
+                packed.filter(pa.array(packs)),
+                time[taken],
+                enter,
+                note_change=note_change,
+            )
+        rest = np.ones(count, dtype=bool)
+        rest[taken] = False
+        return np.flatnonzero(rest).tolist()
 
     def add_cohort(self, cohort_id: str, first_ms: int) -> CohortState:
         cohort = self.cohorts[cohort_id] = CohortState(first_ms)

@@ -96,9 +96,13 @@ class Collect:
         written()
 
 
-def files(records: list[bytes], *, incremental: bool) -> list[tuple[str, bytes]]:
+def files(
+    records: list[bytes], *, incremental: bool, journal: bool = True
+) -> list[tuple[str, bytes]]:
     outbox = Collect()
-    processor = Processor(SETTINGS, {}, outbox, partition_for, incremental=incremental)
+    processor = Processor(
+        SETTINGS, {}, outbox, partition_for, incremental=incremental, journal=journal
+    )
 
     async def run() -> None:
         for offset, record in enumerate(records):
@@ -117,6 +121,43 @@ def test_syncs_built_from_the_last_rows_equal_syncs_built_from_every_member(
 ) -> None:
     records = [json.dumps(document).encode() for document in documents]
     assert files(records, incremental=True) == files(records, incremental=False)
+
+
+batch_messages = st.lists(
+    st.fixed_dictionaries(
+        {
+            "cohort_id": st.sampled_from(["c1", "c2"]),
+            "in_cohort": st.booleans(),
+            "computed_time": st.integers(0, 5 * 60).map(
+                lambda minute: (JAN5 + minute * MIN) // 1000
+            ),
+            "users": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "amplitude_id": st.integers(0, 80),
+                        "user_id": st.sampled_from([None, "u", "-x"]),
+                        "user_properties": st.one_of(
+                            st.none(), st.fixed_dictionaries({"plan": st.sampled_from(["pro", 3])})
+                        ),
+                    }
+                ),
+                min_size=30,
+                max_size=40,
+            ),
+        }
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch_messages)
+def test_a_replay_that_packs_new_members_in_bulk_writes_the_workers_bytes(
+    documents: list[dict[str, Any]],
+) -> None:
+    """A replay journals nothing, so a batch message's new members are packed in bulk."""
+    records = [json.dumps(document).encode() for document in documents]
+    assert files(records, incremental=True, journal=False) == files(records, incremental=True)
 
 
 def member(enter: bool, at: int, plan: str) -> Member:

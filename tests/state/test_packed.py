@@ -6,14 +6,16 @@ import json
 import math
 from typing import Any
 
+import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from stream.domain.events import MAX_TIME_MS, MIN_TIME_MS, MembershipEvent
 from stream.domain.membership import Member, Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.state.members import Members
-from stream.state.packed import pack, unpack
+from stream.state.packed import pack, pack_fresh, unpack
 from tests.engine.test_incremental import SETTINGS, Collect
 
 values = st.one_of(
@@ -216,3 +218,44 @@ def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, i
     assert {a: fields(m) for a, m in members.items()} == {
         a: fields(m) for a, m in reference.items()
     }
+
+
+events_of_a_message = st.lists(
+    st.builds(
+        MembershipEvent,
+        st.just("c"),
+        st.integers(0, 2**63 - 1),
+        st.one_of(st.none(), st.text(max_size=12)),
+        st.booleans(),
+        st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
+        st.one_of(st.none(), st.dictionaries(st.text(max_size=8), values, max_size=3)),
+        st.one_of(st.none(), st.integers(1, 5)),
+    ),
+    min_size=1,
+    max_size=8,
+)
+
+
+@given(
+    events_of_a_message,
+    st.sampled_from([0, 7, 2**32 - 1, 2**32, 2**40]),
+    st.sampled_from([0, 2**16 - 4, 2**16 + 3]),
+)
+@example([MembershipEvent("c", 1, "\ud800", True, MIN_TIME_MS)], 0, 0)  # a lone surrogate
+def test_members_packed_in_bulk_are_the_bytes_pack_makes_of_each(
+    events: list[MembershipEvent], offset: int, first_index: int
+) -> None:
+    # the message's first events are left out: indices past 2**16 need the wide head
+    message: list[MembershipEvent] = [events[0]] * first_index + events
+    indices = np.arange(first_index, len(message), dtype=np.int64)
+    packed, packs_at = pack_fresh(message, indices, offset)
+    for at, index in enumerate(indices.tolist()):
+        event = message[index]
+        stamp = (event.time_ms, offset, index)
+        snapshot = Snapshot.of_event(
+            stamp, event.time_ms, event.enter, event.user_id, event.user_properties, event.app_id
+        )
+        expected = pack(Member((snapshot,)))
+        assert bool(packs_at[at]) == (expected is not None)
+        if expected is not None:
+            assert packed[at].as_py() == expected

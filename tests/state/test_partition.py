@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from stream.domain.events import MembershipEvent
 from stream.domain.windows import Schedule
-from stream.state.partition import PartitionState, PendingSync
+from stream.state.partition import _FRESH_MIN, PartitionState, PendingSync
 from tests.scenario import JAN5, MIN, H
+from tests.state.test_packed import fields
 
 
 @dataclass(frozen=True)
@@ -89,3 +94,70 @@ def test_a_partition_that_keeps_every_member_forgets_nothing() -> None:
     state.apply([enter("c1", 1, JAN5), exit_("c1", 1, JAN5 + MIN)], 0, None)
     assert state.forget_absent(before=JAN5 + H, horizon=JAN5 + H) == []
     assert set(state.cohorts["c1"].members) == {1}
+
+
+def a_message(cohort: str, time: int) -> st.SearchStrategy[list[MembershipEvent]]:
+    """A batch message's events: enough of them for the bulk path, over a few members
+    (some repeated, some already held)."""
+    return st.lists(
+        st.builds(
+            MembershipEvent,
+            st.just(cohort),
+            st.integers(0, 60),
+            st.one_of(st.none(), st.sampled_from(["u", "v", "\ud800"])),
+            st.booleans(),
+            st.just(time),
+            st.one_of(st.none(), st.fixed_dictionaries({"plan": st.sampled_from(["a", [1]])})),
+        ),
+        min_size=_FRESH_MIN,
+        max_size=_FRESH_MIN + 8,
+    )
+
+
+messages = st.lists(
+    st.tuples(st.sampled_from(["c1", "c2"]), st.sampled_from([0, 10, 50, 70])).flatmap(
+        lambda drawn: a_message(drawn[0], JAN5 + drawn[1] * MIN)
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+def held(state: PartitionState) -> dict[str, Any]:
+    """Everything the partition's cohorts hold, in an order that does not matter."""
+    return {
+        cohort_id: (
+            {amplitude_id: fields(member) for amplitude_id, member in cohort.members.items()},
+            sorted(zip(cohort.changes[0::2], cohort.changes[1::2], strict=True)),
+            None if cohort.exits is None else sorted(cohort.exits.take_before(2**62)),
+        )
+        for cohort_id, cohort in state.cohorts.items()
+    }
+
+
+@given(
+    messages,
+    st.one_of(st.none(), st.just(JAN5 + H)),
+    st.one_of(st.none(), st.just(JAN5 + H)),
+    st.booleans(),
+)
+def test_members_packed_in_bulk_are_the_members_applied_one_by_one(
+    batches: list[list[MembershipEvent]], emitted: int | None, horizon: int | None, exits: bool
+) -> None:
+    states = [PartitionState(emitted, track_exits=exits) for _ in range(2)]
+    for offset, events in enumerate(batches):
+        for state, bulk in zip(states, (False, True), strict=True):
+            state.apply(
+                events, offset, horizon, note_change=events[0].cohort_id == "c1", pack_fresh=bulk
+            )
+    one_by_one, in_bulk = (held(state) for state in states)
+    assert in_bulk == one_by_one
+
+
+def test_a_message_of_new_members_makes_them_packed_and_returns_none_of_them() -> None:
+    state = PartitionState()
+    events = [enter("c1", amplitude_id, JAN5) for amplitude_id in range(_FRESH_MIN + 1)]
+    events.append(exit_("c1", 0, JAN5 + MIN))  # a member's second event: one by one
+    changed = state.apply(events, 0, None, pack_fresh=True)
+    assert [amplitude_id for amplitude_id, _ in changed] == [0]
+    assert state.cohorts["c1"].members.packed() == _FRESH_MIN
