@@ -8,14 +8,24 @@ worker puts on the dead-letter topic.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from stream.errors import InvalidEvent
 
-__all__ = ["MembershipEvent", "parse_message", "parse_time", "MIN_TIME_MS", "MAX_TIME_MS"]
+__all__ = [
+    "MembershipEvent",
+    "BatchEvents",
+    "parse_message",
+    "parse_time",
+    "time_span",
+    "MIN_TIME_MS",
+    "MAX_TIME_MS",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Event times outside [2000-01-01, 2100-01-01) are rejected: a typo'd year would otherwise
@@ -24,6 +34,9 @@ MIN_TIME_MS = 946_684_800_000
 MAX_TIME_MS = 4_102_444_800_000
 MAX_COHORT_ID_LENGTH = 200
 _INT64_MAX = 2**63 - 1
+_DICT, _INT = {dict}, {int}
+_TEXT_OR_NONE, _DICT_OR_NONE = {str, type(None)}, {dict, type(None)}
+_APP_ID = itertools.repeat("app_id")
 
 
 class MembershipEvent(NamedTuple):
@@ -39,8 +52,86 @@ class MembershipEvent(NamedTuple):
     app_id: int | None = None
 
 
-def parse_message(value: bytes | None) -> list[MembershipEvent]:
-    """Decode one message value into its events; raise `InvalidEvent` with the reason."""
+class BatchEvents(Sequence[MembershipEvent]):
+    """A batch message's events as columns: one cohort, presence and time for all of
+    them; each user's amplitude id, user id, properties and app id. An event is made only
+    when one is read (`[index]`): most are packed straight from the columns."""
+
+    __slots__ = (
+        "cohort_id",
+        "enter",
+        "time_ms",
+        "amplitude_ids",
+        "user_ids",
+        "user_properties",
+        "app_ids",
+    )
+
+    def __init__(
+        self,
+        cohort_id: str,
+        enter: bool,
+        time_ms: int,
+        amplitude_ids: list[int],
+        user_ids: list[str | None],
+        user_properties: list[dict[str, Any] | None],
+        app_ids: list[int | None],
+    ) -> None:
+        self.cohort_id = cohort_id
+        self.enter = enter
+        self.time_ms = time_ms
+        self.amplitude_ids = amplitude_ids
+        self.user_ids = user_ids
+        self.user_properties = user_properties
+        self.app_ids = app_ids
+
+    def __len__(self) -> int:
+        return len(self.amplitude_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> MembershipEvent: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[MembershipEvent]: ...
+
+    def __getitem__(self, index: int | slice) -> MembershipEvent | list[MembershipEvent]:
+        if isinstance(index, slice):
+            return [self[at] for at in range(*index.indices(len(self)))]
+        return MembershipEvent(
+            self.cohort_id,
+            self.amplitude_ids[index],
+            self.user_ids[index],
+            self.enter,
+            self.time_ms,
+            self.user_properties[index],
+            self.app_ids[index],
+        )
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same events (a list of them, say)."""
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"BatchEvents({list(self)!r})"
+
+
+def time_span(events: Sequence[MembershipEvent]) -> tuple[int, int]:
+    """The oldest and the newest event time of one message's events (at least one)."""
+    if isinstance(events, BatchEvents):
+        return events.time_ms, events.time_ms
+    if len(events) == 1:
+        return events[0].time_ms, events[0].time_ms
+    times = [event.time_ms for event in events]
+    return min(times), max(times)
+
+
+def parse_message(value: bytes | None) -> Sequence[MembershipEvent]:
+    """Decode one message value into its events; raise `InvalidEvent` with the reason. A
+    batch message's are `BatchEvents`."""
     document = _decode_json(value)
     if not isinstance(document, dict):
         raise InvalidEvent(f"message must be a JSON object, got {_type_name(document)}")
@@ -130,7 +221,7 @@ def _single_checked(doc: dict[str, Any], cohort_id: str, enter: bool) -> Members
     )
 
 
-def _parse_batch(doc: dict[str, Any]) -> list[MembershipEvent]:
+def _parse_batch(doc: dict[str, Any]) -> BatchEvents:
     cohort_id = _cohort_id(doc)
     in_cohort = doc.get("in_cohort")
     if not isinstance(in_cohort, bool):
@@ -140,33 +231,42 @@ def _parse_batch(doc: dict[str, Any]) -> list[MembershipEvent]:
     if not isinstance(users, list):
         raise InvalidEvent(f"users: must be a list, got {_type_name(users)}")
     batch_app_id = _app_id(doc, "app_id")
-    events = []
-    for index, user in enumerate(users):
-        if type(user) is dict:  # the common case, checked inline: a thousand users a message
-            amplitude_id = user.get("amplitude_id")
-            user_id = user.get("user_id")
-            properties = user.get("user_properties")
-            if (
-                type(amplitude_id) is int
-                and 0 <= amplitude_id <= _INT64_MAX
-                and (user_id is None or type(user_id) is str)
-                and (properties is None or type(properties) is dict)
-                and user.get("app_id") is None
-            ):
-                events.append(
-                    MembershipEvent(
-                        cohort_id,
-                        amplitude_id,
-                        user_id,
-                        in_cohort,
-                        time_ms,
-                        properties or None,
-                        batch_app_id,
-                    )
-                )
-                continue
-        events.append(_batch_user(user, index, cohort_id, in_cohort, time_ms, batch_app_id))
-    return events
+    # The common case, checked a column at a time with C loops: a thousand users a message
+    if set(map(type, users)) <= _DICT and not any(map(dict.__contains__, users, _APP_ID)):
+        amplitude_ids = [user.get("amplitude_id") for user in users]
+        user_ids = [user.get("user_id") for user in users]
+        properties = [user.get("user_properties") for user in users]
+        if (
+            set(map(type, amplitude_ids)) <= _INT  # not bool, whose type is its own
+            and (
+                not amplitude_ids or (min(amplitude_ids) >= 0 and max(amplitude_ids) <= _INT64_MAX)
+            )
+            and set(map(type, user_ids)) <= _TEXT_OR_NONE
+            and set(map(type, properties)) <= _DICT_OR_NONE
+        ):
+            return BatchEvents(
+                cohort_id,
+                in_cohort,
+                time_ms,
+                amplitude_ids,
+                user_ids,
+                [value or None for value in properties],
+                [batch_app_id] * len(users),
+            )
+    # otherwise user by user: an error names the user and the field
+    events = [
+        _batch_user(user, index, cohort_id, in_cohort, time_ms, batch_app_id)
+        for index, user in enumerate(users)
+    ]
+    return BatchEvents(
+        cohort_id,
+        in_cohort,
+        time_ms,
+        [event.amplitude_id for event in events],
+        [event.user_id for event in events],
+        [event.user_properties for event in events],
+        [event.app_id for event in events],
+    )
 
 
 def _batch_user(

@@ -3,8 +3,10 @@ the setting that decided (pure functions of the record and its partition's state
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from stream.config import KafkaSettings
-from stream.domain.events import MembershipEvent
+from stream.domain.events import MembershipEvent, time_span
 from stream.domain.windows import format_duration, format_time
 from stream.state.partition import PartitionState
 
@@ -12,13 +14,13 @@ __all__ = ["too_far_ahead", "too_late"]
 
 
 def too_late(
-    kafka: KafkaSettings, state: PartitionState, events: list[MembershipEvent]
+    kafka: KafkaSettings, state: PartitionState, events: Sequence[MembershipEvent]
 ) -> str | None:
     """Why the record is too late to apply (`retention.py`), or None when it is not."""
     retain, decided = kafka.retain_exited_ms, state.emitted_through
     if retain is None or decided is None:
         return None
-    oldest = min(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+    oldest, _ = time_span(events)
     if oldest >= decided - retain:
         return None
     return (
@@ -29,14 +31,17 @@ def too_late(
 
 
 def too_far_ahead(
-    kafka: KafkaSettings, timestamp_ms: int, key: bytes | None, events: list[MembershipEvent]
+    kafka: KafkaSettings,
+    timestamp_ms: int,
+    key: bytes | None,
+    events: Sequence[MembershipEvent],
 ) -> str | None:
     """Why the record's event time cannot be believed (`kafka.max_future`), or None. The
     record's Kafka timestamp is in the log, so a replay decides the same."""
     limit = kafka.max_future_ms
     if limit is None or timestamp_ms < 0:  # -1: a record of the oldest format has none
         return None
-    newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+    _, newest = time_span(events)
     if newest <= timestamp_ms + limit:
         return None
     shown = "none" if key is None else repr(key.decode("utf-8", "replace")[:64])

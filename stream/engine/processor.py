@@ -25,11 +25,11 @@ import asyncio
 import functools
 import logging
 from array import array
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from stream.config import Settings, SyncRule
-from stream.domain.events import MembershipEvent, parse_message
+from stream.domain.events import MembershipEvent, parse_message, time_span
 from stream.domain.membership import Member
 from stream.domain.retention import too_late_before
 from stream.engine.admission import too_far_ahead, too_late
@@ -262,7 +262,7 @@ class Processor:
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
         self._handled(topic, partition, offset)
-        newest = max(event.time_ms for event in events) if len(events) > 1 else events[0].time_ms
+        _, newest = time_span(events)
         watermark = state.observe(newest, self._lateness)
         due = state.next_due(self.rules)  # checked here: the per-record cost of syncs
         if due is not None and watermark >= due:
@@ -507,13 +507,22 @@ class Processor:
         return written
 
     def _apply(
-        self, partition: int, state: PartitionState, offset: int, events: list[MembershipEvent]
+        self,
+        partition: int,
+        state: PartitionState,
+        offset: int,
+        events: Sequence[MembershipEvent],
     ) -> None:
         cohort_id = events[0].cohort_id  # a message holds one cohort's events
         new_cohort = cohort_id not in state.cohorts
         self.metrics.events += len(events)
-        if state.emitted_through is not None:
-            self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
+        oldest, newest = time_span(events)
+        if state.is_late(oldest):
+            self.metrics.late_events += (
+                len(events)
+                if state.is_late(newest)
+                else sum(1 for event in events if state.is_late(event.time_ms))
+            )
         horizon = state.horizon(self.rules)
         changed: list[tuple[int, Member]] = []
         try:

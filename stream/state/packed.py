@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stream.domain.events import MembershipEvent
+from stream.domain.events import BatchEvents
 from stream.domain.membership import (
     NO_STAMP,
     EventProperties,
@@ -125,25 +125,29 @@ def pack(member: Member, bundle: int | None = None) -> bytes | None:
 
 
 def pack_fresh(
-    events: Sequence[MembershipEvent], indices: np.ndarray, offset: int
+    batch: BatchEvents, indices: np.ndarray, offset: int
 ) -> tuple[pa.BinaryArray, np.ndarray]:
-    """The events at `indices` (ascending) of one message at `offset`, each packed as the
-    member it makes in a cohort that had none: `pack(Member([Snapshot.of_event(...)]))` of
-    an on-time event, built column by column; and which of them packed (the others need
+    """The events at `indices` (ascending) of a batch message at `offset`, each packed as
+    the member it makes in a cohort that had none: `pack(Member([Snapshot.of_event(...)]))`
+    of an on-time event, built column by column; and which of them packed (the others need
     objects: see the module docstring). Every event is its member's only one: no journal
     bundle, no late visibility, every field stamped by it."""
     count = len(indices)
     if not count:
         return pa.array([], pa.binary()), np.zeros(0, dtype=bool)
-    chosen = [events[index] for index in indices.tolist()]
-    regions = [_event_properties(event.user_properties, event.app_id) for event in chosen]
-    users = [event.user_id for event in chosen]
-    packs = np.fromiter((region is not None for region in regions), dtype=bool, count=count)
-    lengths = np.fromiter((len(region or b"") for region in regions), dtype=np.int64, count=count)
-    packs &= lengths < 1 << 16
+    users, properties, app_ids = batch.user_ids, batch.user_properties, batch.app_ids
+    if count != len(batch):
+        chosen = indices.tolist()
+        users = [users[at] for at in chosen]
+        properties = [properties[at] for at in chosen]
+        app_ids = [app_ids[at] for at in chosen]
+    regions = list(map(_event_properties, properties, app_ids))
+    lengths = np.array([-1 if region is None else len(region) for region in regions], np.int64)
+    packs = (lengths >= 0) & (lengths < 1 << 16)
     user_bytes = _utf8(users, packs)
-    enter = np.fromiter((event.enter for event in chosen), dtype=bool, count=count)
-    has_user = np.fromiter((user is not None for user in users), dtype=bool, count=count)
+    flags = np.where(user_bytes.is_valid().to_numpy(zero_copy_only=False), _USER, 0)
+    if batch.enter:
+        flags |= _ENTER
     # `pack`'s head is narrow while the offset and the index fit it: indices ascend, so
     # the narrow heads are the first ones
     fits = 0 <= offset < 1 << 32
@@ -153,11 +157,9 @@ def pack_fresh(
         head = np.zeros(len(indices[rows]), dtype=layout)
         if not len(head):
             continue
-        head["flags"] = np.where(enter[rows], _ENTER, 0) | np.where(has_user[rows], _USER, 0)
-        if layout is _WIDE_ROW:
-            head["flags"] |= _WIDE_HEAD
-        head["length"] = np.where(packs[rows], lengths[rows], 0)
-        head["time"] = [event.time_ms for event in chosen[rows]]
+        head["flags"] = flags[rows] | (_WIDE_HEAD if layout is _WIDE_ROW else 0)
+        head["length"] = np.where(packs[rows], lengths[rows], 0)  # unused when not packed
+        head["time"] = batch.time_ms
         head["offset"] = offset
         head["index"] = indices[rows]
         head["bundle"] = -1
@@ -168,7 +170,7 @@ def pack_fresh(
         )
     packed = pc.binary_join_element_wise(
         pa.concat_arrays(heads),
-        pa.array([region if region is not None else b"" for region in regions], pa.binary()),
+        pa.array([region or b"" for region in regions], pa.binary()),
         user_bytes,
         b"",
         null_handling="replace",
@@ -206,6 +208,12 @@ def _event_properties(properties: dict[str, Any] | None, app_id: int | None) -> 
     """An event's properties packed as `pack` packs them (None: they do not pack)."""
     if not properties:
         return b""
+    if len(properties) == 1:  # the usual case, without the loop
+        ((name, value),) = properties.items()
+        if type(value) is str:
+            cached = _EVENT_PROPERTY_BYTES.get((name, app_id, value))
+            if cached is not None:
+                return cached
     parts = []
     try:
         for name, value in properties.items():

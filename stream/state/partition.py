@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import pyarrow as pa
 
-from stream.domain.events import MembershipEvent
+from stream.domain.events import BatchEvents, MembershipEvent
 from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
 from stream.domain.windows import NEVER, Schedule
@@ -312,7 +312,7 @@ class PartitionState:
         if changed is None:
             changed = []
         indices: Iterable[int] = range(len(events))
-        if pack_fresh and len(events) >= _FRESH_MIN:
+        if pack_fresh and isinstance(events, BatchEvents) and len(events) >= _FRESH_MIN:
             indices = self._apply_fresh(cohort, events, offset, note_change)
         for index in indices:
             event = events[index]
@@ -340,35 +340,28 @@ class PartitionState:
         return changed
 
     def _apply_fresh(
-        self,
-        cohort: CohortState,
-        events: Sequence[MembershipEvent],
-        offset: int,
-        note_change: bool,
-    ) -> list[int]:
+        self, cohort: CohortState, batch: BatchEvents, offset: int, note_change: bool
+    ) -> Iterable[int]:
         """Apply, packed and column by column, the events that make a member the cohort
         does not hold (its first event in the message, on time, whose fields pack); the
         indices of the others, ascending, for `apply` to apply one by one. The result is
         the same members, only held packed from the start."""
-        count = len(events)
-        ids = np.fromiter((event.amplitude_id for event in events), dtype=np.int64, count=count)
-        time = np.fromiter((event.time_ms for event in events), dtype=np.int64, count=count)
+        count = len(batch)
+        if self.is_late(batch.time_ms):  # a late event's visible time is not its own
+            return range(count)
+        ids = np.array(batch.amplitude_ids, dtype=np.int64)
         fresh = cohort.members.untouched(ids)
         first = np.zeros(count, dtype=bool)
         first[np.unique(ids, return_index=True)[1]] = True
-        fresh &= first
-        if self.emitted_through is not None:  # a late event's visible time is not its own
-            fresh &= time >= self.emitted_through
-        candidates = np.flatnonzero(fresh)
-        packed, packs = pack_fresh(events, candidates, offset)
+        candidates = np.flatnonzero(fresh & first)
+        packed, packs = pack_fresh(batch, candidates, offset)
         taken = candidates[packs]
         if len(taken):
-            enter = np.fromiter((events[at].enter for at in taken.tolist()), bool, len(taken))
             cohort.add_fresh(
                 ids[taken],
                 packed.filter(pa.array(packs)),
-                time[taken],
-                enter,
+                np.full(len(taken), batch.time_ms, dtype=np.int64),
+                np.full(len(taken), batch.enter),
                 note_change=note_change,
             )
         rest = np.ones(count, dtype=bool)

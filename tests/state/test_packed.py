@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stream.domain.events import MAX_TIME_MS, MIN_TIME_MS, MembershipEvent
+from stream.domain.events import MAX_TIME_MS, MIN_TIME_MS, BatchEvents
 from stream.domain.membership import Member, Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
@@ -220,14 +220,20 @@ def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, i
     }
 
 
-events_of_a_message = st.lists(
-    st.builds(
-        MembershipEvent,
-        st.just("c"),
+def batch_of(
+    users: list[tuple[int, str | None, dict[str, Any] | None, int | None]],
+    enter: bool = True,
+    time_ms: int = MIN_TIME_MS,
+) -> BatchEvents:
+    """A batch message of cohort "c": each user's (amplitude id, user id, properties, app id)."""
+    ids, user_ids, properties, app_ids = (list(column) for column in zip(*users, strict=True))
+    return BatchEvents("c", enter, time_ms, ids, user_ids, properties, app_ids)
+
+
+batch_users = st.lists(
+    st.tuples(
         st.integers(0, 2**63 - 1),
         st.one_of(st.none(), st.text(max_size=12)),
-        st.booleans(),
-        st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
         st.one_of(st.none(), st.dictionaries(st.text(max_size=8), values, max_size=3)),
         st.one_of(st.none(), st.integers(1, 5)),
     ),
@@ -237,20 +243,30 @@ events_of_a_message = st.lists(
 
 
 @given(
-    events_of_a_message,
+    batch_users,
+    st.booleans(),
+    st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
     st.sampled_from([0, 7, 2**32 - 1, 2**32, 2**40]),
     st.sampled_from([0, 2**16 - 4, 2**16 + 3]),
+    st.lists(st.booleans(), min_size=8, max_size=8),
 )
-@example([MembershipEvent("c", 1, "\ud800", True, MIN_TIME_MS)], 0, 0)  # a lone surrogate
+@example([(1, "\ud800", None, None)], True, MIN_TIME_MS, 0, 0, [True] * 8)  # a lone surrogate
 def test_members_packed_in_bulk_are_the_bytes_pack_makes_of_each(
-    events: list[MembershipEvent], offset: int, first_index: int
+    users: list[tuple[int, str | None, dict[str, Any] | None, int | None]],
+    enter: bool,
+    time_ms: int,
+    offset: int,
+    first_index: int,
+    chosen: list[bool],
 ) -> None:
-    # the message's first events are left out: indices past 2**16 need the wide head
-    message: list[MembershipEvent] = [events[0]] * first_index + events
-    indices = np.arange(first_index, len(message), dtype=np.int64)
-    packed, packs_at = pack_fresh(message, indices, offset)
+    # the message's first users are left out: indices past 2**16 need the wide head
+    batch = batch_of([users[0]] * first_index + users, enter, time_ms)
+    indices = np.array(
+        [first_index + at for at in range(len(users)) if chosen[at] or at == 0], dtype=np.int64
+    )
+    packed, packs_at = pack_fresh(batch, indices, offset)
     for at, index in enumerate(indices.tolist()):
-        event = message[index]
+        event = batch[index]
         stamp = (event.time_ms, offset, index)
         snapshot = Snapshot.of_event(
             stamp, event.time_ms, event.enter, event.user_id, event.user_properties, event.app_id

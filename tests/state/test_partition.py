@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stream.domain.events import MembershipEvent
+from stream.domain.events import BatchEvents, MembershipEvent
 from stream.domain.windows import Schedule
 from stream.state.partition import _FRESH_MIN, PartitionState, PendingSync
 from tests.scenario import JAN5, MIN, H
@@ -96,21 +96,28 @@ def test_a_partition_that_keeps_every_member_forgets_nothing() -> None:
     assert set(state.cohorts["c1"].members) == {1}
 
 
-def a_message(cohort: str, time: int) -> st.SearchStrategy[list[MembershipEvent]]:
-    """A batch message's events: enough of them for the bulk path, over a few members
-    (some repeated, some already held)."""
-    return st.lists(
-        st.builds(
-            MembershipEvent,
-            st.just(cohort),
+def a_message(cohort: str, time: int) -> st.SearchStrategy[BatchEvents]:
+    """A batch message: enough users for the bulk path, over a few members (some
+    repeated, some already held)."""
+    users = st.lists(
+        st.tuples(
             st.integers(0, 60),
             st.one_of(st.none(), st.sampled_from(["u", "v", "\ud800"])),
-            st.booleans(),
-            st.just(time),
             st.one_of(st.none(), st.fixed_dictionaries({"plan": st.sampled_from(["a", [1]])})),
+            st.none(),
         ),
         min_size=_FRESH_MIN,
         max_size=_FRESH_MIN + 8,
+    )
+    return st.builds(
+        lambda enter, drawn: BatchEvents(
+            cohort,
+            enter,
+            time,
+            *(list(column) for column in zip(*drawn, strict=True)),
+        ),
+        st.booleans(),
+        users,
     )
 
 
@@ -142,7 +149,7 @@ def held(state: PartitionState) -> dict[str, Any]:
     st.booleans(),
 )
 def test_members_packed_in_bulk_are_the_members_applied_one_by_one(
-    batches: list[list[MembershipEvent]], emitted: int | None, horizon: int | None, exits: bool
+    batches: list[BatchEvents], emitted: int | None, horizon: int | None, exits: bool
 ) -> None:
     states = [PartitionState(emitted, track_exits=exits) for _ in range(2)]
     for offset, events in enumerate(batches):
@@ -156,8 +163,9 @@ def test_members_packed_in_bulk_are_the_members_applied_one_by_one(
 
 def test_a_message_of_new_members_makes_them_packed_and_returns_none_of_them() -> None:
     state = PartitionState()
-    events = [enter("c1", amplitude_id, JAN5) for amplitude_id in range(_FRESH_MIN + 1)]
-    events.append(exit_("c1", 0, JAN5 + MIN))  # a member's second event: one by one
-    changed = state.apply(events, 0, None, pack_fresh=True)
-    assert [amplitude_id for amplitude_id, _ in changed] == [0]
-    assert state.cohorts["c1"].members.packed() == _FRESH_MIN
+    count = _FRESH_MIN + 1
+    users = [None] * count
+    batch = BatchEvents("c1", True, JAN5, [*range(count - 1), 0], users, users, users)
+    changed = state.apply(batch, 0, None, pack_fresh=True)
+    assert [amplitude_id for amplitude_id, _ in changed] == [0]  # its second event
+    assert state.cohorts["c1"].members.packed() == count - 2
