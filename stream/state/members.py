@@ -206,9 +206,12 @@ class Members(Mapping[int, Member]):
             self.add_packed(amplitude_ids, packed)
             return
         layers = self._layers
+        self._length += len(amplitude_ids)
+        if len(amplitude_ids) > layers.fold_at:  # a fold's worth: into the base at once
+            self._fold(amplitude_ids, _large(packed))
+            return
         layers.delta.update(zip(amplitude_ids.tolist(), packed.to_pylist(), strict=True))
         layers.packed_in_delta += len(amplitude_ids)
-        self._length += len(amplitude_ids)
         self._fold_when_due()
 
     def _put(self, amplitude_id: int, entry: Member | bytes) -> None:
@@ -270,9 +273,15 @@ class Members(Mapping[int, Member]):
 
     def fold(self) -> None:
         """Move the delta's packed members into a new base, and drop the removed ones."""
+        self._fold()
+
+    def _fold(
+        self, fresh_ids: np.ndarray | None = None, fresh: pa.LargeBinaryArray | None = None
+    ) -> None:
+        """`fold`, with `fresh` members (in neither layer) added to the new base too."""
         layers = self._layers
         moved = {a: e for a, e in layers.delta.items() if isinstance(e, bytes)}
-        if not moved:
+        if not moved and fresh_ids is None:
             return
         staying: dict[int, Member | bytes] = {
             a: e for a, e in layers.delta.items() if not isinstance(e, bytes)
@@ -280,17 +289,19 @@ class Members(Mapping[int, Member]):
         replaced = np.fromiter(moved, dtype=np.int64, count=len(moved))
         keep = ~np.isin(layers.ids, replaced, assume_unique=True)
         added = [(a, e) for a, e in moved.items() if e is not _GONE]
-        ids = np.concatenate(
-            [layers.ids[keep], np.fromiter((a for a, _ in added), np.int64, len(added))]
+        ids = [layers.ids[keep], np.fromiter((a for a, _ in added), np.int64, len(added))]
+        packed = [
+            layers.packed.filter(pa.array(keep)),
+            pa.array([e for _, e in added], type=pa.large_binary()),
+        ]
+        if fresh_ids is not None and fresh is not None:
+            ids.append(fresh_ids)
+            packed.append(fresh)
+        all_ids = np.concatenate(ids)
+        order = np.argsort(all_ids, kind="stable")
+        folded = _Layers(
+            np.ascontiguousarray(all_ids[order]), pa.concat_arrays(packed).take(pa.array(order))
         )
-        packed = pa.concat_arrays(
-            [
-                layers.packed.filter(pa.array(keep)),
-                pa.array([e for _, e in added], type=pa.large_binary()),
-            ]
-        )
-        order = np.argsort(ids, kind="stable")
-        folded = _Layers(np.ascontiguousarray(ids[order]), packed.take(pa.array(order)))
         folded.delta = staying
         self._layers = folded  # one store: a reader has the old layers or the new
 

@@ -21,6 +21,7 @@ operations = st.lists(
         st.tuples(st.just("remove"), ids, st.just(0)),
         st.tuples(st.just("fold"), st.just(0), st.just(0)),
         st.tuples(st.just("bulk"), ids, st.integers(1, 5)),
+        st.tuples(st.just("fresh"), ids, st.integers(1, 8)),
     ),
     max_size=60,
 )
@@ -77,6 +78,13 @@ def test_members_read_as_a_dict_of_the_same_members(
                     del model[amplitude_id]
             elif kind == "fold":
                 members.fold()
+            elif kind == "fresh":  # those in neither layer, added packed
+                chosen, packed = packed_run(amplitude_id, at, 98)
+                untouched = members.untouched(chosen)
+                assert not any(one in model for one in chosen[untouched].tolist())
+                members.add_fresh(chosen[untouched], packed.filter(pa.array(untouched)))
+                for one in chosen[untouched].tolist():
+                    model[one] = one_event(98, "bulk")
             elif not len(members):  # bulk: only into an empty cohort, or beside others
                 chosen, packed = packed_run(amplitude_id, at, 99)
                 members.add_packed(chosen, packed)
