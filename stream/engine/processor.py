@@ -2,8 +2,8 @@
 
 `faust/worker.py` calls `on_record` and `on_tick` from inside its agent's stream iteration (the only
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
-`PartitionState`, rebuilt from the store the first time the partition is touched after an
-assignment: from a copy of its keys, in a thread (`offload`), so the event loop goes on.
+`PartitionState`, rebuilt from the store when the partition is assigned (or first touched):
+from a copy of its keys, in a thread (`engine/rebuilding.py`), so the event loop goes on.
 For each record: parse (or dead-letter), forward to the repartition topic if the record is
 not on its cohort's partition, apply the events, then decide every sync the new watermark
 makes due.
@@ -22,11 +22,10 @@ hands the pending syncs over again, built from the same state: the same bytes.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 from array import array
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from typing import Any
 
 from stream.config import Settings, SyncRule
 from stream.domain.events import MembershipEvent, parse_message, time_span
@@ -35,14 +34,15 @@ from stream.domain.retention import too_late_before
 from stream.engine.admission import too_far_ahead, too_late
 from stream.engine.building import sync_builder
 from stream.engine.outbox import Outbox
-from stream.engine.slot import Position, Rebuild, Slot
+from stream.engine.rebuilding import Offload, Rebuilder
+from stream.engine.slot import Position, Slot
 from stream.errors import InvalidEvent, RecordTooLarge, describe
 from stream.metrics import Metrics
 from stream.output.sync import InputPosition
 from stream.state import codec
 from stream.state.journal import FLUSH_MEMBERS, Journal
 from stream.state.partition import PartitionState, PendingSync, SyncJob
-from stream.state.stored import LoadedPartition, load_partition, partition_items, partition_meta
+from stream.state.stored import LoadedPartition, partition_items, partition_meta
 
 __all__ = ["Processor"]
 
@@ -55,25 +55,6 @@ class _ApplyFailed(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-T = TypeVar("T")
-
-
-class Offload(Protocol):
-    """Runs `work` off the event loop and gives its result."""
-
-    def __call__(self, work: Callable[[], T], /) -> Awaitable[T]: ...
-
-
-async def _in_thread(work: Callable[[], T]) -> T:
-    return await asyncio.get_running_loop().run_in_executor(None, work)
-
-
-def _observed(future: asyncio.Future[Any]) -> None:
-    """Retrieve a finished future's outcome, so that one nobody awaits logs no error."""
-    if not future.cancelled():
-        future.exception()
 
 
 class _Revoked(Exception):
@@ -111,7 +92,12 @@ class Processor:
         self.wanted = wanted
         self.incremental = incremental
         self.journal = journal
-        self.offload = offload or _in_thread
+        self._rebuilder = Rebuilder(
+            store,
+            journal=journal,
+            track_exits=settings.kafka.retain_exited_ms is not None,
+            offload=offload,
+        )
         self._slots: dict[int, Slot] = {}
         self._homes: dict[str, tuple[bytes, int]] = {}
         self._synced_cohorts: dict[str, bool] = {}
@@ -380,17 +366,7 @@ class Processor:
         for partition in partitions:
             slot = self._slot(partition)
             if slot.state is None and slot.rebuild is None:
-                slot.rebuild = self._start_rebuild(partition)
-
-    def _start_rebuild(self, partition: int) -> asyncio.Future[Rebuild]:
-        """Rebuild `partition` off the event loop, from a copy of its keys (the store may
-        change meanwhile)."""
-        items = partition_items(self.store, partition)
-        rebuild = asyncio.ensure_future(
-            self.offload(functools.partial(self._read, partition, items))
-        )
-        rebuild.add_done_callback(_observed)  # a revoked partition's rebuild is never awaited
-        return rebuild
+                slot.rebuild = self._rebuilder.start(partition)
 
     async def _rebuilt(self, partition: int) -> PartitionState:
         """`partition`'s state; one this worker has not yet is rebuilt from the table off
@@ -401,7 +377,7 @@ class Processor:
         while slot.state is None:
             rebuild = slot.rebuild
             if rebuild is None:
-                rebuild = slot.rebuild = self._start_rebuild(partition)
+                rebuild = slot.rebuild = self._rebuilder.start(partition)
             try:
                 made = await asyncio.shield(rebuild)  # others may await it too
             finally:
@@ -418,7 +394,7 @@ class Processor:
         slot = self._slot(partition)
         if slot.state is None:
             items = partition_items(self.store, partition)
-            self._install(slot, partition, self._read(partition, items).loaded)
+            self._install(slot, partition, self._rebuilder.read(partition, items).loaded)
         state = slot.state
         assert state is not None
         if slot.meta_changed:
@@ -562,17 +538,6 @@ class Processor:
         self.store[codec.partition_key(partition)] = partition_meta(
             state, next_offset=position.next_offset if position else None
         )
-
-    def _read(self, partition: int, items: dict[str, Any]) -> Rebuild:
-        """The partition rebuilt from `items`; reads nothing else and writes nothing."""
-        loaded = load_partition(
-            self.store,
-            partition,
-            items=items,
-            journal=self.journal,
-            track_exits=self.settings.kafka.retain_exited_ms is not None,
-        )
-        return Rebuild(items, loaded)
 
     def _install(self, slot: Slot, partition: int, loaded: LoadedPartition) -> None:
         """Make a rebuilt partition this worker's, then write what its rebuild decided."""

@@ -1,5 +1,6 @@
 """A partition this worker has no state for is rebuilt from the table off the event loop
-(`Processor.offload`), from a copy of its keys; one taken away meanwhile is left alone."""
+(the processor's `offload`, `engine/rebuilding.py`), from a copy of its keys; one taken
+away meanwhile is left alone."""
 
 from __future__ import annotations
 
