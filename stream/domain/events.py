@@ -12,6 +12,7 @@ import itertools
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, overload
 
@@ -52,38 +53,19 @@ class MembershipEvent(NamedTuple):
     app_id: int | None = None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class BatchEvents(Sequence[MembershipEvent]):
     """A batch message's events as columns: one cohort, presence and time for all of
     them; each user's amplitude id, user id, properties and app id. An event is made only
     when one is read (`[index]`): most are packed straight from the columns."""
 
-    __slots__ = (
-        "cohort_id",
-        "enter",
-        "time_ms",
-        "amplitude_ids",
-        "user_ids",
-        "user_properties",
-        "app_ids",
-    )
-
-    def __init__(
-        self,
-        cohort_id: str,
-        enter: bool,
-        time_ms: int,
-        amplitude_ids: list[int],
-        user_ids: list[str | None],
-        user_properties: list[dict[str, Any] | None],
-        app_ids: list[int | None],
-    ) -> None:
-        self.cohort_id = cohort_id
-        self.enter = enter
-        self.time_ms = time_ms
-        self.amplitude_ids = amplitude_ids
-        self.user_ids = user_ids
-        self.user_properties = user_properties
-        self.app_ids = app_ids
+    cohort_id: str
+    enter: bool
+    time_ms: int
+    amplitude_ids: list[int]
+    user_ids: list[str | None]
+    user_properties: list[dict[str, Any] | None]
+    app_ids: list[int | None]
 
     def __len__(self) -> int:
         return len(self.amplitude_ids)
