@@ -28,7 +28,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from stream.domain.events import BatchEvents
 from stream.domain.membership import (
     NO_STAMP,
     EventProperties,
@@ -45,7 +44,7 @@ __all__ = [
     "decode_columns",
     "key_table",
     "pack",
-    "pack_fresh",
+    "pack_rows",
     "properties_of",
     "unpack",
 ]
@@ -124,52 +123,50 @@ def pack(member: Member, bundle: int | None = None) -> bytes | None:
     return head + extra + packed_properties + user
 
 
-def pack_fresh(
-    batch: BatchEvents, indices: np.ndarray, offset: int
+def pack_rows(
+    *,
+    time: np.ndarray,
+    offset: np.ndarray,
+    index: np.ndarray,
+    enter: np.ndarray,
+    user_ids: list[str | None],
+    properties: list[dict[str, Any] | None],
+    app_ids: list[int | None],
 ) -> tuple[pa.BinaryArray, np.ndarray]:
-    """The events at `indices` (ascending) of a batch message at `offset`, each packed as
-    the member it makes in a cohort that had none: `pack(Member([Snapshot.of_event(...)]))`
-    of an on-time event, built column by column; and which of them packed (the others need
-    objects: see the module docstring). Every event is its member's only one: no journal
-    bundle, no late visibility, every field stamped by it."""
-    count = len(indices)
+    """Events, a row each (their stamps' time, offset and index; presence, user id,
+    properties, app id), each packed as the member it makes in a cohort that had none:
+    `pack(Member([Snapshot.of_event(...)]))` of an on-time event, built column by column;
+    and which of them packed (the others need objects: see the module docstring). Every
+    event is its member's only one: no journal bundle, no late visibility, every field
+    stamped by it."""
+    count = len(time)
     if not count:
         return pa.array([], pa.binary()), np.zeros(0, dtype=bool)
-    users, properties, app_ids = batch.user_ids, batch.user_properties, batch.app_ids
-    if count != len(batch):
-        chosen = indices.tolist()
-        users = [users[at] for at in chosen]
-        properties = [properties[at] for at in chosen]
-        app_ids = [app_ids[at] for at in chosen]
     regions = list(map(_event_properties, properties, app_ids))
     lengths = np.array([-1 if region is None else len(region) for region in regions], np.int64)
     packs = (lengths >= 0) & (lengths < 1 << 16)
-    user_bytes = _utf8(users, packs)
+    user_bytes = _utf8(user_ids, packs)
     flags = np.where(user_bytes.is_valid().to_numpy(zero_copy_only=False), _USER, 0)
-    if batch.enter:
-        flags |= _ENTER
-    # `pack`'s head is narrow while the offset and the index fit it: indices ascend, so
-    # the narrow heads are the first ones
-    fits = 0 <= offset < 1 << 32
-    narrow = int(np.searchsorted(indices, 1 << 16)) if fits else 0
+    flags |= np.where(enter, _ENTER, 0)
+    # `pack`'s head is narrow where the offset and the index fit it, else wide
+    narrow = (offset >= 0) & (offset < 1 << 32) & (index < 1 << 16)
     heads = []
-    for rows, layout in ((slice(0, narrow), _NARROW_ROW), (slice(narrow, count), _WIDE_ROW)):
-        head = np.zeros(len(indices[rows]), dtype=layout)
-        if not len(head):
-            continue
-        head["flags"] = flags[rows] | (_WIDE_HEAD if layout is _WIDE_ROW else 0)
-        head["length"] = np.where(packs[rows], lengths[rows], 0)  # unused when not packed
-        head["time"] = batch.time_ms
-        head["offset"] = offset
-        head["index"] = indices[rows]
+    for layout in (_NARROW_ROW, _WIDE_ROW):
+        rows = narrow if layout is _NARROW_ROW else ~narrow
+        head = np.zeros(count, dtype=layout)
+        head["flags"] = flags | (_WIDE_HEAD if layout is _WIDE_ROW else 0)
+        head["length"] = np.where(packs, lengths, 0)  # unused when not packed
+        head["time"] = time
+        head["offset"] = np.where(rows, offset, 0)  # the other layout's rows are dropped
+        head["index"] = np.where(rows, index, 0)
         head["bundle"] = -1
         heads.append(
             pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(layout.itemsize), len(head), [None, pa.py_buffer(head.tobytes())]
+                pa.binary(layout.itemsize), count, [None, pa.py_buffer(head.tobytes())]
             ).cast(pa.binary())
         )
     packed = pc.binary_join_element_wise(
-        pa.concat_arrays(heads),
+        heads[0] if narrow.all() else pc.if_else(pa.array(narrow), heads[0], heads[1]),
         pa.array([region or b"" for region in regions], pa.binary()),
         user_bytes,
         b"",

@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +22,7 @@ from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
 from stream.domain.windows import NEVER, Schedule
 from stream.state.members import Members
-from stream.state.packed import pack_fresh
+from stream.state.packed import pack_rows
 
 if TYPE_CHECKING:
     from stream.output.sync import SyncedRows
@@ -32,6 +32,20 @@ __all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
 _FRESH_MIN = 32
 """The fewest events of a message that `apply(pack_fresh=True)` packs in bulk: below it,
 the columns cost more than the objects."""
+
+
+class _Fresh(NamedTuple):
+    """Events as columns for `_apply_fresh`: amplitude ids, and their stamps' time,
+    offset and index in the message; presence, user ids, properties and app ids."""
+
+    ids: np.ndarray
+    time: np.ndarray
+    offset: np.ndarray
+    in_message: np.ndarray
+    enter: np.ndarray
+    user_ids: list[str | None]
+    properties: list[dict[str, Any] | None]
+    app_ids: list[int | None]
 
 
 class Rule(Protocol):
@@ -301,6 +315,78 @@ class PartitionState:
 
         `pack_fresh`: a large message's members new to the cohort are made packed, in bulk
         (`_apply_fresh`), and not returned: for a caller that journals nothing."""
+        cohort = self._cohort_of(events)
+        if changed is None:
+            changed = []
+        indices: Iterable[int] = range(len(events))
+        if pack_fresh and isinstance(events, BatchEvents) and len(events) >= _FRESH_MIN:
+            count = len(events)
+            indices = self._apply_fresh(
+                cohort,
+                _Fresh(
+                    np.array(events.amplitude_ids, dtype=np.int64),
+                    np.full(count, events.time_ms, dtype=np.int64),
+                    np.full(count, offset, dtype=np.int64),
+                    np.arange(count, dtype=np.int64),
+                    np.full(count, events.enter),
+                    events.user_ids,
+                    events.user_properties,
+                    events.app_ids,
+                ),
+                note_change,
+            )
+        floor = self.emitted_through
+        for index in indices:
+            self._apply_one(
+                cohort, events[index], offset, index, floor, horizon, note_change, changed
+            )
+        return changed
+
+    def apply_run(
+        self,
+        events: Sequence[MembershipEvent],
+        offsets: Sequence[int],
+        horizon: int | None,
+        *,
+        note_change: bool,
+        changed: list[tuple[int, Member]],
+    ) -> list[tuple[int, Exception]]:
+        """Apply a run of single-event messages of one cohort the partition holds, the
+        event at `offsets[k]` each, as `apply` would one message after another; the
+        members new to the cohort are made packed in bulk, and not returned in `changed`
+        (for a caller that journals nothing). Returns the events that raised (their
+        position in the run, the error): the others are applied."""
+        cohort = self._cohort_of(events)
+        count = len(events)
+        indices: Iterable[int] = range(count)
+        if count >= _FRESH_MIN:
+            indices = self._apply_fresh(
+                cohort,
+                _Fresh(
+                    np.array([event.amplitude_id for event in events], dtype=np.int64),
+                    np.array([event.time_ms for event in events], dtype=np.int64),
+                    np.array(offsets, dtype=np.int64),
+                    np.zeros(count, dtype=np.int64),
+                    np.array([event.enter for event in events], dtype=bool),
+                    [event.user_id for event in events],
+                    [event.user_properties for event in events],
+                    [event.app_id for event in events],
+                ),
+                note_change,
+            )
+        floor = self.emitted_through
+        failed: list[tuple[int, Exception]] = []
+        for at in indices:
+            try:
+                self._apply_one(
+                    cohort, events[at], offsets[at], 0, floor, horizon, note_change, changed
+                )
+            except Exception as exc:  # the record's fault: the caller dead-letters it
+                failed.append((at, exc))
+        return failed
+
+    def _cohort_of(self, events: Sequence[MembershipEvent]) -> CohortState:
+        """The events' cohort, made at their first event when new; writable."""
         floor = self.emitted_through
         cohort_id = events[0].cohort_id
         cohort = self.cohorts.get(cohort_id)
@@ -308,60 +394,74 @@ class PartitionState:
             first = events[0].time_ms
             cohort = self.add_cohort(cohort_id, first if floor is None else max(first, floor))
         cohort.writable()
-        members, changes, exits = cohort.members, cohort.changes, cohort.exits
-        if changed is None:
-            changed = []
-        indices: Iterable[int] = range(len(events))
-        if pack_fresh and isinstance(events, BatchEvents) and len(events) >= _FRESH_MIN:
-            indices = self._apply_fresh(cohort, events, offset, note_change)
-        for index in indices:
-            event = events[index]
-            visible = event.time_ms if floor is None else max(event.time_ms, floor)
-            amplitude_id = event.amplitude_id
-            member = members.hot(amplitude_id)
-            if member is None:
-                member = Member()
-                members.add(amplitude_id, member)
-            snapshot = Snapshot.of_event(
-                (event.time_ms, offset, index),
-                visible,
-                event.enter,
-                event.user_id,
-                event.user_properties,
-                event.app_id,
-            )
-            if member.apply(snapshot, horizon):
-                changed.append((amplitude_id, member))
-                if note_change:
-                    changes.append(amplitude_id)
-                    changes.append(visible)
-                if exits is not None and not event.enter:
-                    exits.add(event.time_ms, amplitude_id)
-        return changed
+        return cohort
 
-    def _apply_fresh(
-        self, cohort: CohortState, batch: BatchEvents, offset: int, note_change: bool
-    ) -> Iterable[int]:
+    @staticmethod
+    def _apply_one(
+        cohort: CohortState,
+        event: MembershipEvent,
+        offset: int,
+        index: int,
+        floor: int | None,
+        horizon: int | None,
+        note_change: bool,
+        changed: list[tuple[int, Member]],
+    ) -> None:
+        visible = event.time_ms if floor is None else max(event.time_ms, floor)
+        amplitude_id = event.amplitude_id
+        members = cohort.members
+        member = members.hot(amplitude_id)
+        if member is None:
+            member = Member()
+            members.add(amplitude_id, member)
+        snapshot = Snapshot.of_event(
+            (event.time_ms, offset, index),
+            visible,
+            event.enter,
+            event.user_id,
+            event.user_properties,
+            event.app_id,
+        )
+        if member.apply(snapshot, horizon):
+            changed.append((amplitude_id, member))
+            if note_change:
+                cohort.changes.append(amplitude_id)
+                cohort.changes.append(visible)
+            if cohort.exits is not None and not event.enter:
+                cohort.exits.add(event.time_ms, amplitude_id)
+
+    def _apply_fresh(self, cohort: CohortState, fresh: _Fresh, note_change: bool) -> Iterable[int]:
         """Apply, packed and column by column, the events that make a member the cohort
-        does not hold (its first event in the message, on time, whose fields pack); the
-        indices of the others, ascending, for `apply` to apply one by one. The result is
-        the same members, only held packed from the start."""
-        count = len(batch)
-        if self.is_late(batch.time_ms):  # a late event's visible time is not its own
-            return range(count)
-        ids = np.array(batch.amplitude_ids, dtype=np.int64)
-        fresh = cohort.members.untouched(ids)
+        does not hold (its first event here, on time, whose fields pack); the positions of
+        the others, ascending, to apply one by one. The result is the same members, only
+        held packed from the start."""
+        count = len(fresh.ids)
+        candidates = cohort.members.untouched(fresh.ids)
         first = np.zeros(count, dtype=bool)
-        first[np.unique(ids, return_index=True)[1]] = True
-        candidates = np.flatnonzero(fresh & first)
-        packed, packs = pack_fresh(batch, candidates, offset)
-        taken = candidates[packs]
+        first[np.unique(fresh.ids, return_index=True)[1]] = True
+        candidates &= first
+        if self.emitted_through is not None:  # a late event's visible time is not its own
+            candidates &= fresh.time >= self.emitted_through
+        chosen = np.flatnonzero(candidates)
+        if not len(chosen):
+            return range(count)
+        listed = chosen.tolist()
+        packed, packs = pack_rows(
+            time=fresh.time[chosen],
+            offset=fresh.offset[chosen],
+            index=fresh.in_message[chosen],
+            enter=fresh.enter[chosen],
+            user_ids=[fresh.user_ids[at] for at in listed],
+            properties=[fresh.properties[at] for at in listed],
+            app_ids=[fresh.app_ids[at] for at in listed],
+        )
+        taken = chosen[packs]
         if len(taken):
             cohort.add_fresh(
-                ids[taken],
+                fresh.ids[taken],
                 packed.filter(pa.array(packs)),
-                np.full(len(taken), batch.time_ms, dtype=np.int64),
-                np.full(len(taken), batch.enter),
+                fresh.time[taken],
+                fresh.enter[taken],
                 note_change=note_change,
             )
         rest = np.ones(count, dtype=bool)

@@ -10,12 +10,12 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from stream.domain.events import MAX_TIME_MS, MIN_TIME_MS, BatchEvents
+from stream.domain.events import MAX_TIME_MS, MIN_TIME_MS
 from stream.domain.membership import Member, Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.state.members import Members
-from stream.state.packed import pack, pack_fresh, unpack
+from stream.state.packed import pack, pack_rows, unpack
 from tests.engine.test_incremental import SETTINGS, Collect
 
 values = st.one_of(
@@ -220,19 +220,12 @@ def test_members_hold_what_a_dict_of_members_holds(operations: list[tuple[str, i
     }
 
 
-def batch_of(
-    users: list[tuple[int, str | None, dict[str, Any] | None, int | None]],
-    enter: bool = True,
-    time_ms: int = MIN_TIME_MS,
-) -> BatchEvents:
-    """A batch message of cohort "c": each user's (amplitude id, user id, properties, app id)."""
-    ids, user_ids, properties, app_ids = (list(column) for column in zip(*users, strict=True))
-    return BatchEvents("c", enter, time_ms, ids, user_ids, properties, app_ids)
-
-
-batch_users = st.lists(
+rows = st.lists(
     st.tuples(
-        st.integers(0, 2**63 - 1),
+        st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
+        st.sampled_from([0, 7, 2**32 - 1, 2**32, 2**40]),
+        st.sampled_from([0, 5, 2**16 - 1, 2**16, 2**20]),
+        st.booleans(),
         st.one_of(st.none(), st.text(max_size=12)),
         st.one_of(st.none(), st.dictionaries(st.text(max_size=8), values, max_size=3)),
         st.one_of(st.none(), st.integers(1, 5)),
@@ -242,35 +235,26 @@ batch_users = st.lists(
 )
 
 
-@given(
-    batch_users,
-    st.booleans(),
-    st.integers(MIN_TIME_MS, MAX_TIME_MS - 1),
-    st.sampled_from([0, 7, 2**32 - 1, 2**32, 2**40]),
-    st.sampled_from([0, 2**16 - 4, 2**16 + 3]),
-    st.lists(st.booleans(), min_size=8, max_size=8),
-)
-@example([(1, "\ud800", None, None)], True, MIN_TIME_MS, 0, 0, [True] * 8)  # a lone surrogate
+@given(rows)
+@example([(MIN_TIME_MS, 0, 0, True, "\ud800", None, None)])  # a lone surrogate
 def test_members_packed_in_bulk_are_the_bytes_pack_makes_of_each(
-    users: list[tuple[int, str | None, dict[str, Any] | None, int | None]],
-    enter: bool,
-    time_ms: int,
-    offset: int,
-    first_index: int,
-    chosen: list[bool],
+    events: list[tuple[int, int, int, bool, str | None, dict[str, Any] | None, int | None]],
 ) -> None:
-    # the message's first users are left out: indices past 2**16 need the wide head
-    batch = batch_of([users[0]] * first_index + users, enter, time_ms)
-    indices = np.array(
-        [first_index + at for at in range(len(users)) if chosen[at] or at == 0], dtype=np.int64
+    """Each row's stamp its own: narrow and wide heads side by side."""
+    time, offset, index, enter, user_ids, properties, app_ids = (
+        list(column) for column in zip(*events, strict=True)
     )
-    packed, packs_at = pack_fresh(batch, indices, offset)
-    for at, index in enumerate(indices.tolist()):
-        event = batch[index]
-        stamp = (event.time_ms, offset, index)
-        snapshot = Snapshot.of_event(
-            stamp, event.time_ms, event.enter, event.user_id, event.user_properties, event.app_id
-        )
+    packed, packs_at = pack_rows(
+        time=np.array(time, dtype=np.int64),
+        offset=np.array(offset, dtype=np.int64),
+        index=np.array(index, dtype=np.int64),
+        enter=np.array(enter, dtype=bool),
+        user_ids=user_ids,
+        properties=properties,
+        app_ids=app_ids,
+    )
+    for at, (t, o, i, e, user_id, props, app_id) in enumerate(events):
+        snapshot = Snapshot.of_event((t, o, i), t, e, user_id, props, app_id)
         expected = pack(Member((snapshot,)))
         assert bool(packs_at[at]) == (expected is not None)
         if expected is not None:

@@ -169,3 +169,43 @@ def test_a_message_of_new_members_makes_them_packed_and_returns_none_of_them() -
     changed = state.apply(batch, 0, None, pack_fresh=True)
     assert [amplitude_id for amplitude_id, _ in changed] == [0]  # its second event
     assert state.cohorts["c1"].members.packed() == count - 2
+
+
+def a_run(cohort: str) -> st.SearchStrategy[list[MembershipEvent]]:
+    """Single-event messages of one cohort: enough for the bulk path, over a few members
+    at a few times (some late once a sync is decided)."""
+    return st.lists(
+        st.builds(
+            MembershipEvent,
+            st.just(cohort),
+            st.integers(0, 60),
+            st.one_of(st.none(), st.sampled_from(["u", "\ud800"])),
+            st.booleans(),
+            st.sampled_from([JAN5, JAN5 + 50 * MIN, JAN5 + 70 * MIN]),
+            st.one_of(st.none(), st.fixed_dictionaries({"plan": st.sampled_from(["a", [1]])})),
+        ),
+        min_size=_FRESH_MIN,
+        max_size=_FRESH_MIN + 8,
+    )
+
+
+@given(
+    st.lists(st.sampled_from(["c1", "c2"]).flatmap(a_run), min_size=1, max_size=3),
+    st.one_of(st.none(), st.just(JAN5 + H)),
+    st.one_of(st.none(), st.just(JAN5 + H)),
+    st.booleans(),
+)
+def test_a_run_of_single_events_applied_together_is_each_applied_in_turn(
+    runs: list[list[MembershipEvent]], emitted: int | None, horizon: int | None, exits: bool
+) -> None:
+    together, in_turn = (PartitionState(emitted, track_exits=exits) for _ in range(2))
+    offset = 0
+    for run in runs:
+        offsets = list(range(offset, offset + 2 * len(run), 2))  # other records between
+        offset += 2 * len(run)
+        synced = run[0].cohort_id == "c1"
+        failed = together.apply_run(run, offsets, horizon, note_change=synced, changed=[])
+        assert failed == []
+        for event, at in zip(run, offsets, strict=True):
+            in_turn.apply([event], at, horizon, note_change=synced)
+    assert held(together) == held(in_turn)
