@@ -120,15 +120,19 @@ async def replay_share(
     done = handed_over = 0
     try:
         while not fetcher.done():
-            for record in await fetcher.fetch():
-                await processor.on_record(
-                    settings.kafka.topic,
-                    record.partition,
-                    record.offset,
-                    record.key,
-                    record.value,
-                    timestamp_ms=record.timestamp_ms,
+            records = await fetcher.fetch()
+            at = 0
+            while at < len(records):  # a partition's records at a time
+                partition = records[at].partition
+                end = at + 1
+                while end < len(records) and records[end].partition == partition:
+                    end += 1
+                # up to and including the first record forwarded: it is handed on at once
+                handled = await processor.on_records(
+                    settings.kafka.topic, partition, records[at:end]
                 )
+                at += handled
+                done += handled
                 if outbox.forwarded:
                     forwarded, outbox.forwarded = outbox.forwarded, []
                     for item in forwarded:
@@ -137,7 +141,6 @@ async def replay_share(
                         else:
                             link.forward(item)
                             handed_over += 1
-                done += 1
             await apply(link.arrived())
             link.progress(done=done, event_time_ms=newest(processor), files=files_of(metrics))
         await apply(await link.rest())

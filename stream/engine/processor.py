@@ -25,10 +25,10 @@ import asyncio
 import logging
 from array import array
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from stream.config import Settings, SyncRule
-from stream.domain.events import MembershipEvent, parse_message, time_span
+from stream.domain.events import BatchEvents, MembershipEvent, parse_message, time_span
 from stream.domain.membership import Member
 from stream.domain.retention import too_late_before
 from stream.engine.admission import too_far_ahead, too_late
@@ -44,7 +44,7 @@ from stream.state.journal import FLUSH_MEMBERS, Journal
 from stream.state.partition import PartitionState, PendingSync, SyncJob
 from stream.state.stored import LoadedPartition, partition_items, partition_meta
 
-__all__ = ["Processor"]
+__all__ = ["InputRecord", "Processor"]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,19 @@ class _ApplyFailed(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
+
+
+class InputRecord(Protocol):
+    """A record `on_records` takes (`kafka.client.Record` is one)."""
+
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp_ms(self) -> int | None: ...
 
 
 class _Revoked(Exception):
@@ -141,14 +154,186 @@ class Processor:
         of a partition taken away while it was being rebuilt is left to its new owner.
         `timestamp_ms` is the record's Kafka timestamp (None: a file's line, unchecked): an
         input record dated more than `kafka.max_future` after it is dead-lettered."""
+        await self._one(topic, partition, offset, key, value, timestamp_ms, None)
+
+    async def _one(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp_ms: int | None,
+        events: Sequence[MembershipEvent] | None,
+    ) -> None:
+        """`on_record`, with the record's `events` parsed already (None: not yet)."""
         try:
-            await self._handle(topic, partition, offset, key, value, timestamp_ms)
+            await self._handle(topic, partition, offset, key, value, timestamp_ms, events)
         except _Revoked:
             return
         except BaseException:
             self._seen(topic, partition, offset)
             raise
         self._seen(topic, partition, offset)
+
+    async def on_records(self, topic: str, partition: int, records: Sequence[InputRecord]) -> int:
+        """Handle one partition's `records` (in offset order) as `on_record` would, one
+        after another; returns how many were handled: all, or up to and including the
+        first one forwarded to another partition (the caller hands it on, then calls
+        again with the rest). A processor without a journal (a replay) applies runs of
+        them together (`_run`)."""
+        done = 0
+        while done < len(records):
+            ran, parsed = await self._run(topic, partition, records, done)
+            done += ran
+            if done == len(records) or (ran and parsed is None):
+                continue  # every record handled, or a run ended on a decision
+            record = records[done]
+            forwarded = self.metrics.forwarded
+            await self._one(
+                topic,
+                partition,
+                record.offset,
+                record.key,
+                record.value,
+                record.timestamp_ms,
+                parsed,
+            )
+            done += 1
+            if self.metrics.forwarded != forwarded:
+                break
+        return done
+
+    async def _run(
+        self, topic: str, partition: int, records: Sequence[InputRecord], start: int
+    ) -> tuple[int, Sequence[MembershipEvent] | None]:
+        """Handle the records from `start` that can go together, and return how many,
+        with the events of the one it stopped before, parsed (None: it did not parse it).
+
+        A run is single-event records of cohorts the partition holds, on their cohort's
+        partition, and the dead letters among them. It ends with the record whose watermark
+        makes a sync due (decided after it, as `on_record` does). Within it, no sync is
+        decided and no cohort is added, so each cohort's events are applied together, in
+        their order (`PartitionState.apply_run`), and the partition's watermark moves once.
+        Only without a journal: a journal's flush follows its records one by one."""
+        slot = self._slots.get(partition)
+        state = None if slot is None else slot.state
+        if self.journal or slot is None or state is None or slot.written or slot.unsubmitted:
+            return 0, None
+        kafka = self.settings.kafka
+        is_input = topic == kafka.topic
+        due = state.next_due(self.rules)
+        watermark = state.watermark
+        lateness = self._lateness
+        runs: dict[str, list[InputRecord]] = {}
+        events_of: dict[str, list[MembershipEvent]] = {}
+        handled: int | None = None  # the offset of the last record applied or dead-lettered
+        at = start
+        parsed: Sequence[MembershipEvent] | None = None
+        while at < len(records):
+            record = records[at]
+            events = await self._parsed(topic, partition, record.offset, record.key, record.value)
+            if events is None:  # dead-lettered
+                handled = record.offset
+                at += 1
+                continue
+            if len(events) != 1 or isinstance(events, BatchEvents):
+                if not events:  # an empty batch: nothing to do, as `on_record` does
+                    at += 1
+                    continue
+                parsed = events
+                break
+            event = events[0]
+            if is_input and record.timestamp_ms is not None:
+                ahead = too_far_ahead(kafka, record.timestamp_ms, record.key, events)
+                if ahead is not None:
+                    self.metrics.too_far_ahead += 1
+                    await self._dead_letter(
+                        topic, partition, record.offset, record.key, record.value, ahead
+                    )
+                    handled = record.offset
+                    at += 1
+                    continue
+            cohort_key, home = self._home(event.cohort_id)
+            if (is_input and (record.key != cohort_key or home != partition)) or (
+                event.cohort_id not in state.cohorts
+            ):
+                parsed = events  # forwarded, or a new cohort: one by one
+                break
+            late = too_late(kafka, state, events)
+            if late is not None:
+                self.metrics.too_late += 1
+                await self._dead_letter(
+                    topic, partition, record.offset, record.key, record.value, late
+                )
+                handled = record.offset
+                at += 1
+                continue
+            runs.setdefault(event.cohort_id, []).append(record)
+            events_of.setdefault(event.cohort_id, []).append(event)
+            at += 1
+            if watermark is None or event.time_ms - lateness > watermark:
+                watermark = event.time_ms - lateness
+            if due is not None and watermark >= due:
+                break  # this record decides: the run ends with it
+        newest, last_applied = await self._apply_runs(topic, partition, state, runs, events_of)
+        for run in runs.values():  # applied, or dead-lettered as their apply failed
+            handled = max(run[-1].offset, -1 if handled is None else handled)
+        if handled is not None:
+            self._handled(topic, partition, handled)
+        if at > start:
+            self._seen(topic, partition, records[at - 1].offset)
+        if newest is not None and last_applied is not None:
+            watermark = state.observe(newest, lateness)
+            due = state.next_due(self.rules)
+            if due is not None and watermark >= due:
+                await self._advance(
+                    partition, state, watermark, InputPosition(topic, partition, last_applied + 1)
+                )
+        return at - start, parsed
+
+    async def _apply_runs(
+        self,
+        topic: str,
+        partition: int,
+        state: PartitionState,
+        runs: dict[str, list[InputRecord]],
+        events_of: dict[str, list[MembershipEvent]],
+    ) -> tuple[int | None, int | None]:
+        """Apply each cohort's run; the newest event time applied and the last offset."""
+        horizon = state.horizon(self.rules)
+        journal = self._journal(partition)
+        newest: int | None = None
+        last: int | None = None
+        failures: list[tuple[InputRecord, Exception]] = []
+        for cohort_id, run in runs.items():
+            events = events_of[cohort_id]
+            self.metrics.events += len(events)
+            self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
+            changed: list[tuple[int, Member]] = []
+            failed = state.apply_run(
+                events,
+                [record.offset for record in run],
+                horizon,
+                note_change=self._synced(cohort_id),
+                changed=changed,
+            )
+            for amplitude_id, member in changed:
+                journal.touch(cohort_id, amplitude_id, member)
+            unapplied = {at for at, _ in failed}
+            failures += [(run[at], exc) for at, exc in failed]
+            for at, (record, event) in enumerate(zip(run, events, strict=True)):
+                if at not in unapplied:
+                    newest = event.time_ms if newest is None else max(newest, event.time_ms)
+                    last = record.offset if last is None else max(last, record.offset)
+        if journal.dirty >= FLUSH_MEMBERS:
+            journal.flush()
+        for record, exc in failures:
+            reason = f"the record could not be applied: {describe(exc)}"
+            await self._dead_letter(
+                topic, partition, record.offset, record.key, record.value, reason
+            )
+        return newest, last
 
     def _seen(self, topic: str, partition: int, offset: int) -> None:
         if topic == self.settings.kafka.topic:
@@ -190,6 +375,19 @@ class Processor:
         assert journal is not None, "a partition's journal is read only once it is rebuilt"
         return journal
 
+    async def _parsed(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> Sequence[MembershipEvent] | None:
+        """The record's events; None when it was dead-lettered instead."""
+        try:
+            return parse_message(value)
+        except InvalidEvent as exc:
+            await self._dead_letter(topic, partition, offset, key, value, exc.reason)
+        except Exception as exc:  # a fault of the record, not of the worker: never fatal
+            reason = f"the record could not be parsed: {describe(exc)}"
+            await self._dead_letter(topic, partition, offset, key, value, reason)
+        return None
+
     async def _handle(
         self,
         topic: str,
@@ -198,16 +396,13 @@ class Processor:
         key: bytes | None,
         value: bytes | None,
         timestamp_ms: int | None,
+        events: Sequence[MembershipEvent] | None = None,
     ) -> None:
-        try:
-            events = parse_message(value)
-        except InvalidEvent as exc:
-            await self._dead_letter(topic, partition, offset, key, value, exc.reason)
-            return
-        except Exception as exc:  # a fault of the record, not of the worker: never fatal
-            reason = f"the record could not be parsed: {describe(exc)}"
-            await self._dead_letter(topic, partition, offset, key, value, reason)
-            return
+        """`events`: the record's, parsed already (None: parse it here)."""
+        if events is None:
+            events = await self._parsed(topic, partition, offset, key, value)
+            if events is None:
+                return
         if not events:
             return
         is_input = topic == self.settings.kafka.topic
