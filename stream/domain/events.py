@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -118,8 +119,38 @@ def parse_message(value: bytes | None) -> Sequence[MembershipEvent]:
     if not isinstance(document, dict):
         raise InvalidEvent(f"message must be a JSON object, got {_type_name(document)}")
     if "users" in document or "in_cohort" in document:
-        return _parse_batch(document)
-    return [_parse_single(document)]
+        events: Sequence[MembershipEvent] = _parse_batch(document)
+    else:
+        events = [_parse_single(document)]
+    assert value is not None  # `_decode_json` took it
+    if _SURROGATE_ESCAPE.search(value):  # else no text can hold a lone surrogate
+        _check_unicode(events, batch=isinstance(events, BatchEvents))
+    return events
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of half a surrogate pair: the only way a lone one gets into the text (the
+bytes are decoded as strict UTF-8, which has none)."""
+
+
+def _check_unicode(events: Sequence[MembershipEvent], *, batch: bool) -> None:
+    """Raise when a user id or a property holds a lone surrogate (an escape like
+    `\\ud800` without its pair): no UTF-8 file can hold it, so no sync could be written."""
+    for index, event in enumerate(events):
+        where = f"users[{index}]" if batch else ""
+        for field, text in (
+            ("user_id", event.user_id),
+            ("user_properties", json.dumps(event.user_properties, ensure_ascii=False)),
+        ):
+            if text is None:
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise InvalidEvent(
+                    f"{_at(where, field)}: holds a lone surrogate ({exc.object[exc.start]!r}), "
+                    "which no UTF-8 file can hold"
+                ) from None
 
 
 def parse_time(value: Any, field: str = "time") -> int:

@@ -243,3 +243,22 @@ def test_single_events_parse_as_checked_one_field_at_a_time(document: dict[str, 
     error, is that of the field-by-field check."""
     expected = outcome(lambda: [_single_checked(document, "c", document["action"] == "enter")])
     assert outcome(lambda: parse_message(encode(document))) == expected
+
+
+def test_a_lone_surrogate_in_a_user_id_or_a_property_is_rejected_and_a_pair_is_text() -> None:
+    """JSON may escape half a surrogate pair (`\\ud800`); no UTF-8 file can hold it, so the
+    record is a dead letter, not a sync that can never be written."""
+    single = (
+        b'{"cohort_id": "c", "amplitude_id": 1, "action": "enter", "time": 1736035800000, '
+        b'"user_id": "\\ud800"}'
+    )
+    with pytest.raises(InvalidEvent, match=r"^user_id: holds a lone surrogate"):
+        parse_message(single)
+    batch = (
+        b'{"cohort_id": "c", "in_cohort": true, "computed_time": 1736035800, "users": '
+        b'[{"amplitude_id": 1}, {"amplitude_id": 2, "user_properties": {"p": ["\\uDC00"]}}]}'
+    )
+    with pytest.raises(InvalidEvent, match=r"^users\[1\]\.user_properties: holds a lone"):
+        parse_message(batch)
+    [event] = parse_message(single.replace(b"\\ud800", b"\\ud83d\\ude00"))
+    assert event.user_id == "\U0001f600"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stream.domain.events import parse_message
 from stream.errors import InvalidEvent
 from tests.engine.test_processor import Harness, config
-from tests.scenario import C1, expected_csvs
+from tests.scenario import C1, JAN5, MIN, expected_csvs
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
@@ -95,3 +95,18 @@ def _invalid(raw: bytes) -> bool:
     except InvalidEvent:
         return True
     return False
+
+
+def test_a_lone_surrogate_is_a_dead_letter_and_the_syncs_after_it_are_written() -> None:
+    """Before, such a user id was applied and every sync of its cohort failed to build."""
+    lone = json.dumps(
+        {"cohort_id": "c1", "amplitude_id": 9, "action": "enter", "time": JAN5 + 30 * MIN}
+    ).replace('"time"', '"user_id": "\\ud800", "time"')
+    harness = Harness(config())
+    for record in [*C1[:2], lone.encode(), *C1[2:]]:
+        asyncio.run(
+            harness.processor.on_record("cohort-membership", 0, harness.offset, b"c1", record)
+        )
+        harness.offset += 1
+    assert harness.files() == expected_csvs(cohorts=("c1",))
+    assert len(harness.outbox.dead) == 1
