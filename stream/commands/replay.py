@@ -30,6 +30,7 @@ from stream.domain.wording import count
 from stream.errors import InvalidEvent, OptionError
 from stream.kafka.client import topic_partitions
 from stream.ops.progress import Progress
+from stream.state.packed import warm_arrow
 from stream.state.partition import SyncJob
 
 __all__ = ["ReplayOptions", "ReplaySummary", "parse_moment", "replay_settings", "run_replay"]
@@ -112,6 +113,7 @@ def run_replay(
     settings = with_partitions(settings, len(partitions))
     processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
     shares = [partitions[index::processes] for index in range(processes)]
+    warm_arrow()  # once, inherited by the forked shares
     tally = Tally(len(shares), out, tty)
     if len(shares) == 1:
         link = _AloneLink(tally)

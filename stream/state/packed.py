@@ -47,6 +47,7 @@ __all__ = [
     "pack_rows",
     "properties_of",
     "unpack",
+    "warm_arrow",
 ]
 
 _NARROW = struct.Struct("<BHqIHi")
@@ -372,6 +373,13 @@ def _key_id(key: PropertyKey) -> int | None:
                 key_id = _KEY_IDS[key] = len(_KEYS)
                 _KEYS.append(key)
     return key_id
+
+
+def warm_arrow() -> None:
+    """Make pyarrow's first conversion of Python objects now: it imports pandas when that is
+    installed (apache/arrow#34994), about 0.3 s. A replay calls it once before its processes
+    fork, rather than each one paying it while it reads."""
+    pa.array([b""], pa.binary())
 
 
 def key_table() -> list[PropertyKey]:
