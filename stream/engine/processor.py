@@ -25,7 +25,7 @@ import asyncio
 import logging
 from array import array
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from stream.config import Settings, SyncRule
 from stream.domain.events import BatchEvents, MembershipEvent, parse_message, time_span
@@ -68,6 +68,15 @@ class InputRecord(Protocol):
     def value(self) -> bytes | None: ...
     @property
     def timestamp_ms(self) -> int | None: ...
+
+
+class _Record(NamedTuple):
+    """One record's fields, as `on_record` takes them."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int | None
 
 
 class _Revoked(Exception):
@@ -220,8 +229,7 @@ class Processor:
         state = None if slot is None else slot.state
         if self.journal or slot is None or state is None or slot.written or slot.unsubmitted:
             return 0, None
-        kafka = self.settings.kafka
-        is_input = topic == kafka.topic
+        is_input = topic == self.settings.kafka.topic
         due = state.next_due(self.rules)
         watermark = state.watermark
         lateness = self._lateness
@@ -244,28 +252,17 @@ class Processor:
                 parsed = events
                 break
             event = events[0]
-            if is_input and record.timestamp_ms is not None:
-                ahead = too_far_ahead(kafka, record.timestamp_ms, record.key, events)
-                if ahead is not None:
-                    self.metrics.too_far_ahead += 1
-                    await self._dead_letter(
-                        topic, partition, record.offset, record.key, record.value, ahead
-                    )
-                    handled = record.offset
-                    at += 1
-                    continue
+            if await self._ahead(topic, partition, record, events):
+                handled = record.offset
+                at += 1
+                continue
             cohort_key, home = self._home(event.cohort_id)
             if (is_input and (record.key != cohort_key or home != partition)) or (
                 event.cohort_id not in state.cohorts
             ):
                 parsed = events  # forwarded, or a new cohort: one by one
                 break
-            late = too_late(kafka, state, events)
-            if late is not None:
-                self.metrics.too_late += 1
-                await self._dead_letter(
-                    topic, partition, record.offset, record.key, record.value, late
-                )
+            if await self._late(topic, partition, record, state, events):
                 handled = record.offset
                 at += 1
                 continue
@@ -405,14 +402,11 @@ class Processor:
                 return
         if not events:
             return
+        record = _Record(offset, key, value, timestamp_ms)
+        # Checked before forwarding: the repartitioned copy has the forwarder's timestamp.
+        if await self._ahead(topic, partition, record, events):
+            return
         is_input = topic == self.settings.kafka.topic
-        if is_input and timestamp_ms is not None:
-            # Checked before forwarding: the repartitioned copy has the forwarder's timestamp.
-            ahead = too_far_ahead(self.settings.kafka, timestamp_ms, key, events)
-            if ahead is not None:
-                self.metrics.too_far_ahead += 1
-                await self._dead_letter(topic, partition, offset, key, value, ahead)
-                return
         cohort_key, home = self._home(events[0].cohort_id)
         if is_input and (key != cohort_key or home != partition):
             try:
@@ -426,10 +420,7 @@ class Processor:
         slot = self._slots[partition]
         if slot.written or slot.unsubmitted:
             await self._catch_up(partition, state)
-        late = too_late(self.settings.kafka, state, events)
-        if late is not None:
-            self.metrics.too_late += 1
-            await self._dead_letter(topic, partition, offset, key, value, late)
+        if await self._late(topic, partition, record, state, events):
             return
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
@@ -450,6 +441,40 @@ class Processor:
             await self._advance(
                 partition, state, watermark, InputPosition(topic, partition, offset + 1)
             )
+
+    async def _ahead(
+        self,
+        topic: str,
+        partition: int,
+        record: InputRecord,
+        events: Sequence[MembershipEvent],
+    ) -> bool:
+        """Dead-letter an input record dated too far ahead of its Kafka timestamp; whether
+        it was (`admission.too_far_ahead`)."""
+        if topic != self.settings.kafka.topic or record.timestamp_ms is None:
+            return False
+        reason = too_far_ahead(self.settings.kafka, record.timestamp_ms, record.key, events)
+        if reason is None:
+            return False
+        self.metrics.too_far_ahead += 1
+        await self._dead_letter(topic, partition, record.offset, record.key, record.value, reason)
+        return True
+
+    async def _late(
+        self,
+        topic: str,
+        partition: int,
+        record: InputRecord,
+        state: PartitionState,
+        events: Sequence[MembershipEvent],
+    ) -> bool:
+        """Dead-letter a record too late to apply; whether it was (`admission.too_late`)."""
+        reason = too_late(self.settings.kafka, state, events)
+        if reason is None:
+            return False
+        self.metrics.too_late += 1
+        await self._dead_letter(topic, partition, record.offset, record.key, record.value, reason)
+        return True
 
     async def _dead_letter(
         self,
