@@ -397,10 +397,15 @@ def die_with_parent() -> None:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded."""
+    """A KRaft cluster id: 16 random bytes in URL-safe base64, unpadded, not starting with
+    "-" (as Kafka's own `Uuid.randomUuid` ensures): `kafka-storage format -t -T6S...` reads
+    such an id as an option and fails, one format in 64."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _format(jars: Path, node: Node, cluster_id: str, extra: Sequence[str]) -> None:
