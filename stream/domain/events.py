@@ -124,7 +124,7 @@ def parse_message(value: bytes | None) -> Sequence[MembershipEvent]:
         events = [_parse_single(document)]
     assert value is not None  # `_decode_json` took it
     if _SURROGATE_ESCAPE.search(value):  # else no text can hold a lone surrogate
-        _check_unicode(events, batch=isinstance(events, BatchEvents))
+        _check_unicode(events)
     return events
 
 
@@ -133,9 +133,10 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 bytes are decoded as strict UTF-8, which has none)."""
 
 
-def _check_unicode(events: Sequence[MembershipEvent], *, batch: bool) -> None:
+def _check_unicode(events: Sequence[MembershipEvent]) -> None:
     """Raise when a user id or a property holds a lone surrogate (an escape like
     `\\ud800` without its pair): no UTF-8 file can hold it, so no sync could be written."""
+    batch = isinstance(events, BatchEvents)
     for index, event in enumerate(events):
         where = f"users[{index}]" if batch else ""
         for field, text in (

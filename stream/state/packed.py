@@ -151,23 +151,13 @@ def pack_rows(
     flags |= np.where(enter, _ENTER, 0)
     # `pack`'s head is narrow where the offset and the index fit it, else wide
     narrow = (offset >= 0) & (offset < 1 << 32) & (index < 1 << 16)
-    heads = []
-    for layout in (_NARROW_ROW, _WIDE_ROW):
-        rows = narrow if layout is _NARROW_ROW else ~narrow
-        head = np.zeros(count, dtype=layout)
-        head["flags"] = flags | (_WIDE_HEAD if layout is _WIDE_ROW else 0)
-        head["length"] = np.where(packs, lengths, 0)  # unused when not packed
-        head["time"] = time
-        head["offset"] = np.where(rows, offset, 0)  # the other layout's rows are dropped
-        head["index"] = np.where(rows, index, 0)
-        head["bundle"] = -1
-        heads.append(
-            pa.FixedSizeBinaryArray.from_buffers(
-                pa.binary(layout.itemsize), count, [None, pa.py_buffer(head.tobytes())]
-            ).cast(pa.binary())
-        )
+    lengths = np.where(packs, lengths, 0)  # unused when not packed
+    heads = _heads(_NARROW_ROW, narrow, flags, lengths, time, offset, index)
+    if not narrow.all():
+        wide = _heads(_WIDE_ROW, ~narrow, flags | _WIDE_HEAD, lengths, time, offset, index)
+        heads = pc.if_else(pa.array(narrow), heads, wide)
     packed = pc.binary_join_element_wise(
-        heads[0] if narrow.all() else pc.if_else(pa.array(narrow), heads[0], heads[1]),
+        heads,
         pa.array([region or b"" for region in regions], pa.binary()),
         user_bytes,
         b"",
@@ -175,6 +165,29 @@ def pack_rows(
         null_replacement=b"",
     )
     return packed, packs
+
+
+def _heads(
+    layout: np.dtype,
+    rows: np.ndarray,
+    flags: np.ndarray,
+    lengths: np.ndarray,
+    time: np.ndarray,
+    offset: np.ndarray,
+    index: np.ndarray,
+) -> pa.BinaryArray:
+    """Every row's head in `layout`, true for `rows` only (the others' offset and index are
+    zeroed to fit it: the caller drops them)."""
+    head = np.zeros(len(flags), dtype=layout)
+    head["flags"] = flags
+    head["length"] = lengths
+    head["time"] = time
+    head["offset"] = np.where(rows, offset, 0)
+    head["index"] = np.where(rows, index, 0)
+    head["bundle"] = -1
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(layout.itemsize), len(head), [None, pa.py_buffer(head.tobytes())]
+    ).cast(pa.binary())
 
 
 _NARROW_ROW = np.dtype(

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["Rule", "CohortState", "SyncJob", "PendingSync", "PartitionState"]
 
 _FRESH_MIN = 32
-"""The fewest events of a message that `apply(pack_fresh=True)` packs in bulk: below it,
-the columns cost more than the objects."""
+"""The fewest events that `apply(pack_fresh=True)` (of a message) and `apply_run` (of a
+cohort's run) pack in bulk: below it, the columns cost more than the objects."""
 
 
 class _Fresh(NamedTuple):
