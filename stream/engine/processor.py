@@ -4,9 +4,10 @@
 place Faust tables may be written), with the table as `store`. Per partition it keeps a
 `PartitionState`, rebuilt from the store when the partition is assigned (or first touched):
 from a copy of its keys, in a thread (`engine/rebuilding.py`), so the event loop goes on.
-For each record: parse (or dead-letter), forward to the repartition topic if the record is
-not on its cohort's partition, apply the events, then decide every sync the new watermark
-makes due.
+For each record: parse and admit it or dead-letter it (`intake.py`), forward it to the
+repartition topic if it is not on its cohort's partition, apply the events, then decide
+every sync the new watermark makes due. A replay hands over a partition's fetched records
+at once, applied a run at a time (`runs.py`).
 
 Changed members go to the partition's `Journal`, written to the store in bundles: when
 enough wait, on a tick, and always before the partition's metadata, so the store never
@@ -25,18 +26,19 @@ import asyncio
 import logging
 from array import array
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 from stream.config import Settings, SyncRule
-from stream.domain.events import BatchEvents, MembershipEvent, parse_message, time_span
+from stream.domain.events import MembershipEvent, time_span
 from stream.domain.membership import Member
 from stream.domain.retention import too_late_before
-from stream.engine.admission import too_far_ahead, too_late
+from stream.engine import runs
 from stream.engine.building import sync_builder
+from stream.engine.intake import InputRecord, Intake, Record
 from stream.engine.outbox import Outbox
 from stream.engine.rebuilding import Offload, Rebuilder
 from stream.engine.slot import Position, Slot
-from stream.errors import InvalidEvent, RecordTooLarge, describe
+from stream.errors import RecordTooLarge, describe
 from stream.metrics import Metrics
 from stream.output.sync import InputPosition
 from stream.state import codec
@@ -55,28 +57,6 @@ class _ApplyFailed(Exception):
     def __init__(self, cause: Exception) -> None:
         super().__init__(str(cause))
         self.cause = cause
-
-
-class InputRecord(Protocol):
-    """A record `on_records` takes (`kafka.client.Record` is one)."""
-
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp_ms(self) -> int | None: ...
-
-
-class _Record(NamedTuple):
-    """One record's fields, as `on_record` takes them."""
-
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int | None
 
 
 class _Revoked(Exception):
@@ -121,6 +101,7 @@ class Processor:
             offload=offload,
         )
         self._slots: dict[int, Slot] = {}
+        self.intake = Intake(settings, outbox, self.metrics, self._slot)
         self._homes: dict[str, tuple[bytes, int]] = {}
         self._synced_cohorts: dict[str, bool] = {}
         self._built_whole: set[str] = set()
@@ -133,7 +114,7 @@ class Processor:
         decided watermark (as at a start); the store is written at each partition's next
         event, inside its own stream iteration (`partition`)."""
         was_synced = {cohort for cohort, synced in self._synced_cohorts.items() if synced}
-        self.settings = settings
+        self.settings = self.intake.settings = settings
         self.rules = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
         self._synced_cohorts.clear()
@@ -163,27 +144,24 @@ class Processor:
         of a partition taken away while it was being rebuilt is left to its new owner.
         `timestamp_ms` is the record's Kafka timestamp (None: a file's line, unchecked): an
         input record dated more than `kafka.max_future` after it is dead-lettered."""
-        await self._one(topic, partition, offset, key, value, timestamp_ms, None)
+        await self._one(topic, partition, Record(offset, key, value, timestamp_ms), None)
 
     async def _one(
         self,
         topic: str,
         partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int | None,
+        record: InputRecord,
         events: Sequence[MembershipEvent] | None,
     ) -> None:
         """`on_record`, with the record's `events` parsed already (None: not yet)."""
         try:
-            await self._handle(topic, partition, offset, key, value, timestamp_ms, events)
+            await self._handle(topic, partition, record, events)
         except _Revoked:
-            return
+            return  # not seen here: the slot is gone with the partition
         except BaseException:
-            self._seen(topic, partition, offset)
+            self.intake.seen(topic, partition, record.offset)
             raise
-        self._seen(topic, partition, offset)
+        self.intake.seen(topic, partition, record.offset)
 
     async def on_records(self, topic: str, partition: int, records: Sequence[InputRecord]) -> int:
         """Handle one partition's `records` (in offset order) as `on_record` would, one
@@ -199,15 +177,7 @@ class Processor:
                 continue  # every record handled, or a run ended on a decision
             record = records[done]
             forwarded = self.metrics.forwarded
-            await self._one(
-                topic,
-                partition,
-                record.offset,
-                record.key,
-                record.value,
-                record.timestamp_ms,
-                parsed,
-            )
+            await self._one(topic, partition, record, parsed)
             done += 1
             if self.metrics.forwarded != forwarded:
                 break
@@ -216,125 +186,50 @@ class Processor:
     async def _run(
         self, topic: str, partition: int, records: Sequence[InputRecord], start: int
     ) -> tuple[int, Sequence[MembershipEvent] | None]:
-        """Handle the records from `start` that can go together, and return how many,
-        with the events of the one it stopped before, parsed (None: it did not parse it).
-
-        A run is single-event records of cohorts the partition holds, on their cohort's
-        partition, and the dead letters among them. It ends with the record whose watermark
-        makes a sync due (decided after it, as `on_record` does). Within it, no sync is
-        decided and no cohort is added, so each cohort's events are applied together, in
-        their order (`PartitionState.apply_run`), and the partition's watermark moves once.
-        Only without a journal: a journal's flush follows its records one by one."""
+        """Handle the records from `start` that can go together (`runs.py`), then decide
+        what became due; return how many, with the events of the one it stopped before,
+        parsed (None: it did not parse it). Only without a journal: a journal's flush
+        follows its records one by one."""
         slot = self._slots.get(partition)
         state = None if slot is None else slot.state
         if self.journal or slot is None or state is None or slot.written or slot.unsubmitted:
             return 0, None
-        is_input = topic == self.settings.kafka.topic
-        due = state.next_due(self.rules)
-        watermark = state.watermark
-        lateness = self._lateness
-        runs: dict[str, list[InputRecord]] = {}
-        events_of: dict[str, list[MembershipEvent]] = {}
-        handled: int | None = None  # the offset of the last record applied or dead-lettered
-        at = start
-        parsed: Sequence[MembershipEvent] | None = None
-        while at < len(records):
-            record = records[at]
-            events = await self._parsed(topic, partition, record.offset, record.key, record.value)
-            if events is None:  # dead-lettered
-                handled = record.offset
-                at += 1
-                continue
-            if len(events) != 1 or isinstance(events, BatchEvents):
-                if not events:  # an empty batch: nothing to do, as `on_record` does
-                    at += 1
-                    continue
-                parsed = events
-                break
-            event = events[0]
-            if await self._ahead(topic, partition, record, events):
-                handled = record.offset
-                at += 1
-                continue
-            cohort_key, home = self._home(event.cohort_id)
-            if (is_input and (record.key != cohort_key or home != partition)) or (
-                event.cohort_id not in state.cohorts
-            ):
-                parsed = events  # forwarded, or a new cohort: one by one
-                break
-            if await self._late(topic, partition, record, state, events):
-                handled = record.offset
-                at += 1
-                continue
-            runs.setdefault(event.cohort_id, []).append(record)
-            events_of.setdefault(event.cohort_id, []).append(event)
-            at += 1
-            if watermark is None or event.time_ms - lateness > watermark:
-                watermark = event.time_ms - lateness
-            if due is not None and watermark >= due:
-                break  # this record decides: the run ends with it
-        newest, last_applied = await self._apply_runs(topic, partition, state, runs, events_of)
-        for run in runs.values():  # applied, or dead-lettered as their apply failed
-            handled = max(run[-1].offset, -1 if handled is None else handled)
+        run = await runs.take(
+            self.intake,
+            topic,
+            partition,
+            records,
+            start,
+            state=state,
+            due=state.next_due(self.rules),
+            lateness=self._lateness,
+            home=self._home,
+        )
+        applied = runs.apply(
+            state,
+            run,
+            horizon=state.horizon(self.rules),
+            journal=self._journal(partition),
+            metrics=self.metrics,
+            synced=self._synced,
+        )
+        for record, exc in applied.failures:
+            reason = f"the record could not be applied: {describe(exc)}"
+            await self.intake.dead_letter(topic, partition, record, reason)
+        handled = run.dead_lettered
+        for taken in run.records.values():  # applied, or dead-lettered as their apply failed
+            handled = max(taken[-1].offset, -1 if handled is None else handled)
         if handled is not None:
-            self._handled(topic, partition, handled)
-        if at > start:
-            self._seen(topic, partition, records[at - 1].offset)
-        if newest is not None and last_applied is not None:
-            watermark = state.observe(newest, lateness)
+            self.intake.handled(topic, partition, handled)
+        if run.end > start:
+            self.intake.seen(topic, partition, records[run.end - 1].offset)
+        if applied.newest is not None and applied.last is not None:
+            watermark = state.observe(applied.newest, self._lateness)
             due = state.next_due(self.rules)
             if due is not None and watermark >= due:
-                await self._advance(
-                    partition, state, watermark, InputPosition(topic, partition, last_applied + 1)
-                )
-        return at - start, parsed
-
-    async def _apply_runs(
-        self,
-        topic: str,
-        partition: int,
-        state: PartitionState,
-        runs: dict[str, list[InputRecord]],
-        events_of: dict[str, list[MembershipEvent]],
-    ) -> tuple[int | None, int | None]:
-        """Apply each cohort's run; the newest event time applied and the last offset."""
-        horizon = state.horizon(self.rules)
-        journal = self._journal(partition)
-        newest: int | None = None
-        last: int | None = None
-        failures: list[tuple[InputRecord, Exception]] = []
-        for cohort_id, run in runs.items():
-            events = events_of[cohort_id]
-            self.metrics.events += len(events)
-            self.metrics.late_events += sum(1 for event in events if state.is_late(event.time_ms))
-            changed: list[tuple[int, Member]] = []
-            failed = state.apply_run(
-                events,
-                [record.offset for record in run],
-                horizon,
-                note_change=self._synced(cohort_id),
-                changed=changed,
-            )
-            for amplitude_id, member in changed:
-                journal.touch(cohort_id, amplitude_id, member)
-            unapplied = {at for at, _ in failed}
-            failures += [(run[at], exc) for at, exc in failed]
-            for at, (record, event) in enumerate(zip(run, events, strict=True)):
-                if at not in unapplied:
-                    newest = event.time_ms if newest is None else max(newest, event.time_ms)
-                    last = record.offset if last is None else max(last, record.offset)
-        if journal.dirty >= FLUSH_MEMBERS:
-            journal.flush()
-        for record, exc in failures:
-            reason = f"the record could not be applied: {describe(exc)}"
-            await self._dead_letter(
-                topic, partition, record.offset, record.key, record.value, reason
-            )
-        return newest, last
-
-    def _seen(self, topic: str, partition: int, offset: int) -> None:
-        if topic == self.settings.kafka.topic:
-            self._slot(partition).input_next_offset = offset + 1
+                position = InputPosition(topic, partition, applied.last + 1)
+                await self._advance(partition, state, watermark, position)
+        return run.end - start, run.next_events
 
     # -- what the worker, the web views and replay read
 
@@ -372,47 +267,31 @@ class Processor:
         assert journal is not None, "a partition's journal is read only once it is rebuilt"
         return journal
 
-    async def _parsed(
-        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
-    ) -> Sequence[MembershipEvent] | None:
-        """The record's events; None when it was dead-lettered instead."""
-        try:
-            return parse_message(value)
-        except InvalidEvent as exc:
-            await self._dead_letter(topic, partition, offset, key, value, exc.reason)
-        except Exception as exc:  # a fault of the record, not of the worker: never fatal
-            reason = f"the record could not be parsed: {describe(exc)}"
-            await self._dead_letter(topic, partition, offset, key, value, reason)
-        return None
-
     async def _handle(
         self,
         topic: str,
         partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        timestamp_ms: int | None,
-        events: Sequence[MembershipEvent] | None = None,
+        record: InputRecord,
+        events: Sequence[MembershipEvent] | None,
     ) -> None:
         """`events`: the record's, parsed already (None: parse it here)."""
+        intake = self.intake
         if events is None:
-            events = await self._parsed(topic, partition, offset, key, value)
+            events = await intake.parsed(topic, partition, record)
             if events is None:
                 return
         if not events:
             return
-        record = _Record(offset, key, value, timestamp_ms)
         # Checked before forwarding: the repartitioned copy has the forwarder's timestamp.
-        if await self._ahead(topic, partition, record, events):
+        if await intake.ahead(topic, partition, record, events):
             return
         is_input = topic == self.settings.kafka.topic
         cohort_key, home = self._home(events[0].cohort_id)
-        if is_input and (key != cohort_key or home != partition):
+        if is_input and (record.key != cohort_key or home != partition):
             try:
-                await self.outbox.forward(key=cohort_key, value=value or b"", partition=home)
+                await self.outbox.forward(key=cohort_key, value=record.value or b"", partition=home)
             except RecordTooLarge as exc:
-                await self._dead_letter(topic, partition, offset, key, value, str(exc))
+                await intake.dead_letter(topic, partition, record, str(exc))
                 return
             self.metrics.forwarded += 1
             return
@@ -420,89 +299,26 @@ class Processor:
         slot = self._slots[partition]
         if slot.written or slot.unsubmitted:
             await self._catch_up(partition, state)
-        if await self._late(topic, partition, record, state, events):
+        if await intake.late(topic, partition, record, state, events):
             return
         # Apply first, then decide what became due: a record that makes sync T due has no
         # event before T (its newest time minus the lateness reached T), so T cannot see it.
         try:
-            self._apply(partition, state, offset, events)
+            self._apply(partition, state, record.offset, events)
         except _ApplyFailed as failed:
             reason = f"the record could not be applied: {describe(failed.cause)}"
-            await self._dead_letter(topic, partition, offset, key, value, reason)
+            await intake.dead_letter(topic, partition, record, reason)
             return
         journal = self._journal(partition)
         if journal.dirty >= FLUSH_MEMBERS:
             journal.flush()
-        self._handled(topic, partition, offset)
+        intake.handled(topic, partition, record.offset)
         _, newest = time_span(events)
         watermark = state.observe(newest, self._lateness)
         due = state.next_due(self.rules)  # checked here: the per-record cost of syncs
         if due is not None and watermark >= due:
-            await self._advance(
-                partition, state, watermark, InputPosition(topic, partition, offset + 1)
-            )
-
-    async def _ahead(
-        self,
-        topic: str,
-        partition: int,
-        record: InputRecord,
-        events: Sequence[MembershipEvent],
-    ) -> bool:
-        """Dead-letter an input record dated too far ahead of its Kafka timestamp; whether
-        it was (`admission.too_far_ahead`)."""
-        if topic != self.settings.kafka.topic or record.timestamp_ms is None:
-            return False
-        reason = too_far_ahead(self.settings.kafka, record.timestamp_ms, record.key, events)
-        if reason is None:
-            return False
-        self.metrics.too_far_ahead += 1
-        await self._dead_letter(topic, partition, record.offset, record.key, record.value, reason)
-        return True
-
-    async def _late(
-        self,
-        topic: str,
-        partition: int,
-        record: InputRecord,
-        state: PartitionState,
-        events: Sequence[MembershipEvent],
-    ) -> bool:
-        """Dead-letter a record too late to apply; whether it was (`admission.too_late`)."""
-        reason = too_late(self.settings.kafka, state, events)
-        if reason is None:
-            return False
-        self.metrics.too_late += 1
-        await self._dead_letter(topic, partition, record.offset, record.key, record.value, reason)
-        return True
-
-    async def _dead_letter(
-        self,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        reason: str,
-    ) -> None:
-        self._handled(topic, partition, offset)
-        self.metrics.dead_letters += 1
-        message = f"dead letter {topic}/{partition}@{offset}: {reason}"
-        log.warning("%s", message)
-        self.metrics.recent_errors.appendleft(message)
-        await self.outbox.dead_letter(
-            topic=topic, partition=partition, offset=offset, key=key, value=value, reason=reason
-        )
-
-    def _handled(self, topic: str, partition: int, offset: int) -> None:
-        """The record at `offset` is applied or dead-lettered: syncs decided from now on
-        cover the input up to it (their manifests' `input`), also when the records after the
-        last one applied are all dead letters, so a restart writes the same manifests."""
-        slot = self._slot(partition)
-        if slot.position is None:
-            slot.position = Position(topic, offset + 1)
-        else:
-            slot.position.topic, slot.position.next_offset = topic, offset + 1
+            position = InputPosition(topic, partition, record.offset + 1)
+            await self._advance(partition, state, watermark, position)
 
     def _forget_absent(self, partition: int, state: PartitionState) -> None:
         """Forget the members absent for longer than `kafka.retain_exited` (`retention.py`)."""

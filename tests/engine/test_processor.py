@@ -12,7 +12,7 @@ import pytest
 from stream.config import Settings, settings_from_mapping
 from stream.domain.membership import Snapshot
 from stream.domain.partitioner import partition_for
-from stream.engine import processor as processor_module
+from stream.engine import intake as intake_module
 from stream.engine.processor import Processor
 from stream.errors import RecordTooLarge
 from stream.output.sync import SyncOutput
@@ -140,14 +140,14 @@ def test_records_off_their_cohort_partition_are_forwarded() -> None:
 def test_a_record_whose_parsing_raises_is_dead_lettered_with_the_exception(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_parse = processor_module.parse_message
+    real_parse = intake_module.parse_message
 
     def parse(value: bytes | None) -> Any:
         if value == SCENARIO[1]:
             raise KeyError("a bug in parsing")
         return real_parse(value)
 
-    monkeypatch.setattr(processor_module, "parse_message", parse)
+    monkeypatch.setattr(intake_module, "parse_message", parse)
     harness = Harness(config())
     harness.feed(*SCENARIO)
     assert harness.outbox.dead == [
