@@ -26,7 +26,8 @@ LAYERS: list[set[str]] = [
 ]
 
 #: Each framework and the only layer that may import it (pyarrow: two, for files and for
-#: the journal's bundles; aiokafka: two, Faust's client and the replay's reader).
+#: the journal's bundles; aiokafka: two, Faust's client and the replay's reader; orjson: two,
+#: a message's quick decode and the table's values).
 FRAMEWORKS: dict[str, str | tuple[str, ...] | None] = {
     "faust": "stream.faust",
     "mode": "stream.faust",
@@ -36,7 +37,7 @@ FRAMEWORKS: dict[str, str | tuple[str, ...] | None] = {
     "boto3": "stream.sinks",
     "botocore": "stream.sinks",
     "pyarrow": ("stream.formats", "stream.state"),
-    "orjson": "stream.state",
+    "orjson": ("stream.domain", "stream.state"),
     "prometheus_client": "stream.ops",
     "aws_msk_iam_sasl_signer": "stream.kafka",
     "moto": None,

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, overload
 
+import orjson
+
 from stream.errors import InvalidEvent
 
 __all__ = [
@@ -115,6 +117,12 @@ def time_span(events: Sequence[MembershipEvent]) -> tuple[int, int]:
 def parse_message(value: bytes | None) -> Sequence[MembershipEvent]:
     """Decode one message value into its events; raise `InvalidEvent` with the reason. A
     batch message's are `BatchEvents`."""
+    quick = _parse_quick(value)
+    return _parse_exact(value) if quick is None else quick
+
+
+def _parse_exact(value: bytes | None) -> Sequence[MembershipEvent]:
+    """`parse_message` with json, which keeps every integer exact and words each error."""
     document = _decode_json(value)
     if not isinstance(document, dict):
         raise InvalidEvent(f"message must be a JSON object, got {_type_name(document)}")
@@ -126,6 +134,44 @@ def parse_message(value: bytes | None) -> Sequence[MembershipEvent]:
     if _SURROGATE_ESCAPE.search(value):  # else no text can hold a lone surrogate
         _check_unicode(events)
     return events
+
+
+def _parse_quick(value: bytes | None) -> Sequence[MembershipEvent] | None:
+    """The message's events as `parse_message` gives them, decoded by orjson (twice as
+    fast as json); None when it cannot say, and the message is parsed again the exact way.
+
+    orjson reads an integer beyond 64 bits as a float where json keeps it exact, and its
+    errors are worded otherwise; it refuses a lone surrogate, which json reads (and which
+    is then dead-lettered by name). So it decides only messages that parse and whose
+    properties are flat and hold no float: every field the events keep is then a string,
+    an exact integer, a bool or null, which both read the same. `computed_time` may be a
+    float: both round its digits to the same double."""
+    if value is None:
+        return None
+    try:
+        document = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if type(document) is not dict:
+        return None
+    events: Sequence[MembershipEvent]
+    try:
+        if "users" in document or "in_cohort" in document:
+            batch = _parse_batch(document)
+            events, properties = batch, batch.user_properties
+        else:
+            event = _parse_single(document)
+            events, properties = [event], [event.user_properties]
+    except InvalidEvent:
+        return None
+    values = itertools.chain.from_iterable(map(dict.values, filter(None, properties)))
+    if not set(map(type, values)) <= _FLAT:
+        return None
+    return events
+
+
+_FLAT = {str, int, bool, type(None)}
+"""The property values `_parse_quick` decides on: those orjson and json read alike."""
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

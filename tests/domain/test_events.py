@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from stream.domain.events import (
     MembershipEvent,
     _batch_user,
+    _parse_exact,
+    _parse_quick,
     _single_checked,
     parse_message,
     parse_time,
@@ -262,3 +264,112 @@ def test_a_lone_surrogate_in_a_user_id_or_a_property_is_rejected_and_a_pair_is_t
         parse_message(batch)
     [event] = parse_message(single.replace(b"\\ud800", b"\\ud83d\\ude00"))
     assert event.user_id == "\U0001f600"
+
+
+#: JSON values that orjson and json read differently, or that only one of them refuses:
+#: integers beyond 64 bits, floats, lone surrogates (json.dumps escapes them), nesting.
+tricky_scalars = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False),
+    st.text(st.characters(codec=None, categories=["Cs", "Ll", "Nd"]), max_size=3),
+    st.booleans(),
+    st.none(),
+)
+tricky_values = st.recursive(
+    tricky_scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=2), st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+tricky_fields = st.one_of(tricky_values, st.integers(0, 9), st.just(T0), st.just("c"))
+#: Mostly fields the quick decode takes (twice each), sometimes tricky ones.
+tricky_messages = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "cohort_id": st.one_of(st.just("c"), st.just("c"), tricky_fields),
+            "action": st.sampled_from(["enter", "exit"]),
+            "time": st.one_of(st.just(T0), st.just(T0), tricky_fields),
+            "amplitude_id": st.one_of(st.integers(0, 9), st.integers(0, 9), tricky_fields),
+        },
+        optional={
+            "user_id": st.one_of(st.none(), st.text(max_size=2), tricky_fields),
+            "user_properties": st.one_of(
+                *[st.dictionaries(st.text(max_size=2), tricky_scalars, max_size=3)] * 2,
+                tricky_values,
+            ),
+            "app_id": st.one_of(st.integers(0, 9), tricky_fields),
+        },
+    ),
+    st.fixed_dictionaries(
+        {
+            "cohort_id": st.just("c"),
+            "in_cohort": st.booleans(),
+            "computed_time": st.one_of(st.just(1736035800), st.just(1736035800.5), tricky_fields),
+            "users": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "amplitude_id": st.one_of(
+                            st.integers(0, 9), st.integers(0, 9), tricky_fields
+                        ),
+                        "user_properties": st.dictionaries(
+                            st.text(max_size=2), tricky_scalars, max_size=2
+                        ),
+                    },
+                    optional={"user_id": st.one_of(st.none(), tricky_fields)},
+                ),
+                min_size=1,
+                max_size=3,
+            ),
+        }
+    ),
+    tricky_values,
+)
+
+
+@settings(max_examples=500)
+@given(tricky_messages)
+@example(
+    {
+        "cohort_id": "c",
+        "action": "enter",
+        "time": T0,
+        "amplitude_id": 1,
+        "user_properties": {"n": 2**64 + 1},
+    }
+)
+@example({"cohort_id": "c", "action": "enter", "time": T0, "amplitude_id": 1, "user_id": "\ud800"})
+@example(
+    {
+        "cohort_id": "c",
+        "action": "exit",
+        "time": T0,
+        "amplitude_id": 1,
+        "user_properties": {"p": [2**64 + 1]},
+    }
+)
+def test_the_quick_decode_gives_what_the_exact_one_gives(document: Any) -> None:
+    """orjson decides a message only where json would give the same events; otherwise
+    (a big integer, a float or a lone surrogate among what the events keep, or an error)
+    the message is parsed again with json, for the exact values and the exact error."""
+    raw = json.dumps(document).encode()
+    # by repr: 2.0 == 2, but a float is not the integer a file must show
+    assert repr(outcome(lambda: parse_message(raw))) == repr(outcome(lambda: _parse_exact(raw)))
+
+
+def test_the_quick_decode_takes_the_common_messages_and_leaves_a_big_property() -> None:
+    common = encode(single(time=T0))
+    assert _parse_quick(common) == parse_message(common)
+    batch = encode(
+        {
+            "cohort_id": "c",
+            "in_cohort": True,
+            "computed_time": 1736035800.5,
+            "users": [{"amplitude_id": 1, "user_properties": {"p": "x"}}],
+        }
+    )
+    assert _parse_quick(batch) == parse_message(batch)
+    big = encode(single(time=T0, user_properties={"n": 2**64 + 1}))
+    assert _parse_quick(big) is None
+    [event] = parse_message(big)
+    assert event.user_properties == {"n": 2**64 + 1}
