@@ -154,20 +154,20 @@ def _parse_quick(value: bytes | None) -> Sequence[MembershipEvent] | None:
         return None
     if type(document) is not dict:
         return None
-    events: Sequence[MembershipEvent]
     try:
         if "users" in document or "in_cohort" in document:
             batch = _parse_batch(document)
-            events, properties = batch, batch.user_properties
-        else:
-            event = _parse_single(document)
-            events, properties = [event], [event.user_properties]
+            values = itertools.chain.from_iterable(
+                map(dict.values, filter(None, batch.user_properties))
+            )
+            return batch if _FLAT.issuperset(map(type, values)) else None
+        event = _parse_single(document)
     except InvalidEvent:
         return None
-    values = itertools.chain.from_iterable(map(dict.values, filter(None, properties)))
-    if not set(map(type, values)) <= _FLAT:
-        return None
-    return events
+    properties = event.user_properties
+    if properties is None or _FLAT.issuperset(map(type, properties.values())):
+        return [event]
+    return None
 
 
 _FLAT = {str, int, bool, type(None)}
