@@ -30,6 +30,7 @@ from stream.domain.wording import count
 from stream.errors import InvalidEvent, OptionError
 from stream.kafka.client import topic_partitions
 from stream.ops.progress import Progress
+from stream.sinks import import_sinks
 from stream.state.packed import warm_arrow
 from stream.state.partition import SyncJob
 
@@ -114,6 +115,7 @@ def run_replay(
     processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
     shares = [partitions[index::processes] for index in range(processes)]
     warm_arrow()  # once, inherited by the forked shares
+    import_sinks(settings.destinations.values())  # likewise
     tally = Tally(len(shares), out, tty)
     if len(shares) == 1:
         link = _AloneLink(tally)
@@ -209,12 +211,17 @@ def _files(report: ShareReport) -> int:
     return report.new_objects + report.unchanged_objects + report.kept_objects
 
 
+def _seconds(seconds: float) -> str:
+    """`0.43s`, `12.4s`: a short replay's time to the hundredth, so its rate means something."""
+    return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+
+
 def _summary_line(summary: ReplaySummary, report: ShareReport) -> str:
     line = (
         f"replay done: {count(summary.records, 'record')}, {count(summary.syncs, 'sync')}, "
         f"{count(summary.files, 'file')} ({report.new_objects:,} new, "
         f"{report.unchanged_objects:,} identical already, {report.kept_objects:,} kept), "
-        f"{summary.bytes:,} bytes written in {summary.seconds:.1f}s"
+        f"{summary.bytes:,} bytes written in {_seconds(summary.seconds)}"
     )
     if report.dead_letters:
         line += f"; {count(report.dead_letters, 'invalid record')} skipped"

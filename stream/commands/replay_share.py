@@ -10,6 +10,7 @@ arrives, as the live worker applies what reaches its repartition topic.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Protocol
@@ -96,13 +97,17 @@ async def replay_share(
     wanted: Callable[[SyncJob], bool],
 ) -> ShareReport:
     """Replay `partitions` (`settings.kafka.partitions` is the topic's partition count)."""
+    # Opened first, off the event loop (an S3 client reads its service model from files),
+    # so that a replay is timed from its first read
+    sinks = await asyncio.to_thread(
+        lambda: {
+            name: open_sink(d, overwrite=overwrite) for name, d in settings.destinations.items()
+        }
+    )
     fetcher = PartitionFetcher(settings.kafka, partitions)
     await fetcher.start()
     link.started(fetcher.total)
     metrics = Metrics()
-    sinks = {
-        name: open_sink(dest, overwrite=overwrite) for name, dest in settings.destinations.items()
-    }
     writer = SyncWriter(sinks, metrics)
     outbox = _Outbox(writer)
     processor = Processor(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.commands.replay import ReplayOptions, parse_moment, replay_settings
+from stream.commands.replay import ReplayOptions, _seconds, parse_moment, replay_settings
 from stream.config import settings_from_mapping
 from stream.errors import OptionError
 from tests.scenario import JAN5, H
@@ -50,3 +50,7 @@ def test_a_prefix_that_could_leave_the_destination_is_refused(prefix: str) -> No
     with pytest.raises(OptionError) as error:
         replay_settings(SETTINGS, ReplayOptions(prefix=prefix))
     assert error.value.option == "--prefix"
+
+
+def test_the_summary_gives_a_short_replay_s_seconds_to_the_hundredth() -> None:
+    assert [_seconds(s) for s in (0.434, 9.994, 12.44)] == ["0.43s", "9.99s", "12.4s"]
