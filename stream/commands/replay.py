@@ -28,7 +28,7 @@ from stream.config import Settings
 from stream.domain.events import parse_time
 from stream.domain.wording import count
 from stream.errors import InvalidEvent, OptionError
-from stream.kafka.client import topic_partitions
+from stream.kafka.fetch import quick_partitions
 from stream.ops.progress import Progress
 from stream.sinks import import_sinks
 from stream.state.packed import warm_arrow
@@ -110,7 +110,7 @@ def run_replay(
     settings = replay_settings(settings, options)
     # aiokafka warns of what the reader raises again as one line (a denied fetch, say)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
-    partitions = topic_partitions(settings.kafka)
+    partitions = asyncio.run(quick_partitions(settings.kafka)) or _partitions(settings)
     settings = with_partitions(settings, len(partitions))
     processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
     shares = [partitions[index::processes] for index in range(processes)]
@@ -129,6 +129,13 @@ def run_replay(
             settings, shares, tally, overwrite=options.overwrite, wanted=options.wants
         )
     return tally.finish(report)
+
+
+def _partitions(settings: Settings) -> list[int]:
+    """The topic's partitions as kafka-python learns them, which explains a failure."""
+    from stream.kafka.client import topic_partitions  # kafka-python: only if need be
+
+    return topic_partitions(settings.kafka)
 
 
 class Tally:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class InputRecord(Protocol):
-    """A record as the processor takes it (`kafka.client.Record` is one)."""
+    """A record as the processor takes it (`kafka.record.Record` is one)."""
 
     @property
     def offset(self) -> int: ...

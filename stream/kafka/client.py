@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -18,6 +17,7 @@ from stream.config import KafkaSettings
 from stream.domain.partitioner import cohort_key_of
 from stream.errors import BrokerError
 from stream.kafka.diagnosis import denied, explained
+from stream.kafka.record import Record
 from stream.kafka.security import security_options
 
 __all__ = [
@@ -86,16 +86,6 @@ def _records(lines: Iterable[bytes]) -> Iterator[bytes]:
         stripped = line.strip()
         if stripped:
             yield stripped
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    """The record's Kafka timestamp (-1: none, a record of the oldest message format)."""
 
 
 def topic_partitions(kafka: KafkaSettings, timeout_s: float = 30.0) -> list[int]:

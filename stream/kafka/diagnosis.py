@@ -17,13 +17,6 @@ import socket
 import ssl
 from collections.abc import Iterator, Sequence
 
-from kafka.errors import (
-    ClusterAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    KafkaError,
-    TopicAuthorizationFailedError,
-)
-
 from stream.config import KafkaSettings
 from stream.errors import BrokerError
 from stream.kafka.tokens import token_source
@@ -47,6 +40,8 @@ class _Keep(logging.Handler):
 def explained(kafka: KafkaSettings, doing: str = "reach") -> Iterator[None]:
     """Make or use a kafka-python client inside: a `KafkaError` leaves as one `BrokerError`
     line saying why (`doing`: what could not be done, "reach" or "describe the topics on")."""
+    from kafka.errors import KafkaError  # kafka-python only where it is used (see `denied`)
+
     logger = logging.getLogger("kafka")
     keep = _Keep()
     quiet = logger.getEffectiveLevel() > logging.WARNING
@@ -143,17 +138,24 @@ def _speaks_tls(kafka: KafkaSettings, timeout_s: float = 3.0) -> bool:
         return False
 
 
-_DENIALS = (
-    TopicAuthorizationFailedError,
-    GroupAuthorizationFailedError,
-    ClusterAuthorizationFailedError,
-)
-
-
 def denied(kafka: KafkaSettings, error: BaseException, operation: str, resource: str) -> str | None:
-    """The line for an authorization error while doing `operation` on `resource` (`topic
-    X`, `group G`), naming the missing permission; None for any other error."""
-    if not isinstance(error, _DENIALS):
+    """The line for a kafka-python authorization error while doing `operation` on
+    `resource` (`topic X`, `group G`), naming the missing permission; None for any other
+    error."""
+    # Imported here: `replay` and the worker read with aiokafka and need only
+    # `not_authorized`, without kafka-python's import (0.15 s)
+    from kafka.errors import (
+        ClusterAuthorizationFailedError,
+        GroupAuthorizationFailedError,
+        TopicAuthorizationFailedError,
+    )
+
+    denials = (
+        TopicAuthorizationFailedError,
+        GroupAuthorizationFailedError,
+        ClusterAuthorizationFailedError,
+    )
+    if not isinstance(error, denials):
         return None
     return not_authorized(kafka, operation, resource)
 

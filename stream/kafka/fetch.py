@@ -10,11 +10,13 @@ Tansu too (its ListOffsets(LATEST) is not).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Iterable, Iterator
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaClient, AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     KafkaError,
@@ -23,14 +25,55 @@ from aiokafka.errors import (
 
 from stream.config import KafkaSettings
 from stream.errors import BrokerError, describe
-from stream.kafka.client import Record
 from stream.kafka.diagnosis import not_authorized
+from stream.kafka.record import Record
 from stream.kafka.security import aiokafka_options
 
-__all__ = ["PartitionFetcher"]
+__all__ = ["PartitionFetcher", "quick_partitions"]
 
 #: Records a fetch hands over at most: as many as the raw read of the benchmark takes.
 MAX_RECORDS = 10_000
+
+
+#: Seconds `quick_partitions` waits for the cluster before leaving the answer to kafka-python.
+QUICK_LOOKUP_S = 5.0
+
+
+async def quick_partitions(kafka: KafkaSettings) -> list[int] | None:
+    """The topic's partitions, sorted, from one aiokafka metadata request for every topic
+    (asking for the topic alone could create it); None when they cannot be learned so.
+
+    None for any failure (unreachable, refused, denied, no such topic, slow): then the
+    caller asks kafka-python, whose failure says in one line what to fix
+    (`client.topic_partitions`). Nothing is logged here, so that line stays the only one.
+    kafka-python's import and connection cost about 0.3 s, a replay of a small topic's
+    worth."""
+    client = AIOKafkaClient(
+        bootstrap_servers=kafka.bootstrap_servers(), **aiokafka_options(kafka.security)
+    )
+    with _silenced("aiokafka", "asyncio"):
+        try:
+            await asyncio.wait_for(client.bootstrap(), QUICK_LOOKUP_S)
+            cluster = await asyncio.wait_for(client.fetch_all_metadata(), QUICK_LOOKUP_S)
+        except Exception:  # whatever it is, kafka-python's attempt will explain it
+            return None
+        finally:
+            await client.close()
+    partitions = cluster.partitions_for_topic(kafka.topic)
+    return sorted(partitions) if partitions else None
+
+
+@contextlib.contextmanager
+def _silenced(*names: str) -> Iterator[None]:
+    loggers = [logging.getLogger(name) for name in names]
+    disabled = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
+    try:
+        yield
+    finally:
+        for logger, was in zip(loggers, disabled, strict=True):
+            logger.disabled = was
 
 
 class PartitionFetcher:

@@ -5,10 +5,10 @@ client use TLS and SASL. Both take the same option names; only their token provi
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 from aiokafka.abc import AbstractTokenProvider as AsyncTokenProvider
-from kafka.net.sasl.oauth import AbstractTokenProvider
 
 from stream.config.security import PASSWORD_MECHANISMS, KafkaSecurity
 from stream.kafka.tokens import CachedToken, token_source
@@ -18,7 +18,7 @@ __all__ = ["AsyncTokens", "aiokafka_options", "security_options"]
 
 def security_options(security: KafkaSecurity) -> dict[str, Any]:
     """kafka-python client options for `security` (none for a plaintext cluster)."""
-    return _options(security, _TokenProvider)
+    return _options(security, _token_provider())
 
 
 def aiokafka_options(security: KafkaSecurity) -> dict[str, Any]:
@@ -47,15 +47,21 @@ def _options(security: KafkaSecurity, provider: type[Any]) -> dict[str, Any]:
     return options
 
 
-class _TokenProvider(AbstractTokenProvider):
-    """kafka-python's token provider over the process's `CachedToken`."""
+@functools.cache
+def _token_provider() -> type[Any]:
+    """kafka-python's token provider over the process's `CachedToken`. Made at first use:
+    `replay` and the worker connect with aiokafka alone, without kafka-python's import."""
+    from kafka.net.sasl.oauth import AbstractTokenProvider
 
-    def __init__(self, source: CachedToken) -> None:
-        super().__init__()
-        self.source = source
+    class TokenProvider(AbstractTokenProvider):
+        def __init__(self, source: CachedToken) -> None:
+            super().__init__()
+            self.source = source
 
-    def token(self) -> str:
-        return self.source.token()
+        def token(self) -> str:
+            return self.source.token()
+
+    return TokenProvider
 
 
 class AsyncTokens(AsyncTokenProvider):
