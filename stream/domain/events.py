@@ -60,7 +60,9 @@ class MembershipEvent(NamedTuple):
 class BatchEvents(Sequence[MembershipEvent]):
     """A batch message's events as columns: one cohort, presence and time for all of
     them; each user's amplitude id, user id, properties and app id. An event is made only
-    when one is read (`[index]`): most are packed straight from the columns."""
+    when one is read (`[index]`): most are packed straight from the columns. Tell one
+    from a single event's list by `type(x) is BatchEvents`: `isinstance` against an ABC
+    costs 0.2 us, a measurable part of a record's time on replay's path."""
 
     cohort_id: str
     enter: bool
@@ -106,7 +108,7 @@ class BatchEvents(Sequence[MembershipEvent]):
 
 def time_span(events: Sequence[MembershipEvent]) -> tuple[int, int]:
     """The oldest and the newest event time of one message's events (at least one)."""
-    if isinstance(events, BatchEvents):
+    if type(events) is BatchEvents:
         return events.time_ms, events.time_ms
     if len(events) == 1:
         return events[0].time_ms, events[0].time_ms

@@ -74,7 +74,7 @@ async def take(
             run.dead_lettered = record.offset
             run.end += 1
             continue
-        if len(events) != 1 or isinstance(events, BatchEvents):
+        if len(events) != 1 or type(events) is BatchEvents:
             if not events:  # an empty batch: nothing to do, as `on_record` does
                 run.end += 1
                 continue

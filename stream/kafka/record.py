@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Record"]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """A tuple, made for every record a replay reads: half the cost of a dataclass's."""
+
     partition: int
     offset: int
     key: bytes | None

@@ -319,7 +319,7 @@ class PartitionState:
         if changed is None:
             changed = []
         indices: Iterable[int] = range(len(events))
-        if pack_fresh and isinstance(events, BatchEvents) and len(events) >= _FRESH_MIN:
+        if pack_fresh and type(events) is BatchEvents and len(events) >= _FRESH_MIN:
             count = len(events)
             indices = self._apply_fresh(
                 cohort,
