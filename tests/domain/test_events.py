@@ -373,3 +373,24 @@ def test_the_quick_decode_takes_the_common_messages_and_leaves_a_big_property() 
     assert _parse_quick(big) is None
     [event] = parse_message(big)
     assert event.user_properties == {"n": 2**64 + 1}
+
+
+@settings(max_examples=300)
+@given(tricky_messages)
+@example({"cohort_id": "c", "action": "enter", "time": T0, "amplitude_id": 1, "user_id": "\udc00"})
+@example(
+    {
+        "cohort_id": "c",
+        "in_cohort": True,
+        "computed_time": 1736035800,
+        "users": [{"amplitude_id": 1, "user_properties": {"\ud800": "x"}}],
+    }
+)
+def test_every_text_an_accepted_event_keeps_can_be_written_in_utf_8(document: Any) -> None:
+    """No text that a sync could not write (a lone surrogate) gets past the parse."""
+    try:
+        events = parse_message(json.dumps(document).encode())
+    except InvalidEvent:
+        return
+    for event in events:
+        json.dumps([event.user_id, event.user_properties], ensure_ascii=False).encode()

@@ -13,18 +13,19 @@ from stream.errors import InvalidEvent
 from tests.engine.test_processor import Harness, config
 from tests.scenario import C1, JAN5, MIN, expected_csvs
 
+#: Text that may hold a lone surrogate (json.dumps escapes it as `\ud800`): `st.text()`
+#: never makes one, and one once slipped through to make every sync of its cohort fail.
+texts = st.text(max_size=50) | st.text(st.characters(categories=["Cs", "Ll"]), max_size=4)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=50),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=20,
 )
 fields = st.fixed_dictionaries(
     {},
     optional={
         "cohort_id": st.one_of(
-            st.text(max_size=30),
+            texts,
             st.integers(),
             st.sampled_from(["../x", "a/b", "..", "c\x00", "c\n", "/etc", "x" * 500]),
         ),
@@ -68,6 +69,8 @@ def test_parsing_raises_only_invalid_event_and_valid_ids_are_path_safe(raw: byte
             not isinstance(v, float) or math.isfinite(v)
             for v in (event.user_properties or {}).values()
         )
+        # every text an event keeps can be written to a UTF-8 file
+        json.dumps([event.user_id, event.user_properties], ensure_ascii=False).encode()
 
 
 @settings(max_examples=60, deadline=None)
