@@ -31,7 +31,7 @@ from stream.errors import InvalidEvent, OptionError
 from stream.kafka.fetch import quick_partitions
 from stream.ops.progress import Progress
 from stream.sinks import import_sinks
-from stream.state.packed import warm_arrow
+from stream.state.packed_rows import warm_arrow
 from stream.state.partition import SyncJob
 
 __all__ = ["ReplayOptions", "ReplaySummary", "parse_moment", "replay_settings", "run_replay"]

@@ -1,5 +1,5 @@
 """A cohort's diff at a sync time, from its members' columns: a vectorised filter of the
-packed members (`packed.decode_columns`), and the per-member diff only for the few held as
+packed members (`packed_rows.decode_columns`), and the per-member diff only for the few held as
 objects. The same rows as `membership.diff_cohort` gives for the same members."""
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import numpy as np
 from stream.domain.membership import diff_cohort
 from stream.formats.columns import ColumnDiff, RowColumns
 from stream.state.members import Members
-from stream.state.packed import decode_columns, properties_of
+from stream.state.packed import properties_of
+from stream.state.packed_rows import decode_columns
 
 __all__ = ["diff_columns"]
 

@@ -22,7 +22,7 @@ from stream.domain.membership import Member, Snapshot
 from stream.domain.retention import ExitQueue, verdict
 from stream.domain.windows import NEVER, Schedule
 from stream.state.members import Members
-from stream.state.packed import pack_rows
+from stream.state.packed_rows import pack_rows
 
 if TYPE_CHECKING:
     from stream.output.sync import SyncedRows

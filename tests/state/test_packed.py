@@ -15,7 +15,8 @@ from stream.domain.membership import Member, Snapshot
 from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.state.members import Members
-from stream.state.packed import pack, pack_rows, unpack
+from stream.state.packed import pack, unpack
+from stream.state.packed_rows import pack_rows
 from tests.engine.test_incremental import SETTINGS, Collect
 
 values = st.one_of(
