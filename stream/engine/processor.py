@@ -84,13 +84,13 @@ class Processor:
         `journal=False` keeps members in memory only, for a run that never restarts from
         the store (a replay): nothing is encoded for it. `offload(fn)` runs `fn` off the
         event loop (default: the loop's thread pool): a partition is rebuilt there."""
-        self.settings = settings
+        self._slots: dict[int, Slot] = {}
+        self.metrics = metrics or Metrics()
+        self.intake = Intake(settings, outbox, self.metrics, self._slot)
         self.rules: tuple[SyncRule, ...] = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
         self.store = store
-        self.outbox = outbox
         self.partition_for = partition_for
-        self.metrics = metrics or Metrics()
         self.wanted = wanted
         self.incremental = incremental
         self.journal = journal
@@ -100,13 +100,24 @@ class Processor:
             track_exits=settings.kafka.retain_exited_ms is not None,
             offload=offload,
         )
-        self._slots: dict[int, Slot] = {}
-        self.intake = Intake(settings, outbox, self.metrics, self._slot)
         self._homes: dict[str, tuple[bytes, int]] = {}
         self._synced_cohorts: dict[str, bool] = {}
         self._built_whole: set[str] = set()
         """Cohorts no rule synced before a reload: their changes were not kept, so each of
         their syncs is built from every member (the same bytes) until the next start."""
+
+    @property
+    def settings(self) -> Settings:
+        return self.intake.settings
+
+    @property
+    def outbox(self) -> Outbox:
+        """Where syncs, forwarded records and dead letters go (held once, by the intake)."""
+        return self.intake.outbox
+
+    @outbox.setter
+    def outbox(self, outbox: Outbox) -> None:
+        self.intake.outbox = outbox
 
     def reconfigure(self, settings: Settings) -> None:
         """Take `settings`' destinations and syncs (a reload); call it between records, not
@@ -114,7 +125,7 @@ class Processor:
         decided watermark (as at a start); the store is written at each partition's next
         event, inside its own stream iteration (`partition`)."""
         was_synced = {cohort for cohort, synced in self._synced_cohorts.items() if synced}
-        self.settings = self.intake.settings = settings
+        self.intake.settings = settings
         self.rules = settings.syncs
         self._rules_by_id = {rule.rule_id: rule for rule in self.rules}
         self._synced_cohorts.clear()
