@@ -24,7 +24,7 @@ from faust.tables.manager import TableManager
 
 from stream.commands import cli
 from stream.domain.membership import Snapshot
-from stream.engine import processor
+from stream.engine import intake
 from stream.faust.outbox import FaustOutbox
 from stream.output.lanes import DestinationLanes
 from stream.output.writer import SyncWriter
@@ -38,14 +38,14 @@ class Injected(RuntimeError):
 def inject(stage: str, marker: str) -> None:
     marked = marker.encode()
     if stage == "parse":
-        parse = processor.parse_message
+        parse = intake.parse_message
 
         def failing_parse(value: bytes | None) -> Any:
             if value is not None and marked in value:
                 raise Injected("injected into parsing")
             return parse(value)
 
-        processor.parse_message = failing_parse  # type: ignore[assignment]
+        intake.parse_message = failing_parse
     elif stage == "apply":
         of_event = Snapshot.of_event
 
