@@ -184,7 +184,7 @@ bytes are decoded as strict UTF-8, which has none)."""
 def _check_unicode(events: Sequence[MembershipEvent]) -> None:
     """Raise when a user id or a property holds a lone surrogate (an escape like
     `\\ud800` without its pair): no UTF-8 file can hold it, so no sync could be written."""
-    batch = isinstance(events, BatchEvents)
+    batch = type(events) is BatchEvents
     for index, event in enumerate(events):
         where = f"users[{index}]" if batch else ""
         for field, text in (

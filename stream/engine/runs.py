@@ -133,12 +133,13 @@ def apply(
         )
         for amplitude_id, member in changed:
             journal.touch(cohort_id, amplitude_id, member)
-        unapplied = {at for at, _ in failed}
         failures += [(records[at], exc) for at, exc in failed]
-        for at, (record, event) in enumerate(zip(records, events, strict=True)):
-            if at not in unapplied:
-                newest = event.time_ms if newest is None else max(newest, event.time_ms)
-                last = record.offset if last is None else max(last, record.offset)
+        unapplied = {at for at, _ in failed}
+        kept = [at for at in range(len(records)) if at not in unapplied]
+        if kept:
+            here = max(events[at].time_ms for at in kept)
+            newest = here if newest is None else max(newest, here)
+            last = max(records[kept[-1]].offset, -1 if last is None else last)  # they ascend
     if journal.dirty >= FLUSH_MEMBERS:
         journal.flush()
     return Applied(newest, last, failures)

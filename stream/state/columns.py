@@ -1,6 +1,6 @@
 """A cohort's diff at a sync time, from its members' columns: a vectorised filter of the
-packed members (`packed_rows.decode_columns`), and the per-member diff only for the few held as
-objects. The same rows as `membership.diff_cohort` gives for the same members."""
+packed members (`packed_rows.decode_columns`), and the per-member diff only for the few
+held as objects. The same rows as `membership.diff_cohort` gives for the same members."""
 
 from __future__ import annotations
 
