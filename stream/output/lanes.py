@@ -1,10 +1,14 @@
-"""One lane per destination: built syncs wait in order, and one task writes them.
+"""One lane per destination: built syncs wait there, and the lane writes several at once.
 
-A destination that fails (an outage, a missing bucket) holds up its own lane only: the
-worker goes on deciding syncs, and every other destination goes on writing. A lane holds
-built files in memory up to `max_bytes` (always at least one sync); past that, `submit`
-waits for room, so memory stays bounded and a long outage slows the worker down instead.
-What a lane holds is also pending in the worker's table: a stop or a crash loses nothing.
+A lane writes up to `SYNCS_AT_ONCE` syncs at a time, each of a different cohort, so an
+upload that waits on the network does not hold up another cohort's. A cohort's own syncs
+land one after another, in the order they were decided: a reader never sees its sync T+1
+before its sync T. A destination that fails (an outage, a missing bucket) holds up its own
+lane only: the worker goes on deciding syncs, and every other destination goes on writing.
+A lane holds built files in memory up to `max_bytes` (always at least one sync); past that,
+`submit` waits for room, so memory stays bounded and a long outage slows the worker down
+instead. What a lane holds is also pending in the worker's table: a stop or a crash loses
+nothing.
 """
 
 from __future__ import annotations
@@ -15,24 +19,68 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from stream.domain.naming import DIFF_TYPES
 from stream.errors import WriteAbandoned
 from stream.output.sync import SyncOutput
 from stream.output.writer import SyncWriter
+from stream.sinks import PUTS_AT_ONCE
 
-__all__ = ["DestinationLanes"]
+__all__ = ["DestinationLanes", "SYNCS_AT_ONCE"]
 
 log = logging.getLogger(__name__)
+
+#: How many syncs (of different cohorts) a lane writes at once: each puts its CSV files at
+#: once (`SyncWriter`), so this many keep the writer's threads busy.
+SYNCS_AT_ONCE = PUTS_AT_ONCE // len(DIFF_TYPES)
+
+_Entry = tuple[SyncOutput, Callable[[], None]]
 
 
 @dataclass
 class _Lane:
-    waiting: deque[tuple[SyncOutput, Callable[[], None]]] = field(default_factory=deque)
+    by_cohort: dict[str, deque[_Entry]] = field(default_factory=dict)
+    """The syncs not yet landed, each cohort's in the order submitted (the first of a
+    cohort being written is still here)."""
+    ready: deque[str] = field(default_factory=deque)
+    """Cohorts with a sync waiting and none being written, in the order they became so."""
+    writing: set[str] = field(default_factory=set)
+    count: int = 0
     bytes: int = 0
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
-    task: asyncio.Task[None] | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def is_empty(self) -> bool:
-        return not self.waiting
+        return not self.count
+
+    def add(self, entry: _Entry) -> None:
+        cohort = entry[0].cohort_id
+        waiting = self.by_cohort.setdefault(cohort, deque())
+        waiting.append(entry)
+        if len(waiting) == 1 and cohort not in self.writing:
+            self.ready.append(cohort)
+        self.count += 1
+        self.bytes += entry[0].size
+
+    async def take(self) -> _Entry:
+        """The next sync to write, once there is one: the first of the cohort that has
+        waited longest. Its cohort is being written until `landed`."""
+        async with self.changed:  # waited for and taken under the lock: no other writer
+            await self.changed.wait_for(lambda: bool(self.ready))  # can take it between
+            cohort = self.ready.popleft()
+            self.writing.add(cohort)
+            return self.by_cohort[cohort][0]
+
+    def landed(self, output: SyncOutput) -> None:
+        cohort = output.cohort_id
+        waiting = self.by_cohort[cohort]
+        waiting.popleft()
+        self.writing.discard(cohort)
+        if waiting:
+            self.ready.append(cohort)
+        else:
+            del self.by_cohort[cohort]
+        self.count -= 1
+        self.bytes -= output.size
 
     async def notify(self) -> None:
         async with self.changed:
@@ -56,10 +104,9 @@ class DestinationLanes:
         lane = self._lane(output.destination)
         size = output.size
         await self.writer.unless_abandoned(
-            lane.wait_until(lambda: not lane.waiting or lane.bytes + size <= self.max_bytes)
+            lane.wait_until(lambda: lane.is_empty() or lane.bytes + size <= self.max_bytes)
         )
-        lane.waiting.append((output, written))
-        lane.bytes += size
+        lane.add((output, written))
         self._report(output.destination, lane)
         await lane.notify()
 
@@ -76,26 +123,32 @@ class DestinationLanes:
         lane = self._lanes.get(destination)
         if lane is None:
             lane = self._lanes[destination] = _Lane()
-            lane.task = asyncio.ensure_future(self._write_in_order(destination, lane))
+            lane.tasks = [
+                asyncio.ensure_future(self._write(destination, lane)) for _ in range(SYNCS_AT_ONCE)
+            ]
         return lane
 
-    async def _write_in_order(self, destination: str, lane: _Lane) -> None:
+    async def _write(self, destination: str, lane: _Lane) -> None:
+        """One of the lane's writers: takes the next sync whose cohort has none being
+        written, and writes it until it has landed."""
         while True:
             try:
-                await self.writer.unless_abandoned(lane.wait_until(lambda: bool(lane.waiting)))
-                output, written = lane.waiting[0]
-                await self.writer.land(output)
+                output, written = await self.writer.unless_abandoned(lane.take())
             except WriteAbandoned:
                 return
-            except Exception:  # a bug: keep the lane alive, the sync stays first
-                log.exception("destination %s: writing a sync failed", destination)
-                await asyncio.sleep(1.0)
-                continue
-            lane.waiting.popleft()
-            lane.bytes -= output.size
+            while True:
+                try:
+                    await self.writer.land(output)
+                    break
+                except WriteAbandoned:
+                    return
+                except Exception:  # a bug: keep the writer alive, the cohort's sync stays next
+                    log.exception("destination %s: writing a sync failed", destination)
+                    await asyncio.sleep(1.0)
+            lane.landed(output)
             self._report(destination, lane)
             await lane.notify()
             written()
 
     def _report(self, destination: str, lane: _Lane) -> None:
-        self.writer.metrics.queued_syncs[destination] = len(lane.waiting)
+        self.writer.metrics.queued_syncs[destination] = lane.count

@@ -1,8 +1,10 @@
-"""Writes built syncs to their destinations from a thread pool, retrying until they land.
+"""Writes built syncs to their destinations from thread pools, retrying until they land.
 
 The event loop only awaits: building the files (CPU) and uploading them (I/O) both run in
-worker threads. A sync's three CSVs are put at once, each in a thread of its own, and its
-manifest once all three are stored: an upload waits on the network, not on the one before.
+threads. Builds run one at a time in a thread of their own, so a build never waits behind
+uploads. A sync's three CSVs are put at once, each in a thread of its own, and its manifest
+once all three are stored: an upload waits on the network, not on the one before. Up to
+`PUTS_AT_ONCE` puts run at once (the lanes write several syncs at a time).
 A failed write is retried with exponential backoff and jitter, for ever:
 skipping a sync would break every later diff, so the partition waits for its destination.
 Only `abandon` (the worker is stopping) ends the wait: `write` then raises `WriteAbandoned`
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 from stream.errors import PermanentSinkError, SinkError, WriteAbandoned
 from stream.metrics import Metrics, RecentSync
 from stream.output.sync import SyncOutput
-from stream.sinks import Put, Sink
+from stream.sinks import PUTS_AT_ONCE, Put, Sink
 
 __all__ = ["SyncWriter"]
 
@@ -67,15 +69,17 @@ class SyncWriter:
         sinks: Mapping[str, Sink],
         metrics: Metrics,
         *,
-        threads: int = 4,
+        threads: int = PUTS_AT_ONCE,
         first_backoff: float = 0.5,
         max_backoff: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
-        """`sleep` waits between attempts (default: until the delay passes or `abandon`)."""
+        """`threads`: how many puts run at once. `sleep` waits between attempts (default:
+        until the delay passes or `abandon`)."""
         self.sinks = sinks
         self.metrics = metrics
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cohort-sync-io")
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohort-sync-build")
         self._first_backoff = first_backoff
         self._max_backoff = max_backoff
         self._sleep = sleep or self._sleep_unless_abandoned
@@ -91,10 +95,10 @@ class SyncWriter:
         return await self.land(await self.build(build))
 
     async def build(self, build: Callable[[], SyncOutput]) -> SyncOutput:
-        """Run `build` in a thread (the event loop goes on meanwhile)."""
+        """Run `build` in the build thread (the event loop goes on meanwhile)."""
         loop = asyncio.get_running_loop()
         return await self.unless_abandoned(
-            loop.run_in_executor(self._pool, _without_cyclic_gc, build)
+            loop.run_in_executor(self._builder, _without_cyclic_gc, build)
         )
 
     async def land(self, output: SyncOutput) -> SyncOutput:
@@ -174,7 +178,8 @@ class SyncWriter:
     def close(self) -> None:
         """Wait for the threads, unless abandoned (a late upload is harmless: same bytes)."""
         abandoned = self._abandoned is not None and self._abandoned.is_set()
-        self._pool.shutdown(wait=not abandoned, cancel_futures=abandoned)
+        for pool in (self._builder, self._pool):
+            pool.shutdown(wait=not abandoned, cancel_futures=abandoned)
 
     def _stopping(self) -> asyncio.Event:
         if self._abandoned is None:

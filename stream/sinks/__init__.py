@@ -2,7 +2,7 @@
 
 Contract (every sink keeps it):
 - `put(key, body)` blocks until the object is durably stored; call it from a worker thread,
-  never on the event loop.
+  never on the event loop. Up to `PUTS_AT_ONCE` puts may run at once, from as many threads.
 - Atomic per object: a reader sees no object or a whole one, never a part.
 - Write-once: an existing object is never replaced (S3 `If-None-Match: *`, a hard link on
   a file system), unless the sink was opened with `overwrite=True` (a replay's
@@ -23,7 +23,11 @@ from typing import Protocol
 from stream.config import Destination
 from stream.sinks.body import Body
 
-__all__ = ["Body", "Inspection", "Put", "Sink", "import_sinks", "open_sink"]
+__all__ = ["Body", "Inspection", "PUTS_AT_ONCE", "Put", "Sink", "import_sinks", "open_sink"]
+
+#: How many puts a sink may be asked to run at once: the writer's threads
+#: (`output/writer.py`), shared by the syncs a lane writes at once (`output/lanes.py`).
+PUTS_AT_ONCE = 12
 
 
 class Put(enum.Enum):

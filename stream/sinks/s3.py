@@ -26,7 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from stream.config.destinations import Role
 from stream.errors import PermanentSinkError, SinkError, TransientSinkError, describe
-from stream.sinks import Body, Inspection, Put
+from stream.sinks import PUTS_AT_ONCE, Body, Inspection, Put
 
 __all__ = ["MAX_ATTEMPTS", "MIB", "S3Sink", "chain_region"]
 
@@ -257,6 +257,9 @@ def _config(max_attempts: int, *, connect_timeout: float = 5) -> Config:
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         connect_timeout=connect_timeout,
         read_timeout=60,
+        # one connection per put that may run at once (botocore keeps 10, and warns when
+        # more puts than that share a client)
+        max_pool_connections=PUTS_AT_ONCE,
     )
 
 

@@ -1,6 +1,8 @@
-"""Destination lanes: a failing destination holds up only its own syncs, in order."""
+"""Destination lanes: a failing destination holds up only its own syncs, in order; a
+lane writes several cohorts' syncs at once, and each cohort's one after another."""
 
 import asyncio
+import threading
 import warnings
 from collections.abc import Callable
 
@@ -8,10 +10,10 @@ import pytest
 
 from stream.errors import PermanentSinkError, WriteAbandoned
 from stream.metrics import Metrics
-from stream.output.lanes import DestinationLanes
+from stream.output.lanes import SYNCS_AT_ONCE, DestinationLanes
 from stream.output.sync import SyncFile, SyncOutput
 from stream.output.writer import SyncWriter
-from stream.sinks import Body, Put
+from stream.sinks import PUTS_AT_ONCE, Body, Put
 
 
 class Sink:
@@ -31,19 +33,47 @@ class Sink:
     def probe(self) -> None: ...
 
 
-def sync(destination: str, hour: int, size: int = 10) -> SyncOutput:
+def sync(destination: str, hour: int, size: int = 10, cohort: str = "c") -> SyncOutput:
+    prefix = "" if cohort == "c" else f"{cohort}_"
     files = tuple(
-        SyncFile(f"{hour}_{kind}.csv", Body.of(b"x" * size))
+        SyncFile(f"{prefix}{hour}_{kind}.csv", Body.of(b"x" * size))
         for kind in ("entering", "exiting", "existing")
     )
     return SyncOutput(
         destination=destination,
-        cohort_id="c",
+        cohort_id=cohort,
         sync_time=hour,
         counts={"entering": 0, "exiting": 0, "existing": 0},
         csv_files=files,
-        manifest=SyncFile(f"{hour}_manifest.json", Body.of(b"{}")),
+        manifest=SyncFile(f"{prefix}{hour}_manifest.json", Body.of(b"{}")),
     )
+
+
+class GatheringSink(Sink):
+    """Each put waits (up to 5 s) until `gather` puts run at once, and the sink records
+    which puts ran at the same time."""
+
+    def __init__(self, gather: int) -> None:
+        super().__init__()
+        self.gather = gather
+        self.running: set[str] = set()
+        self.most = 0
+        self.overlaps: set[tuple[str, str]] = set()
+        self.lock = threading.Lock()
+        self.gathered = threading.Event()
+
+    def put(self, key: str, body: Body) -> Put:
+        with self.lock:
+            self.overlaps.update((key, other) for other in self.running)
+            self.running.add(key)
+            self.most = max(self.most, len(self.running))
+            if len(self.running) >= self.gather:
+                self.gathered.set()
+        self.gathered.wait(timeout=5)
+        with self.lock:
+            self.running.discard(key)
+            self.stored.append(key)
+        return Put.WRITTEN
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
@@ -126,3 +156,53 @@ def test_work_offered_after_the_stop_is_closed_unrun_without_a_never_awaited_war
         warnings.simplefilter("error", RuntimeWarning)
         asyncio.run(main())
     assert ran == []
+
+
+def test_a_lane_writes_syncs_of_different_cohorts_at_once() -> None:
+    """Eight cohorts' syncs: the lane's writers put their CSV files all at the same time
+    (a lane writing one sync at a time would have at most three puts running)."""
+    assert SYNCS_AT_ONCE * 3 == PUTS_AT_ONCE
+    sink = GatheringSink(gather=PUTS_AT_ONCE)
+    writer = SyncWriter({"d": sink}, Metrics())
+    lanes = DestinationLanes(writer)
+    written: list[str] = []
+
+    async def scenario() -> None:
+        for index in range(8):
+            output = sync("d", 1, cohort=f"c{index}")
+            await lanes.submit(lambda o=output: o, lambda c=output.cohort_id: written.append(c))
+        assert await lanes.drain(timeout=30)
+        writer.abandon()
+
+    asyncio.run(scenario())
+    writer.close()
+    assert sink.most == PUTS_AT_ONCE
+    assert sorted(written) == [f"c{index}" for index in range(8)]
+
+
+def test_a_cohort_s_syncs_are_written_one_after_another_in_order() -> None:
+    """Three syncs of cohort a and one of b: b's files are put beside a's, but no two of
+    a's syncs are ever written at the same time, and a's land in the order submitted."""
+    sink = GatheringSink(gather=6)  # a sync of a and b's: three CSVs each
+    writer = SyncWriter({"d": sink}, Metrics())
+    lanes = DestinationLanes(writer)
+    written: list[tuple[str, int]] = []
+
+    async def scenario() -> None:
+        for cohort, hour in (("a", 1), ("a", 2), ("a", 3), ("b", 1)):
+            output = sync("d", hour, cohort=cohort)
+            await lanes.submit(lambda o=output: o, lambda c=cohort, h=hour: written.append((c, h)))
+        assert await lanes.drain(timeout=60)
+        writer.abandon()
+
+    asyncio.run(scenario())
+    writer.close()
+    assert [hour for cohort, hour in written if cohort == "a"] == [1, 2, 3]
+    a_keys = {key for key in sink.stored if key.startswith("a_")}
+    assert not {(k, o) for k, o in sink.overlaps if k in a_keys and o in a_keys and k[:3] != o[:3]}
+    assert any(k.startswith("b_") and o.startswith("a_1") for k, o in sink.overlaps)
+    assert [key for key in sink.stored if key.startswith("a_") and "manifest" in key] == [
+        "a_1_manifest.json",
+        "a_2_manifest.json",
+        "a_3_manifest.json",
+    ]
