@@ -17,7 +17,13 @@ __all__ = ["configure_logging", "FRAMEWORK_LOGGERS", "SERVICE_LOGGERS"]
 FRAMEWORK_LOGGERS = ("faust", "mode", "aiokafka", "kafka", "botocore", "boto3", "urllib3")
 #: Our modules whose classes are mode services: their "Starting...", "Stopping..." lines
 #: are the frameworks' too.
-SERVICE_LOGGERS = ("stream.faust.fixes", "stream.faust.producer", "stream.faust.consumer")
+SERVICE_LOGGERS = (
+    "stream.faust.fixes",
+    "stream.faust.producer",
+    "stream.faust.consumer",
+    "stream.faust.tables",
+    "stream.faust.handoff",
+)
 #: Where aiokafka logs a heartbeat that found its group rebalancing.
 REBALANCE_LOGGER = "aiokafka.consumer.group_coordinator"
 
