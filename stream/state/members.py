@@ -311,19 +311,24 @@ class Members(Mapping[int, Member]):
         layers = self._layers
         delta = dict(layers.delta)  # one C call: a consistent copy
         ids, packed = layers.ids, layers.packed
-        if delta:
-            replaced = np.fromiter(delta, dtype=np.int64, count=len(delta))
-            keep = ~np.isin(ids, replaced, assume_unique=True)
-            ids, packed = ids[keep], packed.filter(pa.array(keep))
-        newer = [(a, e) for a, e in delta.items() if isinstance(e, bytes) and e is not _GONE]
-        if newer:
-            ids = np.concatenate([ids, np.fromiter((a for a, _ in newer), np.int64, len(newer))])
-            packed = pa.concat_arrays(
-                [packed, pa.array([e for _, e in newer], type=pa.large_binary())]
-            )
-            order = np.argsort(ids, kind="stable")
-            ids, packed = ids[order], packed.take(pa.array(order))
-        return ids, packed, {a: e for a, e in delta.items() if isinstance(e, Member)}
+        if not delta:
+            return ids, packed, {}
+        objects = {a: e for a, e in delta.items() if isinstance(e, Member)}
+        replaced = np.fromiter(delta, dtype=np.int64, count=len(delta))
+        kept = np.flatnonzero(~np.isin(ids, replaced, assume_unique=True))
+        newer = [(a, e) for a, e in delta.items() if type(e) is bytes and e is not _GONE]
+        if not newer:
+            return ids[kept], packed.take(pa.array(kept)), objects
+        # One gather of the base and the newer members together, in id order: the newer
+        # go where they sort among the kept (every copy of a million members' bytes
+        # costs, and more so in memory the process has not touched yet).
+        new_ids = np.fromiter((a for a, _ in newer), dtype=np.int64, count=len(newer))
+        by_id = np.argsort(new_ids)
+        at = np.searchsorted(ids[kept], new_ids[by_id])
+        order = np.insert(kept, at, len(ids) + by_id)
+        newer_packed = pa.array([e for _, e in newer], type=pa.large_binary())
+        gathered = pa.chunked_array([packed, newer_packed]).take(pa.array(order))
+        return np.concatenate([ids, new_ids])[order], _large(gathered), objects
 
     def packed(self) -> int:
         """How many members are packed (for tests)."""

@@ -187,7 +187,6 @@ def decode_columns(
     _, offset_buffer, data_buffer = packed.buffers()
     offsets = np.frombuffer(offset_buffer, dtype=np.int64)[packed.offset :][: count + 1]
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
-    data = np.concatenate([data, np.zeros(_VIEW, dtype=np.uint8)])  # windows may run past
     start, end = offsets[:-1], offsets[1:]
     flags = data[start].astype(np.int64)
     time = _int64_at(data, start + 3)
@@ -209,13 +208,33 @@ def decode_columns(
 
 
 def _int64_at(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """The little-endian int64 at each position of `data` (padded past its last one)."""
-    return np.ascontiguousarray(_windows(data, 8)[positions]).view("<i8").ravel()
+    """The little-endian int64 at each position of `data`."""
+    return _bytes_at(data, positions, 8).view("<i8").ravel()
+
+
+def _bytes_at(data: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
+    """The `size` bytes from each position of `data`, as rows; zeros past its end.
+
+    Only the rows that run past the end are read from a padded copy of the last bytes:
+    padding the whole of `data` would copy every member's bytes (50 MB for a million)."""
+    limit = len(data) - size  # a position up to here is read in place
+    past = positions > limit
+    if not past.any():
+        return _windows(data, size)[positions]
+    tail_start = max(limit, 0)
+    tail = np.concatenate([data[tail_start:], np.zeros(size, dtype=np.uint8)])
+    rows = np.empty((len(positions), size), dtype=np.uint8)
+    if limit >= 0:
+        rows[~past] = _windows(data, size)[positions[~past]]
+    rows[past] = _windows(tail, size)[positions[past] - tail_start]
+    return rows
 
 
 def _windows(data: np.ndarray, size: int) -> np.ndarray:
     """A window of `size` bytes sliding over `data`: a view, nothing is copied."""
-    return np.lib.stride_tricks.as_strided(data, shape=(len(data) - size + 1, size), strides=(1, 1))
+    return np.lib.stride_tricks.as_strided(
+        data, shape=(max(len(data) - size + 1, 0), size), strides=(1, 1)
+    )
 
 
 _VIEW = 16
@@ -246,7 +265,7 @@ def _slices(
     # which reads `length` bytes: an inline value's padding is not zeroed.
     views = np.empty((count, _VIEW // 4), dtype="<i4")
     views[:, 0] = lengths
-    views[:, 1:] = np.ascontiguousarray(_windows(data, _INLINE)[starts]).view("<i4")
+    views[:, 1:] = _bytes_at(data, starts, _INLINE).view("<i4")
     outside = lengths > _INLINE
     if outside.any():
         views[outside, 2] = 0

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from stream.domain.membership import Member
 from stream.state import members as members_module
 from stream.state.members import Members
-from stream.state.packed import pack
+from stream.state.packed import pack, unpack
 from tests.state.test_packed import fields, one_event
 
 ids = st.integers(0, 40)
@@ -46,6 +46,12 @@ def check(members: Members, model: dict[int, Member]) -> None:
         if found is not None and expected is not None:
             assert fields(found) == fields(expected)
             assert members.bundle_of(amplitude_id) == expected.bundle
+    ids, packed, objects = members.columns()  # what a sync is built from
+    assert ids.tolist() == sorted(set(ids.tolist()))
+    assert sorted([*ids.tolist(), *objects]) == sorted(model)
+    for amplitude_id, as_bytes in zip(ids.tolist(), packed.to_pylist(), strict=True):
+        assert fields(unpack(as_bytes)) == fields(model[amplitude_id])
+    assert {a: fields(m) for a, m in objects.items()} == {a: fields(model[a]) for a in objects}
 
 
 @settings(max_examples=300)
