@@ -215,26 +215,23 @@ def _int64_at(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
 def _bytes_at(data: np.ndarray, positions: np.ndarray, size: int) -> np.ndarray:
     """The `size` bytes from each position of `data`, as rows; zeros past its end.
 
-    Only the rows that run past the end are read from a padded copy of the last bytes:
-    padding the whole of `data` would copy every member's bytes (50 MB for a million)."""
+    The few rows that run past the end are read again from a padded copy of the last
+    bytes: padding the whole of `data` would copy every member's bytes (50 MB for a
+    million), in memory a first sync has often not touched yet."""
     limit = len(data) - size  # a position up to here is read in place
-    past = positions > limit
-    if not past.any():
-        return _windows(data, size)[positions]
-    tail_start = max(limit, 0)
-    tail = np.concatenate([data[tail_start:], np.zeros(size, dtype=np.uint8)])
-    rows = np.empty((len(positions), size), dtype=np.uint8)
-    if limit >= 0:
-        rows[~past] = _windows(data, size)[positions[~past]]
-    rows[past] = _windows(tail, size)[positions[past] - tail_start]
+    if limit < 0:
+        data, limit = np.concatenate([data, np.zeros(size, dtype=np.uint8)]), len(data)
+    rows = _windows(data, size)[np.minimum(positions, limit)]
+    past = np.flatnonzero(positions > limit)
+    if len(past):
+        tail = np.concatenate([data[limit:], np.zeros(size, dtype=np.uint8)])
+        rows[past] = _windows(tail, size)[positions[past] - limit]
     return rows
 
 
 def _windows(data: np.ndarray, size: int) -> np.ndarray:
     """A window of `size` bytes sliding over `data`: a view, nothing is copied."""
-    return np.lib.stride_tricks.as_strided(
-        data, shape=(max(len(data) - size + 1, 0), size), strides=(1, 1)
-    )
+    return np.lib.stride_tricks.as_strided(data, shape=(len(data) - size + 1, size), strides=(1, 1))
 
 
 _VIEW = 16
