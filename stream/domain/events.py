@@ -145,9 +145,11 @@ def _parse_quick(value: bytes | None) -> Sequence[MembershipEvent] | None:
     orjson reads an integer beyond 64 bits as a float where json keeps it exact, and its
     errors are worded otherwise; it refuses a lone surrogate, which json reads (and which
     is then dead-lettered by name). So it decides only messages that parse and whose
-    properties are flat and hold no float: every field the events keep is then a string,
-    an exact integer, a bool or null, which both read the same. `computed_time` may be a
-    float: both round its digits to the same double."""
+    properties are flat and hold no float of 2**63 or more: every field the events keep is
+    then a string, an exact integer, a bool, null or a float that was written as one, which
+    both read the same (both round a float's digits to the same double; orjson reads an
+    integer as an int up to 64 bits, so a float below 2**63 never was an integer).
+    `computed_time` may be a float, as a property may."""
     if value is None:
         return None
     try:
@@ -159,21 +161,34 @@ def _parse_quick(value: bytes | None) -> Sequence[MembershipEvent] | None:
     try:
         if "users" in document or "in_cohort" in document:
             batch = _parse_batch(document)
-            values = itertools.chain.from_iterable(
-                map(dict.values, filter(None, batch.user_properties))
+            values = list(
+                itertools.chain.from_iterable(map(dict.values, filter(None, batch.user_properties)))
             )
-            return batch if _FLAT.issuperset(map(type, values)) else None
+            return batch if _read_alike(values) else None
         event = _parse_single(document)
     except InvalidEvent:
         return None
     properties = event.user_properties
-    if properties is None or _FLAT.issuperset(map(type, properties.values())):
+    if properties is None or _read_alike(list(properties.values())):
         return [event]
     return None
 
 
+def _read_alike(values: list[Any]) -> bool:
+    """Whether json would have read these property values as orjson did."""
+    kinds = set(map(type, values))
+    if kinds <= _FLAT:
+        return True
+    return kinds <= _FLAT_OR_FLOAT and all(
+        -_INT_AS_FLOAT < value < _INT_AS_FLOAT for value in values if type(value) is float
+    )
+
+
 _FLAT = {str, int, bool, type(None)}
-"""The property values `_parse_quick` decides on: those orjson and json read alike."""
+"""The property values orjson and json always read alike."""
+_FLAT_OR_FLOAT = _FLAT | {float}
+_INT_AS_FLOAT = float(2**63)
+"""orjson reads an integer past 64 bits as a float: such a float is at least this big."""
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -350,14 +350,15 @@ tricky_messages = st.one_of(
 )
 def test_the_quick_decode_gives_what_the_exact_one_gives(document: Any) -> None:
     """orjson decides a message only where json would give the same events; otherwise
-    (a big integer, a float or a lone surrogate among what the events keep, or an error)
-    the message is parsed again with json, for the exact values and the exact error."""
+    (a big integer, a float of 2**63 or more, or a lone surrogate among what the events
+    keep, or an error) the message is parsed again with json, for the exact values and the
+    exact error."""
     raw = json.dumps(document).encode()
     # by repr: 2.0 == 2, but a float is not the integer a file must show
     assert repr(outcome(lambda: parse_message(raw))) == repr(outcome(lambda: _parse_exact(raw)))
 
 
-def test_the_quick_decode_takes_the_common_messages_and_leaves_a_big_property() -> None:
+def test_the_quick_decode_takes_the_common_messages_and_leaves_a_big_integer() -> None:
     common = encode(single(time=T0))
     assert _parse_quick(common) == parse_message(common)
     batch = encode(
@@ -369,10 +370,14 @@ def test_the_quick_decode_takes_the_common_messages_and_leaves_a_big_property() 
         }
     )
     assert _parse_quick(batch) == parse_message(batch)
-    big = encode(single(time=T0, user_properties={"n": 2**64 + 1}))
-    assert _parse_quick(big) is None
-    [event] = parse_message(big)
-    assert event.user_properties == {"n": 2**64 + 1}
+    priced = encode(single(time=T0, user_properties={"revenue": 9.99, "n": -(2**63)}))
+    assert _parse_quick(priced) == parse_message(priced)
+    for big in (2**64 + 1, -(2**63) - 1):
+        raw = encode(single(time=T0, user_properties={"n": big}))
+        assert _parse_quick(raw) is None
+        [event] = parse_message(raw)
+        assert event.user_properties == {"n": big}
+        assert type(event.user_properties["n"]) is int
 
 
 @settings(max_examples=300)
