@@ -11,11 +11,11 @@ from typing import Any
 
 import faust
 
-from stream.commands.cli import tune_gc
 from stream.config import Settings, load_settings
 from stream.faust.run import faust_url, run_app
 from stream.kafka.embedded import TANSU_FAUST_SETTINGS
 from stream.kafka.topics import ensure_topics
+from stream.ops.collector import tune_gc
 
 __all__ = ["create_floor_app", "main"]
 

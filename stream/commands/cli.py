@@ -9,19 +9,14 @@ not go on (`WorkerFault`) prints one line and exits 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
-import logging
 import os
-import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from stream import __version__
+from stream.commands import worker as worker_command
 from stream.commands.logs import configure_logging
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
 from stream.domain.wording import count
@@ -88,7 +83,7 @@ def _add_worker(commands: _Commands) -> None:
     worker.add_argument(
         "--log-level", default="info", choices=["crit", "error", "warn", "info", "debug"]
     )
-    worker.set_defaults(run=_run_worker)
+    worker.set_defaults(run=worker_command.run)
 
 
 def _add_check(commands: _Commands) -> None:
@@ -295,91 +290,6 @@ def _config_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run_worker(args: argparse.Namespace) -> int:
-    from stream.faust.run import faust_url
-    from stream.faust.worker import Worker, run_worker
-    from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
-    from stream.kafka.topics import ensure_topics
-
-    settings = load_settings(args.config, syncs_required=True)
-    configure_logging(args.log_level)
-    _probe_folders(settings)
-    with contextlib.ExitStack() as stack:
-        embedded = settings.kafka.broker is None
-        if embedded:
-            broker = stack.enter_context(EmbeddedBroker())
-            print(_feed_embedded(broker.bootstrap, args.config), flush=True)
-            settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
-        info = ensure_topics(settings.kafka)
-        settings = _with_real_partition_count(settings, info.partitions)
-        _log_plan(settings)
-        # Faust creates nothing (every topic exists now), but declares its topics with this.
-        defaults: dict[str, Any] = {"topic_replication_factor": info.replication_factor}
-        if info.is_tansu:
-            defaults.update(TANSU_FAUST_SETTINGS)
-        worker = Worker(
-            settings,
-            broker_url=faust_url(settings),
-            faust_defaults=defaults,
-            config_path=args.config or os.environ.get(CONFIG_ENV),
-            replace_local_files=embedded,
-        )
-        tune_gc()
-        run_worker(worker, loglevel=args.log_level)
-    return 0
-
-
-def _probe_folders(settings: Settings) -> None:
-    """A `file://` folder the worker cannot create stops it at start with one line, instead
-    of a sync retried for ever (an S3 destination is probed by `check`, not here)."""
-    from stream.errors import PermanentSinkError
-    from stream.sinks import open_sink
-
-    for name, destination in settings.destinations.items():
-        if destination.scheme == "file":
-            try:
-                open_sink(destination).probe()
-            except PermanentSinkError as exc:
-                raise CohortSyncError(f"destination {name}: {exc}") from None
-
-
-def _feed_embedded(bootstrap: str, config: str | None) -> str:
-    """What to run in another terminal to feed the embedded broker, exactly."""
-    config_option = f" --config {shlex.quote(config)}" if config else ""
-    return (
-        f"cohort-sync: embedded broker listening on {bootstrap} (in memory: its topics end "
-        "with the worker, so files an earlier run left in a folder are replaced)\n"
-        "cohort-sync: feed it from another terminal, for example with sample events:\n"
-        f"  cohort-sync sample-events | {BROKER_ENV}={bootstrap} cohort-sync produce"
-        f"{config_option} -"
-    )
-
-
-def _log_plan(settings: Settings) -> None:
-    """The worker's first lines: where it reads, where it writes."""
-    kafka, log = settings.kafka, logging.getLogger("stream.worker")
-    log.info(
-        "broker %s: input topic %s (%s), dead letters to %s",
-        kafka.broker,
-        kafka.topic,
-        count(kafka.partitions, "partition"),
-        kafka.dlq_topic,
-    )
-    for name, destination in settings.destinations.items():
-        rules = [r for r in settings.syncs if r.destination == name]
-        described = ", ".join(f"{r.cohort} {r.cadence}" for r in rules) or "no sync"
-        log.info("destination %s: %s (%s)", name, destination.url, described)
-
-
-def tune_gc() -> None:
-    """Run the cyclic garbage collector far less often. Membership state is millions of
-    long-lived objects, and with Python's default thresholds (a collection every 700
-    allocations) the collector took about half of the batch path's time (BENCHMARKS.md).
-    Reference counting still frees at once everything that is not in a cycle."""
-    gc.freeze()  # what start-up built lives as long as the process: collections skip it
-    gc.set_threshold(100_000, 50, 100)
-
-
 def _run_check(args: argparse.Namespace) -> int:
     from stream.ops.check import run_check
 
@@ -397,6 +307,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_replay(args: argparse.Namespace) -> int:
     from stream.commands.replay import ReplayOptions, parse_moment, run_replay
+    from stream.ops.collector import tune_gc
 
     settings = load_settings(args.config, syncs_required=True)
     if settings.kafka.broker is None:
@@ -532,20 +443,6 @@ def _run_dead_letters(args: argparse.Namespace) -> int:
     )
     configure_logging("crit")  # kafka-python logs every failed connection attempt
     return run_dead_letters(settings.kafka, selection, as_json=args.json, requeue=args.requeue)
-
-
-def _with_real_partition_count(settings: Settings, partitions: int) -> Settings:
-    """An existing input topic decides the partition count of everything the worker makes."""
-    if partitions == settings.kafka.partitions:
-        return settings
-    logging.getLogger(__name__).warning(
-        "topic %s has %d partitions, not kafka.partitions = %d: using %d",
-        settings.kafka.topic,
-        partitions,
-        settings.kafka.partitions,
-        partitions,
-    )
-    return replace(settings, kafka=replace(settings.kafka, partitions=partitions))
 
 
 if __name__ == "__main__":
