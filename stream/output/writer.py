@@ -191,7 +191,9 @@ class SyncWriter:
             await asyncio.wait_for(self._stopping().wait(), timeout=delay)
 
     async def unless_abandoned(self, work: Awaitable[T]) -> T:
-        """`work`'s result, or `WriteAbandoned` as soon as `abandon` is called."""
+        """`work`'s result, or `WriteAbandoned` as soon as `abandon` is called. Abandoned
+        work that is a coroutine is cancelled (a stop waits for every task left, up to a
+        second); a thread's finishes there, unobserved."""
         stopping = self._stopping()
         if stopping.is_set():
             if inspect.iscoroutine(work):
@@ -204,7 +206,9 @@ class SyncWriter:
         finally:
             waiter.cancel()
         if not task.done():
-            task.add_done_callback(_ignore_outcome)  # finishes in its thread, unobserved
+            if inspect.iscoroutine(work):
+                task.cancel()
+            task.add_done_callback(_ignore_outcome)
             raise WriteAbandoned("stopping")
         return task.result()
 

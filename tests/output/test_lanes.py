@@ -206,3 +206,20 @@ def test_a_cohort_s_syncs_are_written_one_after_another_in_order() -> None:
         "a_2_manifest.json",
         "a_3_manifest.json",
     ]
+
+
+def test_a_stop_leaves_no_task_of_the_lanes_behind() -> None:
+    """Once abandoned, the lanes' writers and what they waited for end: a stop waits for
+    every task left (mode gives them up to a second) before it closes the loop."""
+    writer = SyncWriter({"d": Sink()}, Metrics())
+    lanes = DestinationLanes(writer)
+
+    async def scenario() -> None:
+        await lanes.submit(lambda: sync("d", 1), lambda: None)
+        assert await lanes.drain(timeout=5)
+        assert len(asyncio.all_tasks()) > 1  # the lane's writers wait for the next sync
+        writer.abandon()
+        await until(lambda: len(asyncio.all_tasks()) == 1, "every lane task to end")
+
+    asyncio.run(scenario())
+    writer.close()
