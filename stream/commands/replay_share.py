@@ -20,6 +20,7 @@ from stream.domain.partitioner import partition_for
 from stream.engine.processor import Processor
 from stream.kafka.fetch import PartitionFetcher
 from stream.metrics import Metrics
+from stream.output.lanes import DestinationLanes
 from stream.output.sync import SyncOutput
 from stream.output.writer import SyncWriter
 from stream.sinks import open_sink
@@ -70,10 +71,11 @@ class ShareLink(Protocol):
 
 
 class _Outbox:
-    """Writes syncs; keeps dead letters and forwarded records for the share's loop."""
+    """Hands syncs to their destinations' lanes, which write several cohorts' at once (as
+    the worker's do); keeps dead letters and forwarded records for the share's loop."""
 
-    def __init__(self, writer: SyncWriter) -> None:
-        self.writer = writer
+    def __init__(self, lanes: DestinationLanes) -> None:
+        self.lanes = lanes
         self.forwarded: list[Forwarded] = []
         self.dead_letters = 0
 
@@ -84,8 +86,7 @@ class _Outbox:
         self.forwarded.append((key, value, partition))
 
     async def write(self, build: Callable[[], SyncOutput], written: Callable[[], None]) -> None:
-        await self.writer.write(build)
-        written()
+        await self.lanes.submit(build, written)
 
 
 async def replay_share(
@@ -109,7 +110,8 @@ async def replay_share(
     link.started(fetcher.total)
     metrics = Metrics()
     writer = SyncWriter(sinks, metrics)
-    outbox = _Outbox(writer)
+    lanes = DestinationLanes(writer)
+    outbox = _Outbox(lanes)
     processor = Processor(
         settings, {}, outbox, partition_for, metrics, wanted=wanted, journal=False
     )
@@ -149,7 +151,9 @@ async def replay_share(
             await apply(link.arrived())
             link.progress(done=done, event_time_ms=newest(processor), files=files_of(metrics))
         await apply(await link.rest())
+        await lanes.drain(timeout=None)  # every sync landed before the share reports
     finally:
+        writer.abandon()  # the lanes' writers end (nothing is left to write but on a fault)
         writer.close()
         await fetcher.close()
     link.progress(done=done, event_time_ms=newest(processor), files=files_of(metrics))

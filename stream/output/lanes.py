@@ -110,8 +110,9 @@ class DestinationLanes:
         self._report(output.destination, lane)
         await lane.notify()
 
-    async def drain(self, timeout: float) -> bool:
-        """Wait up to `timeout` seconds for every lane to empty; True if they did."""
+    async def drain(self, timeout: float | None) -> bool:
+        """Wait up to `timeout` seconds (None: as long as it takes) for every lane to
+        empty; True if they did."""
         emptied = [lane.wait_until(lane.is_empty) for lane in self._lanes.values()]
         try:
             await asyncio.wait_for(asyncio.gather(*emptied), timeout)
