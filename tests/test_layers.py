@@ -158,9 +158,9 @@ def test_the_check_names_a_framework_imported_outside_its_folder() -> None:
 
 def test_siblings_of_one_group_are_independent_but_type_only_imports_are_free() -> None:
     sources = package_sources()
-    source, _ = sources["stream.state.partition"]
+    source, _ = sources["stream.state.cohort"]
     assert "if TYPE_CHECKING:\n    from stream.output.sync import" in source
-    sources["stream.state.partition"] = (source + "\nfrom stream.output import sync\n", False)
+    sources["stream.state.cohort"] = (source + "\nfrom stream.output import sync\n", False)
     [problem] = violations(sources)
     assert "stream.output is not below stream.state" in problem
 

@@ -15,8 +15,9 @@ from stream.output.sync import (
     build_next_sync,
     build_sync_from_columns,
 )
+from stream.state.cohort import CohortState
 from stream.state.columns import diff_columns
-from stream.state.partition import CohortState, SyncJob
+from stream.state.partition import SyncJob
 
 __all__ = ["sync_builder"]
 

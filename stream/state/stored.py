@@ -16,8 +16,9 @@ from typing import Any
 from stream.domain.membership import Member
 from stream.domain.wording import count
 from stream.state import codec
+from stream.state.cohort import CohortState
 from stream.state.journal import Journal
-from stream.state.partition import CohortState, PartitionState, PendingSync
+from stream.state.partition import PartitionState, PendingSync
 
 __all__ = ["LoadedPartition", "load_partition", "partition_items", "partition_meta"]
 
