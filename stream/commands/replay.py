@@ -29,9 +29,9 @@ from stream.domain.events import parse_time
 from stream.domain.wording import count
 from stream.errors import InvalidEvent, OptionError
 from stream.kafka.fetch import quick_partitions
+from stream.ops.imports import without_pandas
 from stream.ops.progress import Progress
 from stream.sinks import import_sinks
-from stream.state.packed_rows import warm_arrow
 from stream.state.partition import SyncJob
 
 __all__ = ["ReplayOptions", "ReplaySummary", "parse_moment", "replay_settings", "run_replay"]
@@ -107,15 +107,20 @@ def replay_settings(settings: Settings, options: ReplayOptions) -> Settings:
 def run_replay(
     settings: Settings, options: ReplayOptions, *, out: TextIO = sys.stdout, tty: bool | None = None
 ) -> ReplaySummary:
-    settings = replay_settings(settings, options)
+    with without_pandas():  # the forked shares inherit it
+        return _replay(replay_settings(settings, options), options, out=out, tty=tty)
+
+
+def _replay(
+    settings: Settings, options: ReplayOptions, *, out: TextIO, tty: bool | None
+) -> ReplaySummary:
     # aiokafka warns of what the reader raises again as one line (a denied fetch, say)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     partitions = asyncio.run(quick_partitions(settings.kafka)) or _partitions(settings)
     settings = with_partitions(settings, len(partitions))
     processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
     shares = [partitions[index::processes] for index in range(processes)]
-    warm_arrow()  # once, inherited by the forked shares
-    import_sinks(settings.destinations.values())  # likewise
+    import_sinks(settings.destinations.values())  # once, inherited by the forked shares
     tally = Tally(len(shares), out, tty)
     if len(shares) == 1:
         link = _AloneLink(tally)

@@ -20,6 +20,7 @@ from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
 from stream.domain.wording import count
 from stream.errors import CohortSyncError
 from stream.ops.collector import tune_gc
+from stream.ops.imports import without_pandas
 
 __all__ = ["run"]
 
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     _probe_folders(settings)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(without_pandas())
         embedded = settings.kafka.broker is None
         if embedded:
             broker = stack.enter_context(EmbeddedBroker())

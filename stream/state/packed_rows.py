@@ -28,7 +28,7 @@ from stream.state.packed import (
     property_bytes,
 )
 
-__all__ = ["decode_columns", "pack_rows", "warm_arrow"]
+__all__ = ["decode_columns", "pack_rows"]
 
 
 def pack_rows(
@@ -168,13 +168,6 @@ def _utf8(texts: list[str | None], packs: np.ndarray) -> pa.BinaryArray:
                 packs[at] = False
                 encoded.append(None)
         return pa.array(encoded, pa.binary())
-
-
-def warm_arrow() -> None:
-    """Make pyarrow's first conversion of Python objects now: it imports pandas when that is
-    installed (apache/arrow#34994), about 0.3 s. A replay calls it once before its processes
-    fork, rather than each one paying it while it reads."""
-    pa.array([b""], pa.binary())
 
 
 def decode_columns(
