@@ -32,6 +32,7 @@ from stream.kafka.fetch import quick_partitions
 from stream.ops.imports import without_pandas
 from stream.ops.progress import Progress
 from stream.sinks import import_sinks
+from stream.state.packed_rows import warm_arrow
 from stream.state.partition import SyncJob
 
 __all__ = ["ReplayOptions", "ReplaySummary", "parse_moment", "replay_settings", "run_replay"]
@@ -120,7 +121,8 @@ def _replay(
     settings = with_partitions(settings, len(partitions))
     processes = min(options.processes or len(os.sched_getaffinity(0)), len(partitions))
     shares = [partitions[index::processes] for index in range(processes)]
-    import_sinks(settings.destinations.values())  # once, inherited by the forked shares
+    warm_arrow()  # once, inherited by the forked shares
+    import_sinks(settings.destinations.values())  # likewise
     tally = Tally(len(shares), out, tty)
     if len(shares) == 1:
         link = _AloneLink(tally)

@@ -28,7 +28,7 @@ from stream.state.packed import (
     property_bytes,
 )
 
-__all__ = ["decode_columns", "pack_rows"]
+__all__ = ["decode_columns", "pack_rows", "warm_arrow"]
 
 
 def pack_rows(
@@ -168,6 +168,14 @@ def _utf8(texts: list[str | None], packs: np.ndarray) -> pa.BinaryArray:
                 packs[at] = False
                 encoded.append(None)
         return pa.array(encoded, pa.binary())
+
+
+def warm_arrow() -> None:
+    """Make pyarrow's first conversions now, of Python and of NumPy values (with what they
+    set up lazily, tens of milliseconds). A replay calls it once before its processes fork,
+    rather than each one paying it in its timed read."""
+    pa.array([b""], pa.binary())
+    pa.array(np.zeros(1, dtype=np.int64))
 
 
 def decode_columns(
