@@ -3,19 +3,27 @@ and the broker URL in Faust's form."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import faust
 
 from stream.config import Settings
 from stream.errors import WorkerFault
 
-__all__ = ["STOP_DEADLINE_SECONDS", "Stopper", "exit_after", "faust_url", "run_app"]
+__all__ = [
+    "STOP_DEADLINE_SECONDS",
+    "Stopper",
+    "exit_after",
+    "faust_url",
+    "run_app",
+    "until_other_tasks_end",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +74,19 @@ class Stopper:
         self._stop = stop
 
 
+async def until_other_tasks_end(
+    seconds: float, nap: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> None:
+    """Return once every other task of the running loop has ended, or after `seconds`."""
+    loop = asyncio.get_running_loop()
+    this = asyncio.current_task()
+    deadline = loop.time() + seconds
+    while loop.time() < deadline and any(
+        task is not this and not task.done() for task in asyncio.all_tasks()
+    ):
+        await nap(0.01)
+
+
 class _SignalledWorker(faust.Worker):
     """Faust's worker, remembering the signal that stopped it."""
 
@@ -75,6 +96,11 @@ class _SignalledWorker(faust.Worker):
         if self.stopped_by is None:
             self.stopped_by = signal.name
         super()._schedule_shutdown(signal)
+
+    async def _sentinel_task(self) -> None:
+        # mode's last wait before it closes the loop lets the tasks it has just cancelled
+        # end. It sleeps a whole second for that, at every stop: wait for them instead.
+        await until_other_tasks_end(1.0)
 
     def stop_soon(self) -> None:
         """Stop as a SIGTERM would (callable from any thread): `stopped_by` stays None."""

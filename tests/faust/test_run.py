@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
-from stream.faust.run import faust_url
+from stream.faust.run import faust_url, until_other_tasks_end
 
 STUCK = """
 import threading
@@ -51,3 +52,47 @@ def test_the_broker_setting_becomes_faust_s_url_list() -> None:
 
     assert url("a:9092") == "kafka://a:9092"
     assert url("kafka://a:9092;b:9093") == "kafka://a:9092;kafka://b:9093"
+
+
+class _Naps:
+    """`until_other_tasks_end`'s naps, counted; the first sets `wake` when given one."""
+
+    def __init__(self, wake: asyncio.Event | None = None) -> None:
+        self.count = 0
+        self.wake = wake
+
+    async def __call__(self, seconds: float) -> None:
+        self.count += 1
+        if self.wake is not None:
+            self.wake.set()
+        await asyncio.sleep(0)
+
+
+def test_the_last_wait_of_a_stop_ends_at_once_when_no_other_task_is_left() -> None:
+    naps = _Naps()
+    asyncio.run(until_other_tasks_end(1.0, naps))
+    assert naps.count == 0
+
+
+def test_the_last_wait_of_a_stop_waits_for_a_task_still_ending() -> None:
+    async def scenario() -> tuple[int, bool]:
+        wake = asyncio.Event()
+        ending = asyncio.ensure_future(wake.wait())
+        naps = _Naps(wake)
+        await until_other_tasks_end(60.0, naps)
+        return naps.count, ending.done()
+
+    count, ended = asyncio.run(scenario())
+    assert count >= 1
+    assert ended
+
+
+def test_the_last_wait_of_a_stop_gives_up_at_its_deadline() -> None:
+    async def scenario() -> bool:
+        never = asyncio.ensure_future(asyncio.Event().wait())
+        await until_other_tasks_end(0.0, _Naps())
+        pending = not never.done()
+        never.cancel()
+        return pending
+
+    assert asyncio.run(scenario())
