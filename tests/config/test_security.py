@@ -19,11 +19,11 @@ from stream.kafka.security import security_options
 BROKER = "b1:9093"
 
 
-def kafka(environ: dict[str, str] | None = None, **section: Any) -> KafkaSettings:
+def kafka(environ: dict[str, str] | None = None, /, **section: Any) -> KafkaSettings:
     return settings_from_mapping({"kafka": {"broker": BROKER, **section}}, environ or {}).kafka
 
 
-def problems(environ: dict[str, str] | None = None, **section: Any) -> list[str]:
+def problems(environ: dict[str, str] | None = None, /, **section: Any) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         kafka(environ, **section)
     error = caught.value

@@ -1,7 +1,7 @@
 """Parsing one message into membership events, and every way a message can be invalid."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -164,7 +164,7 @@ def test_invalid_messages_raise_with_a_reason(raw: bytes | None, reason: str) ->
     assert reason in caught.value.reason
 
 
-def outcome(parse: Callable[[], list[MembershipEvent]]) -> list[MembershipEvent] | str:
+def outcome(parse: Callable[[], Sequence[MembershipEvent]]) -> Sequence[MembershipEvent] | str:
     """The events `parse` gives, or the reason it rejects them with."""
     try:
         return parse()

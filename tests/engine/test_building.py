@@ -54,7 +54,7 @@ def test_a_cohort_being_built_refuses_every_write_and_takes_them_again_after() -
         writes = {
             "apply": lambda: state.apply(enter, 1, None),
             "drop_changes_before": lambda: cohort.drop_changes_before(JAN5),
-            "restore": lambda: cohort.restore(9, state.cohorts["c1"].members.get(1)),  # type: ignore[arg-type]
+            "restore": lambda: cohort.restore(9, state.cohorts["c1"].members.get(1)),
         }
         for name, write in writes.items():
             with pytest.raises(RuntimeError, match="while a sync of it was being built"):

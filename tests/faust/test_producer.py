@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from faust.transport.producer import ProducerBuffer
+from faust.types import TP
 
 from stream.faust.producer import WholeFlushBuffer
 
@@ -125,5 +126,6 @@ def test_nothing_is_committed_once_a_record_was_refused() -> None:
     producer = TopicTrackingProducer.__new__(TopicTrackingProducer)  # not started: no broker
     producer.failure = ("app-membership-changelog", RuntimeError("not authorized"))
     consumer = SimpleNamespace(app=SimpleNamespace(producer=producer))
-    committed = asyncio.run(InOrderConsumer._commit(consumer, {"tp": 5}))  # type: ignore[arg-type]
+    offsets = {TP("app-membership", 0): 5}
+    committed = asyncio.run(InOrderConsumer._commit(consumer, offsets))  # type: ignore[arg-type]
     assert committed is False

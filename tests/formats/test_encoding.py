@@ -95,7 +95,9 @@ def test_parquet_holds_the_csv_s_cells_in_its_order(reader: str, tmp_path: Path)
         else:
             path = tmp_path / "f.parquet"
             path.write_bytes(data)
-            got = plain(duckdb.sql(f"select * from read_parquet('{path}')").fetchall())
+            relation = duckdb.sql(f"select * from read_parquet('{path}')")
+            assert relation is not None
+            got = plain(relation.fetchall())
         assert got == expected, key
 
 

@@ -38,6 +38,9 @@ class FaultyS3Proxy:
         corrupt: Callable[[str, str], bool] = lambda method, path: False,
     ) -> None:
         self.upstream = urlsplit(upstream)
+        if self.upstream.hostname is None:
+            raise ValueError(f"the proxy's upstream names no host: {upstream}")
+        self.upstream_host: str = self.upstream.hostname
         self.fail = fail
         self.hold = hold
         self.corrupt = corrupt
@@ -96,7 +99,7 @@ class FaultyS3Proxy:
                     )
                     return
                 upstream = http.client.HTTPConnection(
-                    proxy.upstream.hostname, proxy.upstream.port, timeout=30
+                    proxy.upstream_host, proxy.upstream.port, timeout=30
                 )
                 try:
                     upstream.request(self.command, self.path, body, dict(self.headers))

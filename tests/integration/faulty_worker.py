@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from faust.tables.manager import TableManager
@@ -72,12 +73,14 @@ def inject(stage: str, marker: str) -> None:
         FaustOutbox.forward = failing_forward  # type: ignore[method-assign]
     elif stage == "sync":
 
-        async def failing_submit(self: DestinationLanes, *_: Any) -> None:
+        async def failing_submit(
+            self: DestinationLanes, build: Callable[[], Any], written: Callable[[], None]
+        ) -> None:
             raise Injected("injected into handing a sync over")
 
         DestinationLanes.submit = failing_submit  # type: ignore[method-assign]
     elif stage == "recovery":  # MARKER unused: the first delivery of each changelog
-        queue_of = TableManager.changelog_queue.fget  # record is lost, as a dropped fetch
+        queue_of = vars(TableManager)["changelog_queue"].fget  # record is lost, as a dropped fetch
         assert queue_of is not None
 
         def dropping_queue(self: TableManager) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ MARKED = 6
 C1_OBJECTS = 16  # four hourly syncs of c1: three CSVs and a manifest each
 
 
-def produce_keyed(config: Path, records: list[tuple[bytes, bytes, int | None]]) -> None:
+def produce_keyed(config: Path, records: Sequence[tuple[bytes, bytes, int | None]]) -> None:
     """Send (key, value, partition) records in order, up to 4 MiB each (the input topic takes
     them: Apache Kafka's default limit is 1 MB, as the worker's producer's)."""
     settings = settings_from_mapping(toml_of(config))

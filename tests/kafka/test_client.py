@@ -35,19 +35,19 @@ class _Admin:
 
 def test_a_coordinator_not_yet_available_is_asked_again() -> None:
     admin = _Admin(failures=2, error=CoordinatorNotAvailableError)
-    assert group_offsets(admin, "g", "in") == {0: 7, 1: None}  # type: ignore[arg-type]
+    assert group_offsets(admin, "g", "in") == {0: 7, 1: None}
     assert admin.calls == 3
 
 
 def test_a_lasting_retriable_error_is_raised_at_the_deadline() -> None:
     admin = _Admin(failures=10**6, error=CoordinatorNotAvailableError)
     with pytest.raises(CoordinatorNotAvailableError):
-        group_offsets(admin, "g", "in", timeout_s=0.3)  # type: ignore[arg-type]
+        group_offsets(admin, "g", "in", timeout_s=0.3)
     assert admin.calls >= 2
 
 
 def test_an_error_that_asking_again_cannot_fix_is_raised_at_once() -> None:
     admin = _Admin(failures=1, error=GroupAuthorizationFailedError)
     with pytest.raises(GroupAuthorizationFailedError):
-        group_offsets(admin, "g", "in")  # type: ignore[arg-type]
+        group_offsets(admin, "g", "in")
     assert admin.calls == 1

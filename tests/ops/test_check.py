@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
 
 from stream.commands.cli import main
@@ -13,7 +14,7 @@ from stream.sinks import open_sink
 from tests.scenario import JAN5, MIN, H
 
 
-def settings(folder: Path, *syncs: dict[str, object]) -> Settings:
+def settings(folder: Path, *syncs: Mapping[str, object]) -> Settings:
     return settings_from_mapping(
         {
             "project_id": 7,

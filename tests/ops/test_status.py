@@ -23,7 +23,8 @@ def test_status_page_escapes_what_it_shows() -> None:
     page = render_status_page(snapshot)
     assert "&lt;c1&gt;" in page and "&lt;script&gt;" in page and "<script>" not in page
     assert "<td>0</td><td>4</td><td>1970-01-01 01:00:00</td><td>12 s</td>" in page
-    assert snapshot.as_json()["syncs"][0]["sync_time"] == "1970-01-01 01:00:00"
+    syncs = snapshot.as_json()["syncs"]
+    assert isinstance(syncs, list) and syncs[0]["sync_time"] == "1970-01-01 01:00:00"
 
 
 def test_warnings_have_their_section_only_when_there_are_some() -> None:

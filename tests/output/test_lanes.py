@@ -2,6 +2,8 @@
 lane writes several cohorts' syncs at once, and each cohort's one after another."""
 
 import asyncio
+import functools
+import inspect
 import threading
 import warnings
 from collections.abc import Callable
@@ -13,7 +15,7 @@ from stream.metrics import Metrics
 from stream.output.lanes import SYNCS_AT_ONCE, DestinationLanes
 from stream.output.sync import SyncFile, SyncOutput
 from stream.output.writer import SyncWriter
-from stream.sinks import PUTS_AT_ONCE, Body, Put
+from stream.sinks import PUTS_AT_ONCE, Body, Inspection, Put
 
 
 class Sink:
@@ -31,6 +33,9 @@ class Sink:
         return f"mem://{key}"
 
     def probe(self) -> None: ...
+
+    def inspect(self) -> Inspection:
+        return Inspection()
 
 
 def sync(destination: str, hour: int, size: int = 10, cohort: str = "c") -> SyncOutput:
@@ -76,6 +81,11 @@ class GatheringSink(Sink):
         return Put.WRITTEN
 
 
+def ready(output: SyncOutput) -> Callable[[], SyncOutput]:
+    """A sync's build that gives `output`."""
+    return lambda: output
+
+
 async def until(condition: Callable[[], bool], what: str) -> None:
     """Poll `condition` for up to 5 s."""
     for _ in range(500):
@@ -96,9 +106,7 @@ def test_a_failing_destination_holds_only_its_own_lane_and_catches_up_in_order()
         for hour in (1, 2, 3):
             for name in ("bad", "good"):
                 output = sync(name, hour)
-                await lanes.submit(
-                    lambda o=output: o, lambda n=name, h=hour: written.append((n, h))
-                )
+                await lanes.submit(ready(output), functools.partial(written.append, (name, hour)))
         await until(lambda: len(good.stored) == 12, "the good destination's three syncs")
         assert written == [("good", 1), ("good", 2), ("good", 3)]
         assert metrics.queued_syncs == {"bad": 3, "good": 0}
@@ -150,7 +158,7 @@ def test_work_offered_after_the_stop_is_closed_unrun_without_a_never_awaited_war
         coroutine = work()
         with pytest.raises(WriteAbandoned):
             await writer.unless_abandoned(coroutine)
-        assert coroutine.cr_frame is None  # closed: it can never run, nor warn
+        assert inspect.getcoroutinestate(coroutine) == inspect.CORO_CLOSED  # never to run, nor warn
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
@@ -170,7 +178,7 @@ def test_a_lane_writes_syncs_of_different_cohorts_at_once() -> None:
     async def scenario() -> None:
         for index in range(8):
             output = sync("d", 1, cohort=f"c{index}")
-            await lanes.submit(lambda o=output: o, lambda c=output.cohort_id: written.append(c))
+            await lanes.submit(ready(output), functools.partial(written.append, output.cohort_id))
         assert await lanes.drain(timeout=30)
         writer.abandon()
 
@@ -191,7 +199,7 @@ def test_a_cohort_s_syncs_are_written_one_after_another_in_order() -> None:
     async def scenario() -> None:
         for cohort, hour in (("a", 1), ("a", 2), ("a", 3), ("b", 1)):
             output = sync("d", hour, cohort=cohort)
-            await lanes.submit(lambda o=output: o, lambda c=cohort, h=hour: written.append((c, h)))
+            await lanes.submit(ready(output), functools.partial(written.append, (cohort, hour)))
         assert await lanes.drain(timeout=60)
         writer.abandon()
 

@@ -14,7 +14,7 @@ from stream.errors import PermanentSinkError, TransientSinkError, WriteAbandoned
 from stream.metrics import Metrics
 from stream.output.sync import SyncFile, SyncOutput
 from stream.output.writer import SyncWriter
-from stream.sinks import Body, Put
+from stream.sinks import Body, Inspection, Put
 
 
 class FlakySink:
@@ -48,6 +48,11 @@ class FlakySink:
 
     def location(self, key: str) -> str:
         return f"mem://{key}"
+
+    def probe(self) -> None: ...
+
+    def inspect(self) -> Inspection:
+        return Inspection()
 
 
 def output() -> SyncOutput:

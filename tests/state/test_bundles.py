@@ -142,15 +142,17 @@ def test_reading_bundles_keeps_what_replaying_them_in_order_keeps(
     latest: dict[tuple[str, int], tuple[int, bool]] = {}
     live: dict[int, int] = {}
     shadows: dict[int, set[int]] = {}
-    for seq, rows in enumerate(written):
+    for seq, bundle in enumerate(written):
         values.append(
             (
                 seq,
-                encode_bundle([(c, a, member_of(event(seq, enter))) for c, a, enter in rows], seq),
+                encode_bundle(
+                    [(c, a, member_of(event(seq, enter))) for c, a, enter in bundle], seq
+                ),
             )
         )
         live[seq] = 0
-        for cohort_id, amplitude_id, enter in rows:
+        for cohort_id, amplitude_id, enter in bundle:
             older = latest.get((cohort_id, amplitude_id))
             if older is not None:
                 shadows.setdefault(seq, set()).add(older[0])
@@ -158,11 +160,11 @@ def test_reading_bundles_keeps_what_replaying_them_in_order_keeps(
     for seq, _ in latest.values():
         live[seq] += 1
     shuffle.shuffle(values)  # the store's order is not the bundles' order
-    rows = read_bundles(values)
-    assert {(c, a): (m.bundle, m.history[-1].enter) for c, a, m in rows.members()} == latest
-    assert rows.live == live
-    assert rows.shadows == shadows
-    assert rows.size == {seq: len(bundle) for seq, bundle in enumerate(written)}
-    for cohort_id, start, stop in rows.runs:  # each cohort's rows, by amplitude id
-        assert [cohort_id] * (stop - start) == [c for c, _, _ in list(rows.members())[start:stop]]
-        assert rows.amplitude_id[start:stop].tolist() == sorted(rows.amplitude_id[start:stop])
+    read = read_bundles(values)
+    assert {(c, a): (m.bundle, m.history[-1].enter) for c, a, m in read.members()} == latest
+    assert read.live == live
+    assert read.shadows == shadows
+    assert read.size == {seq: len(bundle) for seq, bundle in enumerate(written)}
+    for cohort_id, start, stop in read.runs:  # each cohort's rows, by amplitude id
+        assert [cohort_id] * (stop - start) == [c for c, _, _ in list(read.members())[start:stop]]
+        assert read.amplitude_id[start:stop].tolist() == sorted(read.amplitude_id[start:stop])

@@ -83,7 +83,9 @@ def test_forgetting_drops_old_exits_and_names_the_bundles_that_held_them() -> No
     state = PartitionState(track_exits=True)
     state.apply([enter("c1", 1, JAN5), enter("c1", 2, JAN5)], 0, None)
     state.apply([exit_("c1", 1, JAN5 + MIN)], 1, None)
-    state.cohorts["c1"].members.hot(1).bundle = 7  # as the journal marks a written member
+    member = state.cohorts["c1"].members.hot(1)
+    assert member is not None
+    member.bundle = 7  # as the journal marks a written member
     assert state.forget_absent(before=JAN5 + 2 * MIN, horizon=JAN5 + H) == [(("c1", 1), 7)]
     assert set(state.cohorts["c1"].members) == {2}
     assert state.forget_absent(before=JAN5 + 2 * MIN, horizon=JAN5 + H) == []
@@ -164,7 +166,7 @@ def test_members_packed_in_bulk_are_the_members_applied_one_by_one(
 def test_a_message_of_new_members_makes_them_packed_and_returns_none_of_them() -> None:
     state = PartitionState()
     count = _FRESH_MIN + 1
-    users = [None] * count
+    users: list[Any] = [None] * count
     batch = BatchEvents("c1", True, JAN5, [*range(count - 1), 0], users, users, users)
     changed = state.apply(batch, 0, None, pack_fresh=True)
     assert [amplitude_id for amplitude_id, _ in changed] == [0]  # its second event

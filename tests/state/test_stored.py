@@ -27,6 +27,7 @@ def test_the_metadata_and_the_members_come_back_for_their_own_partition_only() -
     written = PartitionState()
     written.apply([MembershipEvent("c1", 7, "u7", True, JAN5 + MIN)], 3, None)
     member = written.cohorts["c1"].members.hot(7)
+    assert member is not None
     store[codec.bundle_key(0, 0)] = encode_bundle([("c1", 7, member)], 0)
     store[codec.cohort_key(1, "c9")] = codec.encode_json({"first": JAN5})  # another partition
 
