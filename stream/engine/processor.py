@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from array import array
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from typing import Any
 
@@ -595,7 +594,7 @@ class Processor:
             slot.position = Position(self.settings.kafka.topic, loaded.next_offset)
         for cohort_id, cohort in loaded.state.cohorts.items():
             if not self._synced(cohort_id):
-                cohort.changes = array("q")  # no sync will ask, nor prune them
+                cohort.forget_changes()
         state = slot.state = loaded.state
         if state.register_rules(self.rules):
             self._persist_partition(partition, state)

@@ -26,8 +26,14 @@ class CohortState:
 
     first_ms: int
     members: Members = field(default_factory=Members)
-    changes: array[int] = field(default_factory=lambda: array("q"))
-    """(amplitude id, visible) of each change since the horizon, flat: 16 bytes a change."""
+    changed_ids: array[int] = field(default_factory=lambda: array("q"))
+    """The amplitude id of each change since the horizon (8 bytes a change)."""
+    changed_at: array[int] = field(default_factory=lambda: array("I"))
+    """Beside each, when it became visible, in whole seconds (`_second_up`: 4 bytes a
+    change, where milliseconds took 8). `changed_since` and `drop_changes_before` turn
+    their time into seconds the same way, so they may keep a change from the second before
+    it, never lose one from it on; a build that looks at a member that did not change
+    finds nothing to write."""
     synced: dict[str, SyncedRows] = field(default_factory=dict)
     """Per rule: the existing file of its last sync built here (not persisted)."""
     exits: ExitQueue | None = None
@@ -79,10 +85,8 @@ class CohortState:
     ) -> None:
         """Each member's change (None: not noted), and its exit when it is out."""
         if visible is not None:
-            pairs = np.empty(2 * len(amplitude_ids), dtype=np.int64)
-            pairs[0::2] = amplitude_ids
-            pairs[1::2] = visible
-            self.changes.frombytes(pairs.tobytes())
+            self.changed_ids.frombytes(amplitude_ids.astype(np.int64, copy=False).tobytes())
+            self.changed_at.frombytes(_seconds_up(visible).tobytes())
         if self.exits is not None:
             exited = ~enter
             for exit_time, amplitude_id in zip(
@@ -96,8 +100,7 @@ class CohortState:
         self.writable()
         self.members.add(amplitude_id, member)
         for snapshot in member.history:
-            self.changes.append(amplitude_id)
-            self.changes.append(snapshot.visible)
+            self.note_change(amplitude_id, snapshot.visible)
         latest = member.history[-1]
         if self.exits is not None and not latest.enter:
             self.exits.add(latest.stamp[0], amplitude_id)
@@ -124,20 +127,48 @@ class CohortState:
                 members.remove(amplitude_id)
         return forgotten
 
+    def note_change(self, amplitude_id: int, visible: int) -> None:
+        """A change of the member, visible from `visible` (ms), for later syncs to look at."""
+        self.changed_ids.append(amplitude_id)
+        self.changed_at.append(_second_up(visible))
+
+    def forget_changes(self) -> None:
+        """Drop every change noted (for a cohort no rule syncs: nothing asks, nor prunes)."""
+        self.changed_ids = array("q")
+        self.changed_at = array("I")
+
     def changed_since(self, time: int) -> list[int]:
         """The members with a change visible at or after `time`, ascending: the only ones
-        whose view can differ between a sync at `time` and any later one."""
-        pairs = _pairs(self.changes)
-        return np.unique(pairs[pairs[:, 1] >= time, 0]).tolist()
+        whose view can differ between a sync at `time` and any later one (and perhaps some
+        whose change came in the second before it: see `changed_at`)."""
+        ids, at = self._changes()
+        return np.unique(ids[at >= _seconds_up(np.int64(time))]).tolist()
 
     def drop_changes_before(self, horizon: int) -> None:
+        """Forget the changes visible before `horizon` (those within its second stay)."""
         self.writable()
-        pairs = _pairs(self.changes)
-        if len(pairs) and pairs[:, 1].min() < horizon:
-            kept = pairs[pairs[:, 1] >= horizon]
-            self.changes = array("q", kept.tobytes())
+        ids, at = self._changes()
+        start = _seconds_up(np.int64(horizon))
+        if len(at) and at.min() < start:
+            kept = at >= start
+            self.changed_ids = array("q", ids[kept].tobytes())
+            self.changed_at = array("I", at[kept].tobytes())
+
+    def _changes(self) -> tuple[np.ndarray, np.ndarray]:
+        """The changes' amplitude ids and visible seconds (views)."""
+        ids = np.frombuffer(self.changed_ids, dtype=np.int64)
+        return ids, np.frombuffer(self.changed_at, dtype=np.uint32)
 
 
-def _pairs(changes: array[int]) -> np.ndarray:
-    """The (amplitude id, visible) pairs of a cohort's changes, as rows (a view)."""
-    return np.frombuffer(changes, dtype=np.int64).reshape(-1, 2)
+_SECONDS_MAX = 2**32 - 1
+
+
+def _second_up(ms: int) -> int:
+    """`_seconds_up` of one time."""
+    return min(max(-(-ms // 1000), 0), _SECONDS_MAX)
+
+
+def _seconds_up(ms: np.ndarray | np.int64) -> np.ndarray:
+    """Milliseconds as whole seconds, rounded up and held within uint32: one time never
+    turns into more seconds than a later one (all `changed_at` relies on)."""
+    return np.clip(-(-np.asarray(ms, dtype=np.int64) // 1000), 0, _SECONDS_MAX).astype(np.uint32)

@@ -298,8 +298,7 @@ class PartitionState:
         if member.apply(snapshot, horizon):
             changed.append((amplitude_id, member))
             if note_change:
-                cohort.changes.append(amplitude_id)
-                cohort.changes.append(visible)
+                cohort.note_change(amplitude_id, visible)
             if cohort.exits is not None and not event.enter:
                 cohort.exits.add(event.time_ms, amplitude_id)
 

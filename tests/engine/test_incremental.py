@@ -66,7 +66,14 @@ events = st.lists(
             "cohort_id": st.sampled_from(["c1", "c2"]),
             "amplitude_id": st.integers(0, 12),
             "action": st.sampled_from(["enter", "enter", "exit"]),
-            "time": st.integers(0, 5 * 60).map(lambda minute: iso(JAN5 + minute * MIN)),
+            "time": st.one_of(
+                st.integers(0, 5 * 60).map(lambda minute: iso(JAN5 + minute * MIN)),
+                # in ms, around the minutes: within the second before a sync time, a change
+                # is noted as of the sync's own second (`CohortState.changed_at`)
+                st.tuples(st.integers(0, 5 * 60), st.sampled_from([-999, -1, 1, 999])).map(
+                    lambda at: JAN5 + at[0] * MIN + at[1]
+                ),
+            ),
             "user_properties": st.one_of(
                 st.none(),
                 st.fixed_dictionaries(
@@ -254,6 +261,6 @@ def test_changes_are_kept_for_synced_cohorts_only_and_not_past_the_horizon() -> 
     asyncio.run(feed())
     cohorts = processor.partitions[0].cohorts
     assert cohorts["c1"].changed_since(JAN5) == [0, 2]
-    assert len(cohorts["c9"].changes) == 0  # no rule syncs c9: nothing would prune them
+    assert len(cohorts["c9"].changed_ids) == 0  # no rule syncs c9: nothing would prune them
     asyncio.run(processor.on_tick(0, JAN5 + 2 * 60 * MIN + 1))  # 01:00 and 02:00 decided
-    assert len(cohorts["c1"].changes) == 0  # both before the 02:00 horizon: pruned
+    assert len(cohorts["c1"].changed_ids) == 0  # both before the 02:00 horizon: pruned

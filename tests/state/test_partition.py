@@ -137,7 +137,7 @@ def held(state: PartitionState) -> dict[str, Any]:
     return {
         cohort_id: (
             {amplitude_id: fields(member) for amplitude_id, member in cohort.members.items()},
-            sorted(zip(cohort.changes[0::2], cohort.changes[1::2], strict=True)),
+            sorted(zip(cohort.changed_ids, cohort.changed_at, strict=True)),
             None if cohort.exits is None else sorted(cohort.exits.take_before(2**62)),
         )
         for cohort_id, cohort in state.cohorts.items()
