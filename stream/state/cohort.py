@@ -142,13 +142,13 @@ class CohortState:
         whose view can differ between a sync at `time` and any later one (and perhaps some
         whose change came in the second before it: see `changed_at`)."""
         ids, at = self._changes()
-        return np.unique(ids[at >= _seconds_up(np.int64(time))]).tolist()
+        return np.unique(ids[at >= _second_up(time)]).tolist()
 
     def drop_changes_before(self, horizon: int) -> None:
         """Forget the changes visible before `horizon` (those within its second stay)."""
         self.writable()
         ids, at = self._changes()
-        start = _seconds_up(np.int64(horizon))
+        start = _second_up(horizon)
         if len(at) and at.min() < start:
             kept = at >= start
             self.changed_ids = array("q", ids[kept].tobytes())
@@ -168,7 +168,7 @@ def _second_up(ms: int) -> int:
     return min(max(-(-ms // 1000), 0), _SECONDS_MAX)
 
 
-def _seconds_up(ms: np.ndarray | np.int64) -> np.ndarray:
+def _seconds_up(ms: np.ndarray) -> np.ndarray:
     """Milliseconds as whole seconds, rounded up and held within uint32: one time never
     turns into more seconds than a later one (all `changed_at` relies on)."""
-    return np.clip(-(-np.asarray(ms, dtype=np.int64) // 1000), 0, _SECONDS_MAX).astype(np.uint32)
+    return np.clip(-(-ms.astype(np.int64) // 1000), 0, _SECONDS_MAX).astype(np.uint32)
