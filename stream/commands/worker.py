@@ -3,6 +3,11 @@
 The topics are made (or found, which decides the partition count), the plan is logged in
 the worker's first lines, and the worker runs on the Faust edge (`stream/faust/worker.py`);
 with no broker configured, an embedded one runs beside it.
+
+Faust's worker takes SIGTERM over only once its event loop runs, a second or two after the
+start. Until then a SIGTERM stops the start here, so that what was started is stopped too:
+the embedded broker runs in a session of its own (a signal to the worker's process group
+does not reach it), and without this it would outlive a worker stopped while starting.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
+import sys
 from dataclasses import replace
+from types import FrameType
 from typing import Any
 
 from stream.commands.logs import configure_logging
@@ -25,9 +33,28 @@ from stream.ops.imports import without_pandas
 __all__ = ["run"]
 
 
+class _Terminated(BaseException):
+    """SIGTERM before Faust's worker took it over (a BaseException, as KeyboardInterrupt is,
+    so that no `except Exception` on the way takes it for an error)."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise _Terminated
+
+
 def run(args: argparse.Namespace) -> int:
     """`cohort-sync worker`: the topics made or checked, the plan logged, then the worker
-    until SIGTERM or SIGINT (with an embedded broker when none is configured)."""
+    until SIGTERM or SIGINT (with an embedded broker when none is configured). A SIGTERM
+    while it starts stops it there, with one line, and exit code 0."""
+    signal.signal(signal.SIGTERM, _terminate)  # before the imports: they are most of a start
+    try:
+        return _run(args)
+    except _Terminated:
+        print("cohort-sync: stopped (SIGTERM) while starting", file=sys.stderr)
+        return 0
+
+
+def _run(args: argparse.Namespace) -> int:
     from stream.faust.run import faust_url
     from stream.faust.worker import Worker, run_worker
     from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
@@ -58,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
             replace_local_files=embedded,
         )
         tune_gc()
-        run_worker(worker, loglevel=args.log_level)
+        try:
+            run_worker(worker, loglevel=args.log_level)
+        finally:
+            # Faust's loop gives SIGTERM back to its default action when it closes. The
+            # worker is stopping already: let what is left (the embedded broker) stop too.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
 
 

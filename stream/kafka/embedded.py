@@ -74,7 +74,11 @@ class EmbeddedBroker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._wait_until_listening()
+        try:
+            self._wait_until_listening()
+        except BaseException:  # a SIGTERM or Ctrl-C meanwhile too: no broker left behind
+            self.stop()
+            raise
         return self
 
     def stop(self) -> None:

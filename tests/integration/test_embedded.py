@@ -56,6 +56,37 @@ cadence = "hourly"
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
+def test_a_sigterm_while_the_worker_starts_stops_its_embedded_broker_too(
+    tmp_path: Path, workers: Any
+) -> None:
+    """SIGTERM as soon as the embedded broker listens: before Faust's worker takes the
+    signal over (a second or so later). The worker stops cleanly, and the broker, in a
+    session of its own, stops with it instead of running on."""
+    config = tmp_path / "embedded.toml"
+    config.write_text(f"""
+project_id = 7
+[kafka]
+partitions = 2
+[[destinations]]
+name = "disk"
+url = "{(tmp_path / "out").as_uri()}"
+[[syncs]]
+cohort = "*"
+destination = "disk"
+cadence = "hourly"
+""")
+    worker = workers(config)
+    found = wait_until(
+        lambda: re.search(r"embedded broker listening on 127\.0\.0\.1:(\d+)", worker.log()),
+        60,
+        "the embedded broker's address",
+    )
+    assert worker.stop(signal.SIGTERM) == 0, worker.log()
+    assert "Traceback" not in worker.log()
+    with socket.socket() as probe:  # the broker went away with the worker
+        assert probe.connect_ex(("127.0.0.1", int(found.group(1)))) != 0
+
+
 def test_the_quickstart_works_when_followed_literally_and_again(
     tmp_path: Path, workers: Any
 ) -> None:
