@@ -20,10 +20,10 @@ import shlex
 import signal
 import sys
 from dataclasses import replace
-from types import FrameType
 from typing import Any
 
 from stream.commands.logs import configure_logging
+from stream.commands.terminate import Terminated, sigterm_raises
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
 from stream.domain.wording import count
 from stream.errors import CohortSyncError
@@ -33,23 +33,14 @@ from stream.ops.imports import without_pandas
 __all__ = ["run"]
 
 
-class _Terminated(BaseException):
-    """SIGTERM before Faust's worker took it over (a BaseException, as KeyboardInterrupt is,
-    so that no `except Exception` on the way takes it for an error)."""
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise _Terminated
-
-
 def run(args: argparse.Namespace) -> int:
     """`cohort-sync worker`: the topics made or checked, the plan logged, then the worker
     until SIGTERM or SIGINT (with an embedded broker when none is configured). A SIGTERM
     while it starts stops it there, with one line, and exit code 0."""
-    signal.signal(signal.SIGTERM, _terminate)  # before the imports: they are most of a start
     try:
-        return _run(args)
-    except _Terminated:
+        with sigterm_raises():  # from before the imports: they are most of a start
+            return _run(args)
+    except Terminated:
         print("cohort-sync: stopped (SIGTERM) while starting", file=sys.stderr)
         return 0
 
