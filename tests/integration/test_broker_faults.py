@@ -260,8 +260,9 @@ def test_three_workers_one_killed_and_a_new_one_started_mid_run(
     started[1].stop(signal.SIGKILL)
     scenario.second_half()
     replacement = workers(_own_port(config, 3))
-    # Serving before the stops: a worker sent SIGTERM before its handlers are in place (still
-    # importing) dies of it (-15), as any program does; its web server starts after them.
+    # Serving before the stops: a SIGTERM while a worker starts stops it there, before it
+    # consumes anything (`stopped (SIGTERM) while starting`); its web server serves once
+    # Faust's loop runs and handles the signal.
     wait_until(lambda: health(replacement.config)[0] != 0, WAIT, "the new worker to serve")
     scenario.finish(started[0], started[2], replacement)
 
