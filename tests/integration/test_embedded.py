@@ -22,28 +22,9 @@ from .conftest import WAIT, wait_until
 
 def test_worker_without_a_broker_runs_on_an_embedded_one(tmp_path: Path, workers: Any) -> None:
     out = tmp_path / "out"
-    config = tmp_path / "embedded.toml"
-    config.write_text(f"""
-project_id = 7
-[kafka]
-partitions = 2
-idle_timeout = "off"
-[[destinations]]
-name = "disk"
-url = "{out.as_uri()}"
-user_property = "plan"
-[[syncs]]
-cohort = "*"
-destination = "disk"
-cadence = "hourly"
-""")
+    config = _embedded_config(tmp_path, out)
     worker = workers(config)
-    found = wait_until(
-        lambda: re.search(r"embedded broker listening on 127\.0\.0\.1:(\d+)", worker.log()),
-        60,
-        "the embedded broker's address",
-    )
-    port = int(found.group(1))
+    port = _embedded_port(worker)
     settings = load_settings(config)
     kafka = replace(settings.kafka, broker=f"127.0.0.1:{port}")
     ensure_topics(kafka)
@@ -62,29 +43,42 @@ def test_a_sigterm_while_the_worker_starts_stops_its_embedded_broker_too(
     """SIGTERM as soon as the embedded broker listens: before Faust's worker takes the
     signal over (a second or so later). The worker stops cleanly, and the broker, in a
     session of its own, stops with it instead of running on."""
+    worker = workers(_embedded_config(tmp_path, tmp_path / "out"))
+    port = _embedded_port(worker)
+    assert worker.stop(signal.SIGTERM) == 0, worker.log()
+    assert "Traceback" not in worker.log()
+    with socket.socket() as probe:  # the broker went away with the worker
+        assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def _embedded_config(tmp_path: Path, out: Path) -> Path:
+    """A config with no broker (so the worker starts Tansu), hourly syncs into `out`."""
     config = tmp_path / "embedded.toml"
     config.write_text(f"""
 project_id = 7
 [kafka]
 partitions = 2
+idle_timeout = "off"
 [[destinations]]
 name = "disk"
-url = "{(tmp_path / "out").as_uri()}"
+url = "{out.as_uri()}"
+user_property = "plan"
 [[syncs]]
 cohort = "*"
 destination = "disk"
 cadence = "hourly"
 """)
-    worker = workers(config)
+    return config
+
+
+def _embedded_port(worker: Any) -> int:
+    """The embedded broker's port, from the worker's first lines."""
     found = wait_until(
         lambda: re.search(r"embedded broker listening on 127\.0\.0\.1:(\d+)", worker.log()),
         60,
         "the embedded broker's address",
     )
-    assert worker.stop(signal.SIGTERM) == 0, worker.log()
-    assert "Traceback" not in worker.log()
-    with socket.socket() as probe:  # the broker went away with the worker
-        assert probe.connect_ex(("127.0.0.1", int(found.group(1)))) != 0
+    return int(found.group(1))
 
 
 def test_the_quickstart_works_when_followed_literally_and_again(
