@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -308,7 +307,6 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_replay(args: argparse.Namespace) -> int:
     from stream.commands.replay import ReplayOptions, parse_moment, run_replay
-    from stream.commands.terminate import Terminated
     from stream.ops.collector import tune_gc
 
     settings = load_settings(args.config, syncs_required=True)
@@ -327,15 +325,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     )
     configure_logging("warn")
     tune_gc()
-    try:
-        run_replay(settings, options)
-    except Terminated:
-        print(
-            "cohort-sync: replay stopped (SIGTERM): the files written so far stay, and "
-            "a replay run again writes the rest",
-            file=sys.stderr,
-        )
-        return 128 + signal.SIGTERM
+    run_replay(settings, options)
     return 0
 
 

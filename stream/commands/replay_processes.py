@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
-import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from multiprocessing.queues import Queue
 from typing import Any, Protocol
 
 from stream.commands.replay_share import Forwarded, ShareReport, replay_share
-from stream.commands.terminate import sigterm_raises
 from stream.config import Settings
 from stream.errors import CohortSyncError, describe
 from stream.state.partition import SyncJob
@@ -52,8 +50,7 @@ def replay_in_processes(
     wanted: Callable[[SyncJob], bool],
 ) -> ShareReport:
     """Run each share of partitions in a forked process; their reports summed. A share
-    that fails stops the others, and its line is raised as a `CohortSyncError`; a SIGTERM
-    stops them all, and is raised as `Terminated`."""
+    that fails stops the others, and its line is raised as a `CohortSyncError`."""
     context = multiprocessing.get_context("fork")
     reports: Queue[tuple[Any, ...]] = context.Queue()
     inboxes: list[Queue[Any]] = [context.Queue() for _ in shares]
@@ -67,16 +64,15 @@ def replay_in_processes(
         )
         for index in range(len(shares))
     ]
-    with sigterm_raises():  # a SIGTERM stops the shares too, instead of leaving them at work
-        for process in processes:
-            process.start()
-        try:
-            return _gather(processes, reports, tally)
-        finally:
-            for process in processes:  # only ours, by their own handles
-                if process.is_alive():
-                    process.terminate()
-                process.join()
+    for process in processes:
+        process.start()
+    try:
+        return _gather(processes, reports, tally)
+    finally:
+        for process in processes:  # only ours, by their own handles
+            if process.is_alive():
+                process.terminate()
+            process.join()
 
 
 def _gather(
@@ -117,9 +113,6 @@ def _share_main(
     overwrite: bool,
     wanted: Callable[[SyncJob], bool],
 ) -> None:
-    # The parent stops its shares with SIGTERM (`Process.terminate`): at once, whatever
-    # the parent's own handler, which the fork copied
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     link = _QueueLink(index, owner, reports, inboxes)
     try:
         report = asyncio.run(

@@ -1,6 +1,6 @@
 """SIGTERM as an exception, as Ctrl-C is one: the `finally` and `with` blocks of a command
-then run, so what it started (an embedded broker, replay's share processes) is stopped
-with it rather than left running when the process ends where it is."""
+then run, so what it started (the worker's embedded broker) is stopped with it rather than
+left running when the process ends where it is."""
 
 from __future__ import annotations
 
