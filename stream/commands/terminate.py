@@ -21,8 +21,9 @@ class Terminated(BaseException):
 def sigterm_raises() -> Iterator[None]:
     """Within the block a SIGTERM raises `Terminated` in the main thread, unless another
     handler takes the signal over meanwhile (as Faust's loop does); the handler before is
-    put back after it. Only where stopping at once would leave something running: a
-    SIGTERM that ends the process where it is stops blocked threads too, and cleanly."""
+    put back after it. Use it only where ending at once would leave something running:
+    once it raises, the process ends only after the `finally` blocks and the threads they
+    wait for (a put blocked in an executor can hold it for minutes)."""
     previous = signal.signal(signal.SIGTERM, _raise)
     try:
         yield
