@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -307,6 +308,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 def _run_replay(args: argparse.Namespace) -> int:
     from stream.commands.replay import ReplayOptions, parse_moment, run_replay
+    from stream.commands.terminate import Terminated
     from stream.ops.collector import tune_gc
 
     settings = load_settings(args.config, syncs_required=True)
@@ -325,7 +327,15 @@ def _run_replay(args: argparse.Namespace) -> int:
     )
     configure_logging("warn")
     tune_gc()
-    run_replay(settings, options)
+    try:
+        run_replay(settings, options)
+    except Terminated:  # only with processes: one process ends where it is
+        print(
+            "cohort-sync: replay stopped (SIGTERM): the files written so far stay, and "
+            "a replay run again writes the rest",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
     return 0
 
 

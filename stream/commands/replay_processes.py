@@ -8,6 +8,10 @@ Records forwarded to a partition of another share go to that share's inbox, in b
 share that has read all its partitions sends every other share an end mark, and finishes
 once it has the end marks of all the others (queues keep each sender's order, so nothing
 forwarded comes after its sender's end mark).
+
+A SIGTERM to the parent stops the shares too: the parent notes it, looks between its short
+waits, terminates the shares and raises `Terminated`. Without it the shares would read and
+write on after the parent had ended.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import queue
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -23,14 +28,18 @@ from multiprocessing.queues import Queue
 from typing import Any, Protocol
 
 from stream.commands.replay_share import Forwarded, ShareReport, replay_share
+from stream.commands.terminate import Noted, sigterm_noted
 from stream.config import Settings
 from stream.errors import CohortSyncError, describe
 from stream.state.partition import SyncJob
 
 __all__ = ["replay_in_processes"]
 
-#: Seconds between looks at whether a share's process died without a word.
+#: Seconds between looks at whether a share's process died without a word, or a SIGTERM came.
 _LOOK_EVERY_S = 0.5
+
+#: Seconds a share has to end after its SIGTERM before it is killed.
+_END_WITHIN_S = 5.0
 
 
 class Tally(Protocol):
@@ -50,7 +59,8 @@ def replay_in_processes(
     wanted: Callable[[SyncJob], bool],
 ) -> ShareReport:
     """Run each share of partitions in a forked process; their reports summed. A share
-    that fails stops the others, and its line is raised as a `CohortSyncError`."""
+    that fails stops the others, and its line is raised as a `CohortSyncError`; a SIGTERM
+    stops them all, and is raised as `Terminated`."""
     context = multiprocessing.get_context("fork")
     reports: Queue[tuple[Any, ...]] = context.Queue()
     inboxes: list[Queue[Any]] = [context.Queue() for _ in shares]
@@ -64,22 +74,21 @@ def replay_in_processes(
         )
         for index in range(len(shares))
     ]
-    for process in processes:
-        process.start()
-    try:
-        return _gather(processes, reports, tally)
-    finally:
-        for process in processes:  # only ours, by their own handles
-            if process.is_alive():
-                process.terminate()
-            process.join()
+    with sigterm_noted() as sigterm:
+        try:
+            for process in processes:
+                process.start()
+            return _gather(processes, reports, tally, sigterm)
+        finally:
+            _stop(processes)
 
 
 def _gather(
-    processes: list[ForkProcess], reports: Queue[tuple[Any, ...]], tally: Tally
+    processes: list[ForkProcess], reports: Queue[tuple[Any, ...]], tally: Tally, sigterm: Noted
 ) -> ShareReport:
     done: dict[int, ShareReport] = {}
     while len(done) < len(processes):
+        sigterm.check()
         try:
             message = reports.get(timeout=_LOOK_EVERY_S)
         except queue.Empty:
@@ -103,6 +112,20 @@ def _gather(
     return sum(done.values(), ShareReport(0, 0, 0, 0, 0, 0, 0))
 
 
+def _stop(processes: list[ForkProcess]) -> None:
+    """End the shares still running (only ours, by their own handles): SIGTERM, then SIGKILL
+    for one that has not ended within `_END_WITHIN_S`."""
+    started = [process for process in processes if process.pid is not None]
+    for process in started:
+        if process.is_alive():
+            process.terminate()
+    for process in started:
+        process.join(_END_WITHIN_S)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
+
+
 def _share_main(
     settings: Settings,
     shares: list[list[int]],
@@ -113,6 +136,9 @@ def _share_main(
     overwrite: bool,
     wanted: Callable[[SyncJob], bool],
 ) -> None:
+    # The parent ends its shares with SIGTERM (`Process.terminate`): at once, whatever the
+    # parent's handler, which the fork copied
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     link = _QueueLink(index, owner, reports, inboxes)
     try:
         report = asyncio.run(

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +17,7 @@ from stream.kafka.scan import send_records
 from tests.brokers import Broker
 from tests.scenario import C1, C2, MIN, H, event, expected_csvs
 
-from .conftest import read_bucket
+from .conftest import AWS_ENV, WAIT, read_bucket, wait_until
 from .support import (
     HOURLY_ALL,
     csvs_in,
@@ -245,3 +250,47 @@ def test_replay_in_two_processes_writes_what_one_writes_with_records_handed_betw
     } == {key.removeprefix("one/"): data for key, data in in_one.items() if key.endswith(".csv")}
     assert any(f"_{moved}_" in key for key in in_two)
     assert two.stdout.splitlines()[-1].startswith(f"replay done: {len(C1 + C2) + 4} records")
+
+
+def test_a_sigterm_stops_replay_and_its_share_processes_with_it(
+    tmp_path: Path, broker: Broker, names: dict[str, str]
+) -> None:
+    """The shares' puts go to an endpoint that takes connections and never answers, so they
+    are still at work when the replay gets SIGTERM: it stops them, says so in one line and
+    exits 143, instead of ending alone and leaving them to write on."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)  # connections complete in the kernel; nothing reads them
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config = write_config(
+            tmp_path, broker, names, s3_destination("s3", "silent", endpoint), HOURLY_ALL
+        )
+        produce(config, C1 + C2)
+        command = [sys.executable, "-m", "stream.commands.cli", "replay", "--config", str(config)]
+        process = subprocess.Popen(
+            [*command, "--processes", "2"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **AWS_ENV},
+        )
+        try:
+            shares = wait_until(lambda: _children(process, 2), WAIT, "two share processes")
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=WAIT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert stderr.strip().splitlines()[-1].startswith("cohort-sync: replay stopped (SIGTERM)")
+    assert "Traceback" not in stderr
+    assert [pid for pid in shares if Path(f"/proc/{pid}").exists()] == []
+
+
+def _children(process: subprocess.Popen[str], count: int) -> list[int] | None:
+    """The process's `count` children, once it has that many."""
+    assert process.poll() is None, process.communicate()
+    pid = process.pid
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in found] if len(found) >= count else None
