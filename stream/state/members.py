@@ -1,8 +1,9 @@
 """A cohort's members by amplitude id: most of them packed in columns, the rest in a dict.
 
 A small in-memory LSM. The base holds packed members (`packed.py`) as two columns: the
-amplitude ids, sorted (int64), and their packed bytes (one Arrow binary array), about 8 +
-8 + 40 bytes a member and no Python object each. The delta, a dict, holds what changed
+amplitude ids, sorted (int64), and their packed bytes (one Arrow binary array, with 4-byte
+offsets while its bytes fit in them: `_compact`), about 8 + 4 + 40 bytes a member and no
+Python object each. The delta, a dict, holds what changed
 since: members as objects (being changed, or that do not pack), members packed since, and
 the base members removed. Reads look in the delta first, then in the base (a binary search).
 Once the packed members of the delta pass a fraction of the base, `freeze` folds them into
@@ -18,7 +19,7 @@ from __future__ import annotations
 import operator
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -26,13 +27,19 @@ import pyarrow as pa
 from stream.domain.membership import Member
 from stream.state.packed import bundle_in, pack, unpack
 
-__all__ = ["Members"]
+__all__ = ["Members", "Packed"]
+
+Packed: TypeAlias = pa.BinaryArray | pa.LargeBinaryArray
+"""Packed members' bytes: binary, or large_binary past 2 GiB."""
 
 #: Fold the delta's packed members into the base once they are more than this share of it
 #: (or than `_MIN_FOLD` members): each fold costs a pass over the base, so a member is
 #: copied a bounded number of times on average.
 _FOLD_SHARE = 0.125
 _MIN_FOLD = 256
+
+#: The most bytes an Arrow binary array (4-byte offsets) holds; past it, large_binary.
+_BINARY_LIMIT = 2**31 - 1
 
 _GONE = b""
 """In the delta: a base member removed (no packed member is empty: the head is 21 bytes)."""
@@ -52,15 +59,14 @@ class _Layers:
         "fold_at",
     )
 
-    def __init__(self, ids: np.ndarray, packed: pa.LargeBinaryArray) -> None:
+    def __init__(self, ids: np.ndarray, packed: Packed) -> None:
         self.ids = ids
         self.packed = packed
         self.id_view = ids.data.cast("B").cast("q")
         _, offsets, data = packed.buffers()
         start = packed.offset
-        self.offsets = (
-            memoryview(offsets).cast("q")[start : start + len(packed) + 1] if len(packed) else None
-        )
+        as_ints = memoryview(offsets).cast("i" if packed.type == pa.binary() else "q")
+        self.offsets = as_ints[start : start + len(packed) + 1] if len(packed) else None
         self.data = memoryview(data) if data is not None else memoryview(b"")
         self.delta: dict[int, Member | bytes] = {}
         self.packed_in_delta = 0
@@ -82,7 +88,7 @@ class _Layers:
 
 
 def _empty() -> _Layers:
-    return _Layers(np.empty(0, dtype=np.int64), pa.array([], type=pa.large_binary()))
+    return _Layers(np.empty(0, dtype=np.int64), pa.array([], type=pa.binary()))
 
 
 class Members(Mapping[int, Member]):
@@ -173,7 +179,7 @@ class Members(Mapping[int, Member]):
         cohort they become the base as they are."""
         if self._length == 0 and len(self._layers.ids) == 0:
             ids = np.ascontiguousarray(amplitude_ids, dtype=np.int64)
-            packed = _large(packed)
+            packed = _compact(packed)
             if len(ids) > 1 and not bool(np.all(ids[1:] > ids[:-1])):
                 order = np.argsort(ids, kind="stable")
                 ids, packed = ids[order], packed.take(pa.array(order))
@@ -208,7 +214,7 @@ class Members(Mapping[int, Member]):
         layers = self._layers
         self._length += len(amplitude_ids)
         if len(amplitude_ids) > layers.fold_at:  # a fold's worth: into the base at once
-            self._fold(amplitude_ids, _large(packed))
+            self._fold(amplitude_ids, packed)
             return
         layers.delta.update(zip(amplitude_ids.tolist(), packed.to_pylist(), strict=True))
         layers.packed_in_delta += len(amplitude_ids)
@@ -275,9 +281,7 @@ class Members(Mapping[int, Member]):
         """Move the delta's packed members into a new base, and drop the removed ones."""
         self._fold()
 
-    def _fold(
-        self, fresh_ids: np.ndarray | None = None, fresh: pa.LargeBinaryArray | None = None
-    ) -> None:
+    def _fold(self, fresh_ids: np.ndarray | None = None, fresh: pa.Array | None = None) -> None:
         """`fold`, with `fresh` members (in neither layer) added to the new base too."""
         layers = self._layers
         moved = {a: e for a, e in layers.delta.items() if isinstance(e, bytes)}
@@ -292,20 +296,21 @@ class Members(Mapping[int, Member]):
         ids = [layers.ids[keep], np.fromiter((a for a, _ in added), np.int64, len(added))]
         packed = [
             layers.packed.filter(pa.array(keep)),
-            pa.array([e for _, e in added], type=pa.large_binary()),
+            pa.array([e for _, e in added], pa.large_binary()),
         ]
         if fresh_ids is not None and fresh is not None:
             ids.append(fresh_ids)
-            packed.append(fresh)
+            packed.append(_combined(fresh))
         all_ids = np.concatenate(ids)
         order = np.argsort(all_ids, kind="stable")
         folded = _Layers(
-            np.ascontiguousarray(all_ids[order]), pa.concat_arrays(packed).take(pa.array(order))
+            np.ascontiguousarray(all_ids[order]),
+            pa.concat_arrays(_alike(packed)).take(pa.array(order)),
         )
         folded.delta = staying
         self._layers = folded  # one store: a reader has the old layers or the new
 
-    def columns(self) -> tuple[np.ndarray, pa.LargeBinaryArray, dict[int, Member]]:
+    def columns(self) -> tuple[np.ndarray, Packed, dict[int, Member]]:
         """The packed members as columns (amplitude ids ascending, their packed bytes) and
         the members held as objects: every member once, as one consistent state."""
         layers = self._layers
@@ -326,16 +331,40 @@ class Members(Mapping[int, Member]):
         by_id = np.argsort(new_ids)
         at = np.searchsorted(ids[kept], new_ids[by_id])
         order = np.insert(kept, at, len(ids) + by_id)
-        newer_packed = pa.array([e for _, e in newer], type=pa.large_binary())
-        gathered = pa.chunked_array([packed, newer_packed]).take(pa.array(order))
-        return np.concatenate([ids, new_ids])[order], _large(gathered), objects
+        newer_packed = pa.array([e for _, e in newer], pa.large_binary())
+        gathered = pa.chunked_array(_alike([packed, newer_packed])).take(pa.array(order))
+        return np.concatenate([ids, new_ids])[order], _compact(gathered), objects
 
     def packed(self) -> int:
         """How many members are packed (for tests)."""
         return sum(1 for _, entry in self._entries() if isinstance(entry, bytes))
 
 
-def _large(packed: pa.Array) -> pa.LargeBinaryArray:
-    if isinstance(packed, pa.ChunkedArray):
-        packed = packed.combine_chunks()
-    return packed if packed.type == pa.large_binary() else packed.cast(pa.large_binary())
+def _combined(packed: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return packed.combine_chunks() if isinstance(packed, pa.ChunkedArray) else packed
+
+
+def _compact(packed: pa.Array | pa.ChunkedArray) -> Packed:
+    """`packed` with 4-byte offsets (binary: 4 bytes a member less than large_binary) when
+    its bytes fit in them. Casting keeps the data buffer; a slice of one past the limit
+    is copied first, so that its offsets start at 0."""
+    packed = _combined(packed)
+    if packed.type == pa.binary():
+        return packed
+    if len(packed) == 0:
+        return pa.array([], pa.binary())
+    _, offset_buffer, _ = packed.buffers()
+    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[packed.offset :][: len(packed) + 1]
+    if offsets[-1] <= _BINARY_LIMIT:
+        return packed.cast(pa.binary())
+    if offsets[-1] - offsets[0] <= _BINARY_LIMIT:
+        return packed.take(pa.array(np.arange(len(packed)))).cast(pa.binary())
+    return packed
+
+
+def _alike(arrays: list[pa.Array]) -> list[pa.Array]:
+    """`arrays` of one type, that their concatenation can take: binary while their bytes
+    together fit in its offsets (`nbytes` counts offsets too: an upper bound)."""
+    if sum(array.nbytes for array in arrays) <= _BINARY_LIMIT:
+        return [_compact(array) for array in arrays]
+    return [array.cast(pa.large_binary()) for array in arrays]

@@ -179,14 +179,16 @@ def warm_arrow() -> None:
 
 
 def decode_columns(
-    packed: pa.LargeBinaryArray,
+    packed: pa.BinaryArray | pa.LargeBinaryArray,
 ) -> tuple[np.ndarray, np.ndarray, pa.StringArray, pa.BinaryArray]:
     """Packed members as columns, with vectorised gathers (no Python object a member):
     each one's visible time, whether it entered, its user id (null: none) and its
     properties' packed bytes (`properties_of` reads them)."""
     count = len(packed)
     _, offset_buffer, data_buffer = packed.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[packed.offset :][: count + 1]
+    width = np.int32 if packed.type == pa.binary() else np.int64
+    offsets = np.frombuffer(offset_buffer, dtype=width)[packed.offset :][: count + 1]
+    offsets = offsets.astype(np.int64)  # positions past 2 GiB in the sums below
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
     start, end = offsets[:-1], offsets[1:]
     flags = data[start].astype(np.int64)

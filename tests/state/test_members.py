@@ -3,6 +3,7 @@ removed and folded, they read as a dict of the same members would."""
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -55,12 +56,13 @@ def check(members: Members, model: dict[int, Member]) -> None:
 
 
 @settings(max_examples=300)
-@given(operations, st.sampled_from([0, 1, 3]))
+@given(operations, st.sampled_from([0, 1, 3]), st.sampled_from([members_module._BINARY_LIMIT, 200]))
 def test_members_read_as_a_dict_of_the_same_members(
-    steps: list[tuple[str, int, int]], min_fold: int
+    steps: list[tuple[str, int, int]], min_fold: int, binary_limit: int
 ) -> None:
-    old = members_module._MIN_FOLD
+    old = members_module._MIN_FOLD, members_module._BINARY_LIMIT
     members_module._MIN_FOLD = min_fold  # fold often: every path through the layers
+    members_module._BINARY_LIMIT = binary_limit  # 200: a few members, then large_binary
     try:
         members, model = Members(), {}
         for kind, amplitude_id, at in steps:
@@ -98,7 +100,7 @@ def test_members_read_as_a_dict_of_the_same_members(
                     model[one] = one_event(99, "bulk")
             check(members, model)
     finally:
-        members_module._MIN_FOLD = old
+        members_module._MIN_FOLD, members_module._BINARY_LIMIT = old
 
 
 def test_packed_members_are_folded_into_the_base_and_reads_find_them_there() -> None:
@@ -128,3 +130,47 @@ def test_a_reader_that_took_the_layers_before_a_fold_reads_the_same_members() ->
     assert sorted(seen) == [1, 2, 3, 4, 5]
     assert all(fields(seen[a]) == fields(one_event(10 * a, "pro")) for a in seen)
     assert sorted(members) == [1, 2, 3, 4, 5, 6]
+
+
+def test_the_base_keeps_4_byte_offsets_while_its_bytes_fit_in_them() -> None:
+    members = Members()
+    chosen, packed = packed_run(999, 1000, 5)
+    members.add_packed(chosen, packed.cast(pa.large_binary()))
+    assert members._layers.packed.type == pa.binary()  # 4 bytes a member less
+    for amplitude_id in range(2000, 2300):  # past the fold threshold
+        members.add(amplitude_id, one_event(7, "pro"))
+        members.freeze(amplitude_id)
+    assert len(members._layers.ids) > 1000  # folded
+    assert members._layers.packed.type == pa.binary()
+    assert members.columns()[1].type == pa.binary()
+    assert fields(members[2001]) == fields(one_event(7, "pro"))
+
+
+def test_a_slice_of_bytes_past_the_limit_is_copied_into_4_byte_offsets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partition's rebuilt members come as one large_binary array; a cohort's run far
+    into it has offsets past the limit although its own bytes fit."""
+    chosen, packed = packed_run(99, 100, 5)
+    whole = pa.concat_arrays([packed, packed]).cast(pa.large_binary())
+    monkeypatch.setattr(members_module, "_BINARY_LIMIT", packed.nbytes)
+    members = Members()
+    members.add_packed(chosen, whole.slice(100))
+    assert members._layers.packed.type == pa.binary()
+    assert members._layers.packed.offset == 0
+    assert fields(members[42]) == fields(one_event(5, "bulk"))
+    assert len(members) == 100
+
+
+def test_a_base_past_the_limit_keeps_8_byte_offsets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(members_module, "_BINARY_LIMIT", 1000)
+    members = Members()
+    chosen, packed = packed_run(99, 100, 5)
+    members.add_packed(chosen, packed.cast(pa.large_binary()))  # a binary one fits by its type
+    assert members._layers.packed.type == pa.large_binary()
+    members.add(500, one_event(7, "pro"))
+    members.freeze(500)
+    members.fold()
+    assert members._layers.packed.type == pa.large_binary()
+    assert sorted(members)[-1] == 500 and len(members) == 101
+    assert fields(members[500]) == fields(one_event(7, "pro"))
