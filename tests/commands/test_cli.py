@@ -139,3 +139,36 @@ def test_an_unreachable_broker_is_one_line_and_exit_2_within_20_seconds(
         f"cohort-sync: cannot reach Kafka at 127.0.0.1:{port}: KafkaTimeoutError: "
         f"Unable to bootstrap from ['127.0.0.1:{port}']"
     ]
+
+
+def test_a_quick_exit_still_delivers_what_was_printed_and_logged_and_its_code() -> None:
+    """`_exit_now` skips the interpreter's teardown, which also flushes stdio: through a
+    pipe, stdout is block-buffered, so what a command printed must be flushed first."""
+    script = (
+        "import logging, sys; from stream.commands.cli import _exit_now; "
+        "logging.basicConfig(stream=sys.stderr); logging.getLogger('x').warning('logged'); "
+        "print('summary line', end=''); sys.stderr.write('partial'); _exit_now(3)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 3
+    assert done.stdout == "summary line"
+    assert "logged" in done.stderr and done.stderr.endswith("partial")
+
+
+def test_only_replay_ends_its_process_at_once() -> None:
+    """Its work is all done by its return; a worker's cleanup and a produce's flush are not
+    to be cut short."""
+    quick = {
+        command
+        for command in COMMANDS
+        if getattr(
+            _parser().parse_args([command, *_REQUIRED.get(command, [])]), "quick_exit", False
+        )
+    }
+    assert quick == {"replay"}
+
+
+#: Arguments a command cannot be parsed without.
+_REQUIRED: dict[str, list[str]] = {"produce": ["-"]}
