@@ -3,11 +3,11 @@
 A small in-memory LSM. The base holds packed members (`packed.py`) as two columns: the
 amplitude ids, sorted (int64), and their packed bytes (one Arrow binary array, with 4-byte
 offsets while its bytes fit in them: `_compact`), about 8 + 4 + 40 bytes a member and no
-Python object each. The delta, a dict, holds what changed
-since: members as objects (being changed, or that do not pack), members packed since, and
-the base members removed. Reads look in the delta first, then in the base (a binary search).
-Once the packed members of the delta pass a fraction of the base, `freeze` folds them into
-a new base with vectorised sorts and takes.
+Python object each. The delta, a dict, holds what changed since: members as objects (being
+changed, or that do not pack), members packed since, and the base members removed. Reads
+look in the delta first, then in the base (a binary search). Once the packed members of the
+delta pass a fraction of the base, `freeze` folds them into a new base with vectorised
+sorts and takes.
 
 The base and the delta are swapped as one object (`_Layers`), so a reader in another thread
 (a sync being built) that takes the layers once sees one consistent state; folding changes
@@ -19,18 +19,16 @@ from __future__ import annotations
 import operator
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from stream.domain.membership import Member
 from stream.state.packed import bundle_in, pack, unpack
+from stream.state.packed_rows import Packed, offsets_of
 
-__all__ = ["Members", "Packed"]
-
-Packed: TypeAlias = pa.BinaryArray | pa.LargeBinaryArray
-"""Packed members' bytes: binary, or large_binary past 2 GiB."""
+__all__ = ["Members"]
 
 #: Fold the delta's packed members into the base once they are more than this share of it
 #: (or than `_MIN_FOLD` members): each fold costs a pass over the base, so a member is
@@ -353,8 +351,7 @@ def _compact(packed: pa.Array | pa.ChunkedArray) -> Packed:
         return packed
     if len(packed) == 0:
         return pa.array([], pa.binary())
-    _, offset_buffer, _ = packed.buffers()
-    offsets = np.frombuffer(offset_buffer, dtype=np.int64)[packed.offset :][: len(packed) + 1]
+    offsets = offsets_of(packed)
     if offsets[-1] <= _BINARY_LIMIT:
         return packed.cast(pa.binary())
     if offsets[-1] - offsets[0] <= _BINARY_LIMIT:

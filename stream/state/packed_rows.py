@@ -5,7 +5,7 @@ a member. The bytes are `packed.py`'s layout, the same as `pack` makes one at a 
 from __future__ import annotations
 
 import struct
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +28,10 @@ from stream.state.packed import (
     property_bytes,
 )
 
-__all__ = ["decode_columns", "pack_rows", "warm_arrow"]
+__all__ = ["Packed", "decode_columns", "offsets_of", "pack_rows", "warm_arrow"]
+
+Packed: TypeAlias = pa.BinaryArray | pa.LargeBinaryArray
+"""Packed members' bytes in one array: binary, or large_binary past 2 GiB."""
 
 
 def pack_rows(
@@ -178,17 +181,21 @@ def warm_arrow() -> None:
     pa.array(np.zeros(1, dtype=np.int64))
 
 
+def offsets_of(packed: Packed) -> np.ndarray:
+    """The array's offsets, one more than its rows, as a view: int32 for binary, int64 for
+    large_binary."""
+    width = np.int32 if packed.type == pa.binary() else np.int64
+    return np.frombuffer(packed.buffers()[1], dtype=width)[packed.offset :][: len(packed) + 1]
+
+
 def decode_columns(
-    packed: pa.BinaryArray | pa.LargeBinaryArray,
+    packed: Packed,
 ) -> tuple[np.ndarray, np.ndarray, pa.StringArray, pa.BinaryArray]:
     """Packed members as columns, with vectorised gathers (no Python object a member):
     each one's visible time, whether it entered, its user id (null: none) and its
     properties' packed bytes (`properties_of` reads them)."""
-    count = len(packed)
-    _, offset_buffer, data_buffer = packed.buffers()
-    width = np.int32 if packed.type == pa.binary() else np.int64
-    offsets = np.frombuffer(offset_buffer, dtype=width)[packed.offset :][: count + 1]
-    offsets = offsets.astype(np.int64)  # positions past 2 GiB in the sums below
+    data_buffer = packed.buffers()[2]
+    offsets = offsets_of(packed).astype(np.int64, copy=False)  # sums below pass 2 GiB
     data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer else np.zeros(0, np.uint8)
     start, end = offsets[:-1], offsets[1:]
     flags = data[start].astype(np.int64)
