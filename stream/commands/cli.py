@@ -25,6 +25,7 @@ from stream.commands.logs import configure_logging
 from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
 from stream.domain.wording import count
 from stream.errors import CohortSyncError, OptionError, WorkerFault
+from stream.ops.collector import collect_rarely
 
 __all__ = ["main", "program"]
 
@@ -41,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def program() -> int:
     """The `cohort-sync` program (the console script, `python -m stream.commands.cli`):
-    `main`, except that a command marked `quick_exit` ends the process itself once done."""
+    `main`, except that the garbage collector runs rarely from the start (`collect_rarely`:
+    the process is the program's) and a command marked `quick_exit` ends the process itself
+    once done."""
+    collect_rarely()
     args = _parser().parse_args()
     code = _main(args)
     if getattr(args, "quick_exit", False):

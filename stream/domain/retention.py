@@ -58,12 +58,15 @@ class ExitQueue:
     sync waits in `held` and is asked again at every pass.
     """
 
-    __slots__ = ("_pairs", "_head", "held")
+    __slots__ = ("_pairs", "_head", "_ordered", "held")
 
     def __init__(self) -> None:
         self._pairs: array[int] = array("q")
         self._head = 0
         """Index of the front pair's time in `_pairs` (taken pairs are cut off lazily)."""
+        self._ordered = True
+        """Whether the pairs are in (time, id) order already, so that `sort` has nothing to
+        do (a restore hands over each cohort's exits sorted, in bulk)."""
         self.held: list[int] = []
 
     def __len__(self) -> int:
@@ -72,13 +75,32 @@ class ExitQueue:
     def add(self, time_ms: int, amplitude_id: int) -> None:
         self._pairs.append(time_ms)
         self._pairs.append(amplitude_id)
+        self._ordered = False
+
+    def add_pairs(self, pairs: bytes, *, ordered: bool = False) -> None:
+        """Add exits in bulk, after those there are: (time, amplitude id) pairs as native
+        int64s, one after the other (as `array("q")` holds them). `ordered`: they are in
+        (time, id) order."""
+        added = array("q", pairs)
+        if not added:
+            return
+        queued = self._pairs
+        if self._head == len(queued):  # none queued: the order is the added pairs'
+            self._ordered = ordered
+        else:
+            last = (queued[-2], queued[-1])
+            self._ordered = self._ordered and ordered and last <= (added[0], added[1])
+        queued.extend(added)
 
     def sort(self) -> None:
         """Order the queue by time (after a restore, which adds in no particular order)."""
+        if self._ordered:
+            return
         pairs = self._pairs[self._head :]
         ordered = sorted(zip(pairs[0::2], pairs[1::2], strict=True))
         self._pairs = array("q", [value for pair in ordered for value in pair])
         self._head = 0
+        self._ordered = True
 
     def take_before(self, before: int) -> list[int]:
         """The amplitude ids of the held exits and of those at the front older than

@@ -60,7 +60,7 @@ class CohortState:
         its visible time, event time and presence), as `restore` does, in bulk."""
         self.writable()
         self.members.add_packed(amplitude_ids, packed)
-        self._note_packed(amplitude_ids, visible, time, enter)
+        self._note_packed(amplitude_ids, visible, time, enter, restored=True)
 
     def add_fresh(
         self,
@@ -82,17 +82,24 @@ class CohortState:
         visible: np.ndarray | None,
         time: np.ndarray,
         enter: np.ndarray,
+        *,
+        restored: bool = False,
     ) -> None:
-        """Each member's change (None: not noted), and its exit when it is out."""
+        """Each member's change (None: not noted), and its exit when it is out. `restored`:
+        the members were read back from the store, in no order of their own (their exits
+        are queued sorted, so the queue's `sort` after the restore has none left to do)."""
         if visible is not None:
             self.changed_ids.frombytes(amplitude_ids.astype(np.int64, copy=False).tobytes())
             self.changed_at.frombytes(_seconds_up(visible).tobytes())
         if self.exits is not None:
             exited = ~enter
-            for exit_time, amplitude_id in zip(
-                time[exited].tolist(), amplitude_ids[exited].tolist(), strict=True
-            ):
-                self.exits.add(exit_time, amplitude_id)
+            times, ids = time[exited], amplitude_ids[exited]
+            if restored:
+                order = np.lexsort((ids, times))  # by time, then by id, as `sort` orders
+                times, ids = times[order], ids[order]
+            pairs = np.empty(2 * len(times), dtype=np.int64)
+            pairs[0::2], pairs[1::2] = times, ids
+            self.exits.add_pairs(pairs.tobytes(), ordered=restored)
 
     def restore(self, amplitude_id: int, member: Member) -> None:
         """Put back a member read from the store; each of its snapshots counts as a change

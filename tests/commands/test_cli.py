@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stream.commands.cli import _parser, main
+from stream.ops.collector import THRESHOLDS
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -155,6 +156,21 @@ def test_a_quick_exit_still_delivers_what_was_printed_and_logged_and_its_code() 
     assert done.returncode == 3
     assert done.stdout == "summary line"
     assert "logged" in done.stderr and done.stderr.endswith("partial")
+
+
+def test_the_program_sets_the_collector_thresholds_before_its_command_runs() -> None:
+    """A command's imports are most of its start; the collector's default thresholds made
+    them walk what was imported so far again and again (`collector.collect_rarely`)."""
+    script = (
+        "import gc, sys; from stream.commands import cli; "
+        "cli._main = lambda args: print(*gc.get_threshold()) or 0; "
+        "sys.argv = ['cohort-sync', 'sample-events']; sys.exit(cli.program())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert tuple(int(n) for n in done.stdout.split()) == THRESHOLDS
 
 
 def test_only_replay_ends_its_process_at_once() -> None:
