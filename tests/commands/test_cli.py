@@ -14,12 +14,13 @@ from stream.ops.collector import THRESHOLDS
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return python("-m", "stream.commands.cli", *args, cwd=cwd)
+
+
+def python(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """This interpreter run with `args` (`-c` and a script, or `-m` and a module)."""
     return subprocess.run(
-        [sys.executable, "-m", "stream.commands.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
+        [sys.executable, *args], capture_output=True, text=True, timeout=60, cwd=cwd
     )
 
 
@@ -150,9 +151,7 @@ def test_a_quick_exit_still_delivers_what_was_printed_and_logged_and_its_code() 
         "logging.basicConfig(stream=sys.stderr); logging.getLogger('x').warning('logged'); "
         "print('summary line', end=''); sys.stderr.write('partial'); _exit_now(3)"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    done = python("-c", script)
     assert done.returncode == 3
     assert done.stdout == "summary line"
     assert "logged" in done.stderr and done.stderr.endswith("partial")
@@ -166,9 +165,7 @@ def test_the_program_sets_the_collector_thresholds_before_its_command_runs() -> 
         "cli._main = lambda args: print(*gc.get_threshold()) or 0; "
         "sys.argv = ['cohort-sync', 'sample-events']; sys.exit(cli.program())"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
-    )
+    done = python("-c", script)
     assert done.returncode == 0, done.stderr
     assert tuple(int(n) for n in done.stdout.split()) == THRESHOLDS
 
