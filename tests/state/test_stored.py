@@ -39,3 +39,27 @@ def test_the_metadata_and_the_members_come_back_for_their_own_partition_only() -
     assert set(loaded.state.cohorts) == {"c1"}
     restored = loaded.state.cohorts["c1"].members.get(7)
     assert restored is not None and restored.history[-1].user_id == "u7"
+
+
+def test_a_restore_queues_the_exits_by_time_whatever_their_order_in_the_bundles() -> None:
+    """A restart forgets exactly what the first run would: the exits old enough come off the
+    front of the queue at once, not held back behind a newer one read before them."""
+    written = PartitionState()
+    exits = {7: 30, 3: 10, 9: 20, 5: 10}  # amplitude id: exit minute, in no order
+    for amplitude_id, minute in exits.items():
+        written.apply([MembershipEvent("c1", amplitude_id, None, True, JAN5)], 0, None)
+        exit_event = MembershipEvent("c1", amplitude_id, None, False, JAN5 + minute * MIN)
+        written.apply([exit_event], 1, JAN5 + H)  # folded: one snapshot, so packed
+    written.apply([MembershipEvent("c1", 4, None, True, JAN5 + MIN)], 2, None)  # stays in
+    members = written.cohorts["c1"].members
+    bundled = [("c1", a, members.hot(a)) for a in [*exits, 4]]
+    assert all(m is not None and len(m.history) == 1 for _, _, m in bundled)
+    store: dict[str, Any] = {
+        codec.cohort_key(0, "c1"): codec.encode_json({"first": JAN5}),
+        codec.bundle_key(0, 0): encode_bundle([(c, a, m) for c, a, m in bundled if m], 0),
+    }
+
+    queue = load_partition(store, 0, track_exits=True).state.cohorts["c1"].exits
+    assert queue is not None and len(queue) == 4
+    assert queue.take_before(JAN5 + 25 * MIN) == [3, 5, 9]  # by time, then by id
+    assert queue.take_before(JAN5 + 31 * MIN) == [7]
