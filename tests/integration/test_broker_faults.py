@@ -130,6 +130,25 @@ def leaders(cluster: ApacheKafka, config: Path) -> dict[int, int]:
     return counts
 
 
+def changelog_leads_apart(cluster: ApacheKafka, config: Path) -> dict[int, int]:
+    """Per broker, how many changelog partitions it leads whose input partition another
+    broker leads: the worker writes to those as soon as it reads their input."""
+    kafka = settings_from_mapping(toml_of(config)).kafka
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        led = {
+            topic["name"]: {p["partition_index"]: p["leader_id"] for p in topic["partitions"]}
+            for topic in admin.describe_topics([kafka.topic, kafka.changelog_topic])
+        }
+    finally:
+        admin.close()
+    counts: dict[int, int] = {}
+    for partition, leader in led[kafka.changelog_topic].items():
+        if led[kafka.topic].get(partition) != leader:
+            counts[leader] = counts.get(leader, 0) + 1
+    return counts
+
+
 def fully_replicated(cluster: ApacheKafka) -> bool:
     """Every partition of every topic has all three replicas in sync."""
     live = next(node for node in cluster.nodes if node.running())
@@ -227,7 +246,12 @@ def test_a_broker_that_stops_answering_for_longer_than_the_request_timeout(
     worker = workers(config)
     scenario.some_files(worker)
     wait_until(lambda: health(config)[0] == 200, WAIT, "/health 200 before the fault")
-    counts = leaders(cluster, config)
+    # A broker leading changelog partitions whose input another broker leads: the worker
+    # reads that input on, and its next changelog write waits on the paused broker at once.
+    # Pausing one whose changelog partitions are fed only from its own input partitions may
+    # see no write before the worker's producer learns their new leaders (a possible cause,
+    # not a proven one, of the only failure seen: no 503 within 180 s).
+    counts = changelog_leads_apart(cluster, config) or leaders(cluster, config)
     paused = max(counts, key=lambda node: counts[node])
     cluster.pause_node(paused)
     started = time.monotonic()
