@@ -13,6 +13,7 @@ import signal
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -115,24 +116,8 @@ def dead_letters(config: Path) -> int:
         consumer.close()
 
 
-def leaders(cluster: ApacheKafka, config: Path) -> dict[int, int]:
-    """How many partitions of the input topic and the changelog each broker leads."""
-    kafka = settings_from_mapping(toml_of(config)).kafka
-    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
-    counts: dict[int, int] = {}
-    try:
-        for topic in admin.describe_topics([kafka.topic, kafka.changelog_topic]):
-            for partition in topic["partitions"]:
-                leader = partition["leader_id"]
-                counts[leader] = counts.get(leader, 0) + 1
-    finally:
-        admin.close()
-    return counts
-
-
-def changelog_leads_apart(cluster: ApacheKafka, config: Path) -> dict[int, int]:
-    """Per broker, how many changelog partitions it leads whose input partition another
-    broker leads: the worker writes to those as soon as it reads their input."""
+def partition_leaders(cluster: ApacheKafka, config: Path) -> tuple[dict[int, int], dict[int, int]]:
+    """Each partition's leader, by partition: of the input topic, and of the changelog."""
     kafka = settings_from_mapping(toml_of(config)).kafka
     admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
     try:
@@ -142,11 +127,13 @@ def changelog_leads_apart(cluster: ApacheKafka, config: Path) -> dict[int, int]:
         }
     finally:
         admin.close()
-    counts: dict[int, int] = {}
-    for partition, leader in led[kafka.changelog_topic].items():
-        if led[kafka.topic].get(partition) != leader:
-            counts[leader] = counts.get(leader, 0) + 1
-    return counts
+    return led[kafka.topic], led[kafka.changelog_topic]
+
+
+def leaders(cluster: ApacheKafka, config: Path) -> Counter[int]:
+    """How many partitions of the input topic and the changelog each broker leads."""
+    inputs, changelog = partition_leaders(cluster, config)
+    return Counter([*inputs.values(), *changelog.values()])
 
 
 def fully_replicated(cluster: ApacheKafka) -> bool:
@@ -251,7 +238,9 @@ def test_a_broker_that_stops_answering_for_longer_than_the_request_timeout(
     # Pausing one whose changelog partitions are fed only from its own input partitions may
     # see no write before the worker's producer learns their new leaders (a possible cause,
     # not a proven one, of the only failure seen: no 503 within 180 s).
-    counts = changelog_leads_apart(cluster, config) or leaders(cluster, config)
+    inputs, changelog = partition_leaders(cluster, config)
+    apart = Counter(node for p, node in changelog.items() if inputs.get(p) != node)
+    counts = apart or leaders(cluster, config)
     paused = max(counts, key=lambda node: counts[node])
     cluster.pause_node(paused)
     started = time.monotonic()

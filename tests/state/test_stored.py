@@ -51,12 +51,14 @@ def test_a_restore_queues_the_exits_by_time_whatever_their_order_in_the_bundles(
         exit_event = MembershipEvent("c1", amplitude_id, None, False, JAN5 + minute * MIN)
         written.apply([exit_event], 1, JAN5 + H)  # folded: one snapshot, so packed
     written.apply([MembershipEvent("c1", 4, None, True, JAN5 + MIN)], 2, None)  # stays in
-    members = written.cohorts["c1"].members
-    bundled = [("c1", a, members.hot(a)) for a in [*exits, 4]]
-    assert all(m is not None and len(m.history) == 1 for _, _, m in bundled)
+    bundled = []
+    for amplitude_id in [*exits, 4]:
+        member = written.cohorts["c1"].members.hot(amplitude_id)
+        assert member is not None and len(member.history) == 1
+        bundled.append(("c1", amplitude_id, member))
     store: dict[str, Any] = {
         codec.cohort_key(0, "c1"): codec.encode_json({"first": JAN5}),
-        codec.bundle_key(0, 0): encode_bundle([(c, a, m) for c, a, m in bundled if m], 0),
+        codec.bundle_key(0, 0): encode_bundle(bundled, 0),
     }
 
     queue = load_partition(store, 0, track_exits=True).state.cohorts["c1"].exits
