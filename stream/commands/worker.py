@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import os
 import shlex
@@ -22,11 +23,13 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from stream.commands.forked import Forked
 from stream.commands.logs import configure_logging
 from stream.commands.terminate import Terminated, sigterm_raises
-from stream.config import BROKER_ENV, CONFIG_ENV, Settings, load_settings
+from stream.config import BROKER_ENV, CONFIG_ENV, KafkaSettings, Settings, load_settings
 from stream.domain.wording import count
 from stream.errors import CohortSyncError
+from stream.kafka.cluster import BrokerInfo
 from stream.ops.collector import tune_gc
 from stream.ops.imports import without_pandas
 
@@ -46,22 +49,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stream.faust.run import faust_url
-    from stream.faust.worker import Worker, run_worker
-    from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
-    from stream.kafka.topics import ensure_topics
-
     settings = load_settings(args.config, syncs_required=True)
     configure_logging(args.log_level)
     _probe_folders(settings)
     with contextlib.ExitStack() as stack:
-        stack.enter_context(without_pandas())
         embedded = settings.kafka.broker is None
-        if embedded:
+        # Beside the imports below, on the other core (`forked.py`); embedded, the broker
+        # starts after them.
+        checked = None if embedded else stack.enter_context(_topics_checked(settings))
+        from stream.faust.run import faust_url
+        from stream.faust.worker import Worker, run_worker
+        from stream.kafka.embedded import TANSU_FAUST_SETTINGS, EmbeddedBroker
+
+        stack.enter_context(without_pandas())
+        if checked is None:
             broker = stack.enter_context(EmbeddedBroker())
             print(_feed_embedded(broker.bootstrap, args.config), flush=True)
             settings = replace(settings, kafka=replace(settings.kafka, broker=broker.url))
-        info = ensure_topics(settings.kafka)
+            info = _ensure_topics(settings.kafka)
+        else:
+            info = checked.result()
         settings = _with_real_partition_count(settings, info.partitions)
         _log_plan(settings)
         # Faust creates nothing (every topic exists now), but declares its topics with this.
@@ -83,6 +90,16 @@ def _run(args: argparse.Namespace) -> int:
             # worker is stopping already: let what is left (the embedded broker) stop too.
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
     return 0
+
+
+def _topics_checked(settings: Settings) -> Forked[BrokerInfo]:
+    return Forked(functools.partial(_ensure_topics, settings.kafka), what="the topic check")
+
+
+def _ensure_topics(kafka: KafkaSettings) -> BrokerInfo:
+    from stream.kafka.topics import ensure_topics
+
+    return ensure_topics(kafka)
 
 
 def _probe_folders(settings: Settings) -> None:

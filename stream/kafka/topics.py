@@ -29,29 +29,12 @@ from stream.config import KafkaSettings
 from stream.domain.wording import count
 from stream.errors import BrokerError
 from stream.kafka.client import admin_client, group_offsets
+from stream.kafka.cluster import TANSU_CLUSTER_ID, BrokerInfo
 from stream.kafka.diagnosis import denied
 
 __all__ = ["BrokerInfo", "ClusterReport", "TopicInfo", "ensure_topics", "inspect_cluster"]
 
 log = logging.getLogger(__name__)
-
-#: Tansu's cluster id: it takes replication factor 1 only, and needs Faust settings of its own.
-TANSU_CLUSTER_ID = "tansu_cluster"
-
-
-@dataclass(frozen=True)
-class BrokerInfo:
-    """What the worker needs to know of the cluster before it starts."""
-
-    partitions: int
-    """How many partitions the input topic really has."""
-    cluster_id: str | None
-    replication_factor: int
-    """The replication factor the worker's own topics have (Faust is told it too)."""
-
-    @property
-    def is_tansu(self) -> bool:
-        return self.cluster_id == TANSU_CLUSTER_ID
 
 
 def ensure_topics(kafka: KafkaSettings, timeout_s: float = 30.0) -> BrokerInfo:

@@ -4,7 +4,10 @@ created before anything writes to it, with `kafka.replication_factor` and
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from kafka import KafkaAdminClient
@@ -14,6 +17,8 @@ from stream.config import KafkaSettings
 from stream.errors import BrokerError
 from stream.kafka.topics import ensure_topics
 from tests.brokers import Broker
+
+from .support import HOURLY_ALL, write_config
 
 
 def kafka_of(broker: Broker, names: dict[str, str], **extra: object) -> KafkaSettings:
@@ -81,3 +86,43 @@ def test_a_replication_factor_the_cluster_cannot_give_is_one_clear_error(
     assert "\n" not in message
     assert f"cannot set up topics on {broker.url}" in message
     assert "InvalidReplicationFactor" in message, message
+
+
+#: `cohort-sync worker` up to the Faust worker's run, which prints the kafka-python modules
+#: the worker's process has imported by then, and the Kafka settings the worker was made with.
+_WORKER_UNTIL_RUN = """
+import sys
+import stream.faust.worker as edge
+
+def run_worker(worker, loglevel):
+    print(sorted(m for m in sys.modules if m.partition(".")[0] == "kafka"))
+    print(worker.settings.kafka.partitions, worker.app.conf.topic_replication_factor)
+
+edge.run_worker = run_worker
+from stream.commands.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_worker_checks_its_topics_in_a_process_of_its_own_and_never_imports_kafka_python(
+    broker: Broker, names: dict[str, str], tmp_path: Path
+) -> None:
+    """kafka-python is 0.2-0.3 s of a start's imports, and only the topic check needs it: the
+    worker forks the check before its own imports (`commands/forked.py`)."""
+    destination = f'[[destinations]]\nname = "s3"\nurl = "file://{tmp_path}/out"\n'
+    config = write_config(tmp_path, broker, names, destination, HOURLY_ALL)
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER_UNTIL_RUN, "worker", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    imported, made_with = done.stdout.splitlines()
+    assert imported == "[]"
+    assert made_with == "4 1"  # what the check found, from the forked process
+    kafka = kafka_of(broker, names)
+    made = [kafka.dlq_topic, *kafka.own_topics()]
+    assert {topic: shape[0] for topic, shape in described(broker, made).items()} == {
+        topic: 4 for topic in made
+    }
