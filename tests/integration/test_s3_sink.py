@@ -182,6 +182,31 @@ def test_every_put_carries_the_md5_of_its_body_for_the_server_to_check(
     assert md5 == base64.b64encode(hashlib.md5(b"exact bytes").digest()).decode()
 
 
+def test_a_put_is_checked_by_its_md5_alone_with_no_other_hash_of_its_body(
+    s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    """No CRC32 header (botocore's default since 1.36) and no SHA-256 of the body in the
+    signature, even over plain HTTP: the MD5, which the signature covers, is the check."""
+    sink = S3Sink(bucket=bucket, region="us-east-1", endpoint_url=s3_endpoint)
+    sent: list[dict[str, str]] = []
+
+    def record(request: Any, **_: Any) -> None:
+        sent.append({name.lower(): _text(value) for name, value in request.headers.items()})
+
+    sink._client.meta.events.register("before-send.s3.PutObject", record)
+    assert sink.put("k.csv", Body.of(b"exact bytes")) is Put.WRITTEN
+    [headers] = sent
+    assert not [name for name in headers if name.startswith("x-amz-checksum")]
+    assert "x-amz-sdk-checksum-algorithm" not in headers
+    assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+    assert "content-md5" in headers["authorization"].split("SignedHeaders=")[1]
+    assert s3.get_object(Bucket=bucket, Key="k.csv")["Body"].read() == b"exact bytes"
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def test_an_assumed_role_writes_with_its_external_id_and_is_refreshed_before_it_expires(
     s3: Any, bucket: str, s3_endpoint: str
 ) -> None:
