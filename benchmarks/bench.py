@@ -278,23 +278,29 @@ class _Bench:
             started_ms = earliest_timestamp_ms(settings.kafka, changelog)
             return count / max((finished_ms - started_ms) / 1000, 1e-9)
 
-    def _spawn(self, settings: Settings, command: str) -> subprocess.Popen[bytes]:
+    def _spawn(
+        self, settings: Settings, command: str, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        """`command` on `settings`; a worker logs warnings only, or with `log` everything
+        from level info on, into that file."""
         config = self.config_file(settings)
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "benchmarks.floor" if command == "bench-floor" else "stream.commands.cli",
-                *([] if command == "bench-floor" else [command]),
-                "--config",
-                str(config),
-                *(["--log-level", "warn"] if command == "worker" else []),
-            ],
-            cwd=self.tmp,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=self.child_env,
-        )
+        level = [] if command != "worker" else ["--log-level", "info" if log else "warn"]
+        with open(log or os.devnull, "wb") as output:
+            return subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.floor" if command == "bench-floor" else "stream.commands.cli",
+                    *([] if command == "bench-floor" else [command]),
+                    "--config",
+                    str(config),
+                    *level,
+                ],
+                cwd=self.tmp,
+                stdout=subprocess.DEVNULL,
+                stderr=output,
+                env=self.child_env,
+            )
 
     @property
     def child_env(self) -> dict[str, str]:
@@ -307,8 +313,8 @@ class _Bench:
 
     # -- what benchmarks/scale.py asks of a bench (`scale.WorkerRun`)
 
-    def spawn_worker(self, settings: Settings) -> subprocess.Popen[bytes]:
-        return self._spawn(settings, "worker")
+    def spawn_worker(self, settings: Settings, log: Path | None = None) -> subprocess.Popen[bytes]:
+        return self._spawn(settings, "worker", log)
 
     def wait_committed(
         self, settings: Settings, count: int, process: subprocess.Popen[bytes]
