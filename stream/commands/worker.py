@@ -1,13 +1,15 @@
 """`cohort-sync worker`: what runs before the Faust worker starts, and its start.
 
-The topics are made (or found, which decides the partition count), the plan is logged in
-the worker's first lines, and the worker runs on the Faust edge (`stream/faust/worker.py`);
-with no broker configured, an embedded one runs beside it.
+The topics are made (or found, which decides the partition count) by a forked process
+while the worker imports (`forked.py`), the plan is logged in the worker's first lines, and
+the worker runs on the Faust edge (`stream/faust/worker.py`); with no broker configured, an
+embedded one runs beside it.
 
 Faust's worker takes SIGTERM over only once its event loop runs, a second or two after the
 start. Until then a SIGTERM stops the start here, so that what was started is stopped too:
-the embedded broker runs in a session of its own (a signal to the worker's process group
-does not reach it), and without this it would outlive a worker stopped while starting.
+the topic check, and the embedded broker, which runs in a session of its own (a signal to
+the worker's process group does not reach it) and without this would outlive a worker
+stopped while starting.
 """
 
 from __future__ import annotations
